@@ -1,0 +1,3 @@
+module leaky-service
+
+go 1.21

@@ -1,0 +1,19 @@
+//! SFGI, the SiliconFlow Goroutine Inspector: finds goroutine leaks in a running Go program from
+//! the outside, with eBPF uprobes on the Go runtime.
+//!
+//! Data flow, one module per step:
+//! `goexe` (what the binary is: version, probe points, struct offsets, wait reasons)
+//! → `probe` (load and attach the eBPF programs, drain the ring buffer)
+//! → `event` (decoded runtime events) → `lifetime` (one state machine per goroutine)
+//! → `group` (goroutines by wait reason, blocking site, creation site)
+//! → `report` (table / JSON).
+pub mod attach;
+pub mod event;
+pub mod goexe;
+pub mod group;
+pub mod inspect;
+pub mod lifetime;
+pub mod probe;
+pub mod report;
+pub mod symbolize;
+pub mod target;

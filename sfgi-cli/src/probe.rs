@@ -1,0 +1,417 @@
+//! Loads SFGI's eBPF programs and attaches them as uprobes to one Go process.
+//!
+//! Dropping a [`Tracer`] detaches every probe and frees every map (aya closes the perf-event and
+//! program fds); the kernel does the same if SFGI dies, even by `kill -9`.
+use crate::goexe::{GoBinary, GoExeError};
+use aya::maps::{MapData, PerCpuArray, RingBuf, StackTraceMap};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
+use aya::programs::UProbe;
+use aya::{Ebpf, EbpfLoader};
+use sfgi_common::{
+    counter_index, globals, maps, programs, CounterKind, ProbeId, SpawnReg, PROBE_COUNT,
+};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+/// The compiled eBPF object (empty when `cargo xtask build-ebpf` has not been run).
+static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sfgi.bpf.o"));
+
+/// Why tracing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The CLI was built without the eBPF object.
+    #[error(
+        "this sfgi was built without its eBPF object: run `cargo xtask build-ebpf`, then rebuild"
+    )]
+    NoObject,
+    /// The kernel refused to load the programs or maps.
+    #[error("loading the eBPF programs failed: {0}{hint}", hint = privilege_hint())]
+    Load(String),
+    /// A probe point SFGI cannot do without is missing or refused.
+    #[error("cannot probe {function}: {why}")]
+    Required {
+        /// The Go runtime function.
+        function: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// The binary could not be analysed.
+    #[error(transparent)]
+    Binary(#[from] GoExeError),
+}
+
+fn privilege_hint() -> &'static str {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        " (not root: sfgi needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN; run it with sudo)"
+    } else {
+        ""
+    }
+}
+
+/// Where one probe goes.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProbeSite {
+    /// Which probe.
+    #[serde(skip)]
+    pub id: ProbeId,
+    /// Short name (`park`, `spawn`, …).
+    pub probe: &'static str,
+    /// The Go runtime function it instruments.
+    pub function: String,
+    /// Link-time virtual address of the probed instruction.
+    pub address: u64,
+    /// File offset of the probed instruction (what the kernel takes).
+    pub file_offset: u64,
+    /// Whether the probe is past the stack-check prologue (cheap: emulated, no single-step).
+    pub past_prologue: bool,
+    /// Whether SFGI cannot work without it.
+    pub required: bool,
+}
+
+/// A probe SFGI wanted and could not place.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MissingProbe {
+    /// Short name of the probe.
+    pub probe: &'static str,
+    /// The Go runtime function.
+    pub function: String,
+    /// Why it is missing.
+    pub why: String,
+}
+
+/// Every probe site for a binary, plus the ones that could not be placed.
+#[derive(Clone, Debug, Default)]
+pub struct ProbePlan {
+    /// Sites to attach.
+    pub sites: Vec<ProbeSite>,
+    /// Probes that could not be placed (the output says so).
+    pub missing: Vec<MissingProbe>,
+    /// Register holding the new `g` at the spawn site.
+    pub spawn_reg: Option<SpawnReg>,
+}
+
+/// Short name of a probe.
+pub fn probe_name(id: ProbeId) -> &'static str {
+    match id {
+        ProbeId::Spawn => "spawn",
+        ProbeId::Park => "park",
+        ProbeId::Ready => "ready",
+        ProbeId::Run => "run",
+        ProbeId::Exit => "exit",
+        ProbeId::GcStart => "gc_start",
+        ProbeId::GcEnd => "gc_end",
+    }
+}
+
+fn program_name(id: ProbeId) -> &'static str {
+    match id {
+        ProbeId::Spawn => programs::SPAWN,
+        ProbeId::Park => programs::PARK,
+        ProbeId::Ready => programs::READY,
+        ProbeId::Run => programs::RUN,
+        ProbeId::Exit => programs::EXIT,
+        ProbeId::GcStart => programs::GC_START,
+        ProbeId::GcEnd => programs::GC_END,
+    }
+}
+
+/// All probes in counter order.
+pub const ALL_PROBES: [ProbeId; PROBE_COUNT as usize] = [
+    ProbeId::Spawn,
+    ProbeId::Park,
+    ProbeId::Ready,
+    ProbeId::Run,
+    ProbeId::Exit,
+    ProbeId::GcStart,
+    ProbeId::GcEnd,
+];
+
+impl ProbePlan {
+    /// Works out where every probe goes in `bin`.
+    pub fn for_binary(bin: &GoBinary) -> ProbePlan {
+        let mut plan = ProbePlan::default();
+        let simple = [
+            (ProbeId::Park, "runtime.gopark", true),
+            (ProbeId::Ready, "runtime.ready", false),
+            (ProbeId::Run, "runtime.execute", false),
+            (ProbeId::Exit, "runtime.goexit1", false),
+            (ProbeId::GcStart, "runtime.gcStart", false),
+            (ProbeId::GcEnd, "runtime.gcMarkTermination", false),
+        ];
+        for (id, function, required) in simple {
+            match bin.probe_point(function) {
+                Ok(p) => plan.sites.push(ProbeSite {
+                    id,
+                    probe: probe_name(id),
+                    function: function.to_string(),
+                    address: p.address,
+                    file_offset: p.file_offset,
+                    past_prologue: p.past_prologue,
+                    required,
+                }),
+                Err(e) => plan.missing.push(MissingProbe {
+                    probe: probe_name(id),
+                    function: function.to_string(),
+                    why: e.to_string(),
+                }),
+            }
+        }
+        plan.add_spawn(bin);
+        plan
+    }
+
+    /// Spawn: the `CALL runtime.runqput(pp, newg, next)` inside `runtime.newproc.func1` (RBX holds
+    /// the new g; CALL is emulated by the kernel), else the instruction after
+    /// `CALL runtime.newproc1` (RAX holds its result).
+    fn add_spawn(&mut self, bin: &GoBinary) {
+        const CLOSURE: &str = "runtime.newproc.func1";
+        let attempt = bin
+            .call_sites(CLOSURE, "runtime.runqput")
+            .ok()
+            .and_then(|v| v.first().copied())
+            .map(|a| {
+                (
+                    a,
+                    SpawnReg::Rbx,
+                    "runtime.newproc.func1 (CALL runtime.runqput)",
+                )
+            })
+            .or_else(|| {
+                bin.call_sites(CLOSURE, "runtime.newproc1")
+                    .ok()
+                    .and_then(|v| v.first().copied())
+                    // A direct CALL rel32 is 5 bytes.
+                    .map(|a| {
+                        (
+                            a + 5,
+                            SpawnReg::Rax,
+                            "runtime.newproc.func1 (after CALL runtime.newproc1)",
+                        )
+                    })
+            });
+        match attempt {
+            Some((address, reg, function)) => match bin.file_offset(address) {
+                Some(file_offset) => {
+                    self.spawn_reg = Some(reg);
+                    self.sites.push(ProbeSite {
+                        id: ProbeId::Spawn,
+                        probe: probe_name(ProbeId::Spawn),
+                        function: function.to_string(),
+                        address,
+                        file_offset,
+                        past_prologue: reg == SpawnReg::Rbx,
+                        required: false,
+                    });
+                }
+                None => self.missing.push(MissingProbe {
+                    probe: probe_name(ProbeId::Spawn),
+                    function: CLOSURE.to_string(),
+                    why: format!("address {address:#x} is not in a loadable segment"),
+                }),
+            },
+            None => self.missing.push(MissingProbe {
+                probe: probe_name(ProbeId::Spawn),
+                function: CLOSURE.to_string(),
+                why: "no call to runtime.runqput or runtime.newproc1 found in it".to_string(),
+            }),
+        }
+    }
+}
+
+/// Tuning of the kernel side.
+#[derive(Clone, Debug)]
+pub struct TracerOptions {
+    /// Capture user stacks at park and spawn.
+    pub stacks: bool,
+    /// Ring-buffer size in bytes (power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// Capacity of the stack map.
+    pub stack_entries: u32,
+}
+
+impl Default for TracerOptions {
+    fn default() -> Self {
+        Self {
+            stacks: true,
+            ring_bytes: 16 << 20,
+            stack_entries: 32768,
+        }
+    }
+}
+
+/// Per-probe counters summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ProbeCounters {
+    /// Probe hits in the target.
+    pub hits: u64,
+    /// Events written.
+    pub emitted: u64,
+    /// Events lost to a full ring buffer.
+    pub dropped: u64,
+    /// Failed reads of target memory.
+    pub read_errors: u64,
+    /// Failed stack captures.
+    pub stack_errors: u64,
+}
+
+/// Attached probes on one process.
+pub struct Tracer {
+    // Field order matters: the ring buffer and maps go before the `Ebpf` that owns the programs.
+    events: RingBuf<MapData>,
+    stacks: StackTraceMap<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    _ebpf: Ebpf,
+    /// What was attached and what could not be.
+    pub plan: ProbePlan,
+}
+
+impl Tracer {
+    /// Loads the programs configured for `bin` and attaches them to process `pid`, whose
+    /// executable is reachable at `exe` (e.g. `/proc/PID/exe`).
+    pub fn attach(
+        pid: u32,
+        exe: &Path,
+        bin: &GoBinary,
+        opts: &TracerOptions,
+    ) -> Result<Tracer, ProbeError> {
+        if BPF_OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        let mut plan = ProbePlan::for_binary(bin);
+        if let Some(m) = plan.missing.iter().find(|m| m.probe == "park") {
+            return Err(ProbeError::Required {
+                function: m.function.clone(),
+                why: m.why.clone(),
+            });
+        }
+        let off = bin.offsets();
+        let spawn_reg = plan.spawn_reg.unwrap_or(SpawnReg::Rbx) as u32;
+        let want_stacks = u32::from(opts.stacks);
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(globals::TARGET_TGID, &pid, true)
+            .override_global(globals::G_GOID, &off.g_goid, true)
+            .override_global(globals::G_M, &off.g_m, true)
+            .override_global(globals::M_CURG, &off.m_curg, true)
+            .override_global(globals::G_PARENT_GOID, &off.g_parent_goid, true)
+            .override_global(globals::G_GOPC, &off.g_gopc, true)
+            .override_global(globals::G_STARTPC, &off.g_startpc, true)
+            .override_global(globals::WANT_STACKS, &want_stacks, true)
+            .override_global(globals::SPAWN_REG, &spawn_reg, true)
+            .map_max_entries(maps::EVENTS, opts.ring_bytes)
+            .map_max_entries(maps::STACKS, opts.stack_entries);
+        let mut ebpf = loader
+            .load(BPF_OBJECT)
+            .map_err(|e| ProbeError::Load(e.to_string()))?;
+        let scope = UProbeScope::OneProcess(
+            NonZeroU32::new(pid)
+                .ok_or_else(|| ProbeError::Load("pid 0 is not a process".to_string()))?,
+        );
+        let exe: PathBuf = exe.to_path_buf();
+        let mut attached = Vec::new();
+        for site in std::mem::take(&mut plan.sites) {
+            let res = (|| -> Result<(), String> {
+                let prog: &mut UProbe = ebpf
+                    .program_mut(program_name(site.id))
+                    .ok_or("program missing from the eBPF object")?
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+                prog.load().map_err(|e| load_error(&e))?;
+                prog.attach(
+                    UProbeAttachLocation::AbsoluteOffset(site.file_offset),
+                    &exe,
+                    scope,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(())
+            })();
+            match res {
+                Ok(()) => attached.push(site),
+                Err(why) if site.required => {
+                    return Err(ProbeError::Required {
+                        function: site.function,
+                        why: format!("{why}{}", privilege_hint()),
+                    })
+                }
+                Err(why) => plan.missing.push(MissingProbe {
+                    probe: site.probe,
+                    function: site.function,
+                    why,
+                }),
+            }
+        }
+        plan.sites = attached;
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| ProbeError::Load(format!("map {name} missing from the eBPF object")))
+        };
+        let events = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)
+            .map_err(|e| ProbeError::Load(e.to_string()))?;
+        let stacks = StackTraceMap::try_from(take(&mut ebpf, maps::STACKS)?)
+            .map_err(|e| ProbeError::Load(e.to_string()))?;
+        let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
+            .map_err(|e| ProbeError::Load(e.to_string()))?;
+        Ok(Tracer {
+            events,
+            stacks,
+            counters,
+            _ebpf: ebpf,
+            plan,
+        })
+    }
+
+    /// Hands every record waiting in the ring buffer to `f`; returns how many there were.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while let Some(item) = self.events.next() {
+            f(&item);
+            n += 1;
+        }
+        n
+    }
+
+    /// The user stack (instruction pointers, innermost first) with id `id`, if still stored.
+    pub fn stack(&self, id: i32) -> Option<Vec<u64>> {
+        let id = u32::try_from(id).ok()?;
+        let st = self.stacks.get(&id, 0).ok()?;
+        Some(st.frames().iter().map(|f| f.ip).collect())
+    }
+
+    /// Counters of one probe, summed over CPUs.
+    pub fn counters(&self, id: ProbeId) -> ProbeCounters {
+        let sum = |kind: CounterKind| -> u64 {
+            self.counters
+                .get(&counter_index(id, kind), 0)
+                .map(|v| v.iter().sum())
+                .unwrap_or(0)
+        };
+        ProbeCounters {
+            hits: sum(CounterKind::Hits),
+            emitted: sum(CounterKind::Emitted),
+            dropped: sum(CounterKind::Dropped),
+            read_errors: sum(CounterKind::ReadErrors),
+            stack_errors: sum(CounterKind::StackErrors),
+        }
+    }
+}
+
+/// A one-line account of a program load failure (the verifier's last words, not its whole log).
+fn load_error(e: &aya::programs::ProgramError) -> String {
+    match e {
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let last: Vec<&str> = log
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with("verification time"))
+                .filter(|l| !l.starts_with("processed ") && !l.starts_with("stack depth"))
+                .collect();
+            let tail = last[last.len().saturating_sub(2)..].join(" | ");
+            format!("the kernel refused the program ({io_error}): {tail}")
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,194 @@
+//! Types shared by SFGI's eBPF programs (`sfgi-ebpf`) and its userspace (`sfgi-cli`).
+//!
+//! Everything here is `#[repr(C)]` and plain data: the kernel side writes these bytes into the
+//! ring buffer and the user side reads them back. Keep both sides compiled from this one file.
+#![no_std]
+
+/// One record in the `EVENTS` ring buffer. Fixed size (56 bytes) so the eBPF side can reserve it
+/// without a variable-length copy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// `bpf_ktime_get_ns()` at the probe hit (CLOCK_MONOTONIC, nanoseconds).
+    pub ts_ns: u64,
+    /// The goroutine the event is about (new, parking, woken, running or exiting goroutine).
+    pub goid: u64,
+    /// Spawn: the creator's goid (`g.parentGoid`). Ready: the waker's goid (0 if unknown).
+    pub other_goid: u64,
+    /// Spawn: the `go` statement's pc (`g.gopc`). Park: the pc in `gopark`'s caller.
+    pub pc: u64,
+    /// Spawn: the goroutine's start function pc (`g.startpc`). Park: the `lock` argument of
+    /// `gopark` (for channel operations, the channel's own lock: the object parked on).
+    pub addr: u64,
+    /// Park: the raw `waitReason` number of this binary's Go version.
+    pub aux: u32,
+    /// A `STACKS` id for the user stack at the probe, or a negative errno when none was taken.
+    pub stack_id: i32,
+    /// One of [`EventKind`] as `u32`.
+    pub kind: u32,
+    /// Kernel thread id the probe fired on.
+    pub tid: u32,
+}
+
+impl Event {
+    /// Size of one record in bytes.
+    pub const SIZE: usize = core::mem::size_of::<Event>();
+}
+
+/// What an [`Event`] records.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A goroutine was created (`go` statement): in `runtime.newproc`'s system-stack closure, at the
+    /// call that queues the new `g`.
+    Spawn = 1,
+    /// A goroutine parked in `runtime.gopark`.
+    Park = 2,
+    /// A parked goroutine was made runnable by `runtime.ready`.
+    Ready = 3,
+    /// A goroutine that SFGI saw park started running again without passing `ready`
+    /// (netpoll, `injectglist`): from `runtime.execute`.
+    Run = 4,
+    /// A goroutine finished (`runtime.goexit1`).
+    Exit = 5,
+    /// A GC cycle started (`runtime.gcStart`; may be a no-op call that returns early).
+    GcStart = 6,
+    /// A GC cycle's mark termination ran (`runtime.gcMarkTermination`, once per cycle).
+    GcEnd = 7,
+}
+
+impl EventKind {
+    /// Decodes the `kind` field of an [`Event`].
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Spawn,
+            2 => Self::Park,
+            3 => Self::Ready,
+            4 => Self::Run,
+            5 => Self::Exit,
+            6 => Self::GcStart,
+            7 => Self::GcEnd,
+            _ => return None,
+        })
+    }
+}
+
+/// The probes SFGI attaches; the index of each in the `COUNTERS` per-CPU array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeId {
+    /// Goroutine creation.
+    Spawn = 0,
+    /// `runtime.gopark`.
+    Park = 1,
+    /// `runtime.ready`.
+    Ready = 2,
+    /// `runtime.execute`.
+    Run = 3,
+    /// `runtime.goexit1`.
+    Exit = 4,
+    /// `runtime.gcStart`.
+    GcStart = 5,
+    /// `runtime.gcMarkTermination`.
+    GcEnd = 6,
+}
+
+/// Number of probes (rows of counters).
+pub const PROBE_COUNT: u32 = 7;
+
+/// Counter columns per probe in the `COUNTERS` array: index = `probe * COUNTER_KINDS + kind`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CounterKind {
+    /// Probe hits in the target process.
+    Hits = 0,
+    /// Events written to the ring buffer.
+    Emitted = 1,
+    /// Events lost because the ring buffer was full.
+    Dropped = 2,
+    /// Failed reads of target memory (`bpf_probe_read_user`).
+    ReadErrors = 3,
+    /// Failed user-stack captures (stack map full or collision).
+    StackErrors = 4,
+}
+
+/// Number of counter kinds per probe.
+pub const COUNTER_KINDS: u32 = 5;
+
+/// Length of the `COUNTERS` per-CPU array.
+pub const COUNTER_SLOTS: u32 = PROBE_COUNT * COUNTER_KINDS;
+
+/// Index of one counter in the `COUNTERS` array.
+pub const fn counter_index(probe: ProbeId, kind: CounterKind) -> u32 {
+    probe as u32 * COUNTER_KINDS + kind as u32
+}
+
+/// Maximum user-stack depth the `STACKS` map stores (the kernel's `PERF_MAX_STACK_DEPTH` is 127).
+pub const MAX_STACK_DEPTH: usize = 127;
+
+/// Names of the eBPF programs in the object, one per probe.
+pub mod programs {
+    /// Goroutine creation probe.
+    pub const SPAWN: &str = "sfgi_spawn";
+    /// `runtime.gopark` probe.
+    pub const PARK: &str = "sfgi_park";
+    /// `runtime.ready` probe.
+    pub const READY: &str = "sfgi_ready";
+    /// `runtime.execute` probe.
+    pub const RUN: &str = "sfgi_run";
+    /// `runtime.goexit1` probe.
+    pub const EXIT: &str = "sfgi_exit";
+    /// `runtime.gcStart` probe.
+    pub const GC_START: &str = "sfgi_gc_start";
+    /// `runtime.gcMarkTermination` probe.
+    pub const GC_END: &str = "sfgi_gc_end";
+}
+
+/// Names of the eBPF maps in the object.
+pub mod maps {
+    /// Ring buffer of [`super::Event`] records.
+    pub const EVENTS: &str = "EVENTS";
+    /// Stack-trace map of user stacks (deduplicated by the kernel).
+    pub const STACKS: &str = "STACKS";
+    /// Per-CPU `u64` counters, see [`super::counter_index`].
+    pub const COUNTERS: &str = "COUNTERS";
+    /// goid → 1 for goroutines SFGI saw park and not yet wake.
+    pub const PARKED: &str = "PARKED";
+}
+
+/// Names of the read-only globals the loader sets before loading (`EbpfLoader::set_global`).
+pub mod globals {
+    /// `u32`: the target's thread-group id (the PID users pass).
+    pub const TARGET_TGID: &str = "TARGET_TGID";
+    /// `u64`: offset of `goid` in `runtime.g`.
+    pub const G_GOID: &str = "G_GOID";
+    /// `u64`: offset of `m` in `runtime.g`.
+    pub const G_M: &str = "G_M";
+    /// `u64`: offset of `curg` in `runtime.m`.
+    pub const M_CURG: &str = "M_CURG";
+    /// `u64`: offset of `parentGoid` in `runtime.g`.
+    pub const G_PARENT_GOID: &str = "G_PARENT_GOID";
+    /// `u64`: offset of `gopc` in `runtime.g`.
+    pub const G_GOPC: &str = "G_GOPC";
+    /// `u64`: offset of `startpc` in `runtime.g`.
+    pub const G_STARTPC: &str = "G_STARTPC";
+    /// `u32`: 1 to capture user stacks at park and spawn, 0 not to.
+    pub const WANT_STACKS: &str = "WANT_STACKS";
+    /// `u32`: register holding the new `g` at the spawn probe (see [`super::SpawnReg`]).
+    pub const SPAWN_REG: &str = "SPAWN_REG";
+}
+
+/// Which register holds the new `*g` where the spawn probe fires.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnReg {
+    /// `RAX` (first integer argument / return value), e.g. right after `CALL runtime.newproc1`.
+    Rax = 0,
+    /// `RBX` (second integer argument), e.g. at `CALL runtime.runqput(pp, newg, next)`.
+    Rbx = 1,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: `Event` is `#[repr(C)]`, `Copy`, has no padding-dependent invariants and every bit
+// pattern is a valid value.
+unsafe impl aya::Pod for Event {}

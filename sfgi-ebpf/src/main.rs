@@ -1,0 +1,318 @@
+//! SFGI's eBPF programs: uprobes on the Go runtime of one target process.
+//!
+//! Every probe sits *after* Go's stack-check prologue, on the `PUSHQ BP` the kernel emulates
+//! (no single-step), or on a `CALL` instruction (also emulated). No uretprobes: Go moves stacks.
+//! Each hit does a bounded amount of work (a few user-memory reads, at most one stack capture and
+//! one ring-buffer record) and never wakes userspace (`BPF_RB_NO_WAKEUP`): userspace polls.
+//!
+//! Go's register ABI on amd64: integer arguments in RAX, RBX, RCX, RDI, RSI, …; the current `g`
+//! in R14. Functions that run on the system stack see `g0` (goid 0) in R14.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{pt_regs, BPF_F_USER_STACK},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::{map, uprobe},
+    maps::{LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    programs::{tracing::StackIdContext, ProbeContext},
+};
+use sfgi_common::{
+    counter_index, CounterKind, Event, EventKind, ProbeId, SpawnReg, COUNTER_SLOTS,
+};
+
+/// `BPF_RB_NO_WAKEUP`: do not wake the poller for this record (userspace drains on a timer).
+const BPF_RB_NO_WAKEUP: u64 = 1;
+
+// Read-only configuration, set by the loader (`EbpfLoader::set_global`) before load.
+#[unsafe(no_mangle)]
+static TARGET_TGID: u32 = 0;
+#[unsafe(no_mangle)]
+static G_GOID: u64 = 152;
+#[unsafe(no_mangle)]
+static G_M: u64 = 48;
+#[unsafe(no_mangle)]
+static M_CURG: u64 = 184;
+#[unsafe(no_mangle)]
+static G_PARENT_GOID: u64 = 280;
+#[unsafe(no_mangle)]
+static G_GOPC: u64 = 288;
+#[unsafe(no_mangle)]
+static G_STARTPC: u64 = 304;
+#[unsafe(no_mangle)]
+static WANT_STACKS: u32 = 1;
+#[unsafe(no_mangle)]
+static SPAWN_REG: u32 = SpawnReg::Rbx as u32;
+
+/// Runtime events for userspace. The loader may resize it.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// User stacks, deduplicated by the kernel; events carry the id.
+#[map]
+static STACKS: StackTrace = StackTrace::with_max_entries(32768, 0);
+
+/// Per-CPU counters: hits, emitted, dropped, read errors, stack errors per probe.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// goid → 1 for goroutines seen parking and not yet seen waking: lets `execute` emit only for
+/// wake-ups that bypass `runtime.ready` (netpoll, `injectglist`).
+#[map]
+static PARKED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(1 << 18, 0);
+
+#[inline(always)]
+fn config<T: Copy>(v: &'static T) -> T {
+    // SAFETY: `v` is a valid, aligned static; the volatile read keeps the compiler from folding
+    // the default value, since the loader rewrites `.rodata` before load.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+#[inline(always)]
+fn count(probe: ProbeId, kind: CounterKind) {
+    if let Some(p) = COUNTERS.get_ptr_mut(counter_index(probe, kind)) {
+        // SAFETY: per-CPU slot, so no other CPU writes it; the pointer comes from the map lookup.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn regs(ctx: &ProbeContext) -> &pt_regs {
+    // SAFETY: for a uprobe the context is the `pt_regs` of the probed thread.
+    unsafe { &*ctx.regs }
+}
+
+#[inline(always)]
+fn in_target() -> bool {
+    (bpf_get_current_pid_tgid() >> 32) as u32 == config(&TARGET_TGID)
+}
+
+#[inline(always)]
+fn read_u64(probe: ProbeId, addr: u64) -> Result<u64, ()> {
+    // SAFETY: `bpf_probe_read_user` validates the address; a bad one returns an error.
+    match unsafe { bpf_probe_read_user(addr as *const u64) } {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            count(probe, CounterKind::ReadErrors);
+            Err(())
+        }
+    }
+}
+
+/// goid of the goroutine running on this thread: R14's, or `g0.m.curg`'s when R14 is `g0`.
+#[inline(always)]
+fn current_goid(probe: ProbeId, r: &pt_regs) -> u64 {
+    let g = r.r14;
+    let goid = read_u64(probe, g + config(&G_GOID)).unwrap_or(0);
+    if goid != 0 {
+        return goid;
+    }
+    let Ok(m) = read_u64(probe, g + config(&G_M)) else {
+        return 0;
+    };
+    if m == 0 {
+        return 0;
+    }
+    let Ok(curg) = read_u64(probe, m + config(&M_CURG)) else {
+        return 0;
+    };
+    if curg == 0 || curg == g {
+        return 0;
+    }
+    read_u64(probe, curg + config(&G_GOID)).unwrap_or(0)
+}
+
+#[inline(always)]
+fn user_stack(ctx: &ProbeContext, probe: ProbeId) -> i32 {
+    if config(&WANT_STACKS) == 0 {
+        return -1;
+    }
+    // SAFETY: `ctx` is a valid uprobe context and STACKS a stack-trace map.
+    match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
+        Ok(id) => id as i32,
+        Err(e) => {
+            count(probe, CounterKind::StackErrors);
+            e
+        }
+    }
+}
+
+#[inline(always)]
+fn emit(probe: ProbeId, ev: Event) {
+    // bpf_ringbuf_reserve takes no flags; the no-wakeup flag goes on submit.
+    match EVENTS.reserve::<Event>(0) {
+        Some(mut slot) => {
+            slot.write(ev);
+            slot.submit(BPF_RB_NO_WAKEUP);
+            count(probe, CounterKind::Emitted);
+        }
+        None => count(probe, CounterKind::Dropped),
+    }
+}
+
+#[inline(always)]
+fn base(kind: EventKind, goid: u64) -> Event {
+    Event {
+        // SAFETY: plain helper call.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        goid,
+        kind: kind as u32,
+        tid: bpf_get_current_pid_tgid() as u32,
+        stack_id: -1,
+        ..Event::default()
+    }
+}
+
+/// Spawn: on the `CALL runtime.runqput(pp, newg, next)` in `runtime.newproc`'s system-stack
+/// closure (or right after `CALL runtime.newproc1`), where a register holds the new `g`.
+#[uprobe]
+pub fn sfgi_spawn(ctx: ProbeContext) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    const P: ProbeId = ProbeId::Spawn;
+    count(P, CounterKind::Hits);
+    let r = regs(&ctx);
+    // Load both registers at fixed context offsets: the verifier rejects a computed offset.
+    // SAFETY: plain loads from the valid `pt_regs` context.
+    let (rax, rbx) = unsafe {
+        (
+            core::ptr::read_volatile(&r.rax),
+            core::ptr::read_volatile(&r.rbx),
+        )
+    };
+    let newg = if config(&SPAWN_REG) == SpawnReg::Rax as u32 {
+        rax
+    } else {
+        rbx
+    };
+    let Ok(goid) = read_u64(P, newg + config(&G_GOID)) else {
+        return 0;
+    };
+    let mut ev = base(EventKind::Spawn, goid);
+    ev.other_goid = read_u64(P, newg + config(&G_PARENT_GOID)).unwrap_or(0);
+    ev.pc = read_u64(P, newg + config(&G_GOPC)).unwrap_or(0);
+    ev.addr = read_u64(P, newg + config(&G_STARTPC)).unwrap_or(0);
+    // On the system stack, but Go's systemstack keeps the caller's frame pointer in BP, so the
+    // frame-pointer walk continues into the creating goroutine's stack.
+    ev.stack_id = user_stack(&ctx, P);
+    emit(P, ev);
+    0
+}
+
+/// Park: `runtime.gopark(unlockf, lock, reason, traceReason, traceskip)` on the parking `g`.
+#[uprobe]
+pub fn sfgi_park(ctx: ProbeContext) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    const P: ProbeId = ProbeId::Park;
+    count(P, CounterKind::Hits);
+    let r = regs(&ctx);
+    let Ok(goid) = read_u64(P, r.r14 + config(&G_GOID)) else {
+        return 0;
+    };
+    let mut ev = base(EventKind::Park, goid);
+    ev.addr = r.rbx;
+    // `reason` is a uint8 in CL; the rest of RCX is not defined.
+    ev.aux = (r.rcx & 0xff) as u32;
+    // Before `PUSHQ BP` the return address into gopark's caller is at the top of the stack; the
+    // frame-pointer walk starts at the caller's caller, so keep it here.
+    ev.pc = read_u64(P, r.rsp).unwrap_or(0);
+    ev.stack_id = user_stack(&ctx, P);
+    let _ = PARKED.insert(goid, 1u8, 0);
+    emit(P, ev);
+    0
+}
+
+/// Ready: `runtime.ready(gp, traceskip, next)` makes a parked goroutine runnable.
+#[uprobe]
+pub fn sfgi_ready(ctx: ProbeContext) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    const P: ProbeId = ProbeId::Ready;
+    count(P, CounterKind::Hits);
+    let r = regs(&ctx);
+    let Ok(goid) = read_u64(P, r.rax + config(&G_GOID)) else {
+        return 0;
+    };
+    let _ = PARKED.remove(goid);
+    let mut ev = base(EventKind::Ready, goid);
+    ev.other_goid = current_goid(P, r);
+    emit(P, ev);
+    0
+}
+
+/// Run: `runtime.execute(gp, inheritTime)`. Emits only for goroutines still marked parked, i.e.
+/// woken without `ready` (netpoll and other `casgstatus` paths).
+#[uprobe]
+pub fn sfgi_run(ctx: ProbeContext) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    const P: ProbeId = ProbeId::Run;
+    count(P, CounterKind::Hits);
+    let r = regs(&ctx);
+    let Ok(goid) = read_u64(P, r.rax + config(&G_GOID)) else {
+        return 0;
+    };
+    // SAFETY: the value is only tested for presence.
+    if unsafe { PARKED.get(goid) }.is_none() {
+        return 0;
+    }
+    let _ = PARKED.remove(goid);
+    emit(P, base(EventKind::Run, goid));
+    0
+}
+
+/// Exit: `runtime.goexit1()` on the finishing goroutine.
+#[uprobe]
+pub fn sfgi_exit(ctx: ProbeContext) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    const P: ProbeId = ProbeId::Exit;
+    count(P, CounterKind::Hits);
+    let r = regs(&ctx);
+    let Ok(goid) = read_u64(P, r.r14 + config(&G_GOID)) else {
+        return 0;
+    };
+    let _ = PARKED.remove(goid);
+    emit(P, base(EventKind::Exit, goid));
+    0
+}
+
+/// GC start: `runtime.gcStart(trigger)` (may return early without starting a cycle).
+#[uprobe]
+pub fn sfgi_gc_start(ctx: ProbeContext) -> u32 {
+    gc_event(&ctx, ProbeId::GcStart, EventKind::GcStart)
+}
+
+/// GC end: `runtime.gcMarkTermination`, once per completed cycle.
+#[uprobe]
+pub fn sfgi_gc_end(ctx: ProbeContext) -> u32 {
+    gc_event(&ctx, ProbeId::GcEnd, EventKind::GcEnd)
+}
+
+#[inline(always)]
+fn gc_event(ctx: &ProbeContext, probe: ProbeId, kind: EventKind) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    count(probe, CounterKind::Hits);
+    let goid = current_goid(probe, regs(ctx));
+    emit(probe, base(kind, goid));
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// GPL-compatible licence: `bpf_probe_read_user` and `bpf_get_stackid` are GPL-only helpers.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,315 @@
+//! `cargo xtask`: SFGI's build, set-up, test and demo chores. Each installs what it needs.
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use sfgi_gotool::{target_dir, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Nightly that builds the eBPF object: its LLVM (22) must match bpf-linker's.
+const NIGHTLY: &str = "nightly-2026-05-20";
+/// bpf-linker release built from crates.io against LLVM 22.
+const BPF_LINKER: &str = "0.13.0";
+/// Debian packages bpf-linker needs to build against LLVM 22.
+const LLVM_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "zlib1g-dev",
+    "libzstd-dev",
+    "libxml2-dev",
+];
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "SFGI's build, set-up, test and demo chores")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building needs (pinned nightly + rust-src, bpf-linker on LLVM 22).
+    Setup,
+    /// Build the eBPF object into target/bpf/sfgi.bpf.o (installs the toolchain if missing).
+    BuildEbpf,
+    /// Build the eBPF object and the release `sfgi` binary.
+    Build,
+    /// Everything CI checks: fmt, clippy, unit and integration tests (as root), every Go version.
+    Test {
+        /// Only these Go versions for the integration tests (default: oldest and newest).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Start the bundled leaky Go service, attach SFGI to it and print what it finds.
+    Demo {
+        /// How long SFGI stays attached.
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// Go version to build the demo service with.
+        #[arg(long, default_value = sfgi_gotool::NEWEST)]
+        go: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Setup => setup(),
+        Cmd::BuildEbpf => build_ebpf().map(|_| ()),
+        Cmd::Build => build().map(|_| ()),
+        Cmd::Test { quick } => test(quick),
+        Cmd::Demo { duration, go } => demo(&duration, &go),
+    };
+    if let Err(e) = res {
+        let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        eprintln!("xtask: error: {}", msg.join(": "));
+        std::process::exit(1);
+    }
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+/// A `Command` with the variables cargo sets for xtask itself removed, so nested cargo/rustup
+/// calls pick their own toolchain.
+fn clean(program: &str) -> Command {
+    let mut c = Command::new(program);
+    for v in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_PKG_NAME",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let o = cmd.stderr(Stdio::null()).output().ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+fn setup() -> Result<()> {
+    step(&format!(
+        "Rust {NIGHTLY} with rust-src (builds the eBPF object)"
+    ));
+    let have_nightly = output(clean("rustup").args(["toolchain", "list"]))
+        .is_some_and(|l| l.lines().any(|t| t.starts_with(NIGHTLY)));
+    if !have_nightly {
+        run(clean("rustup").args([
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))
+        .context("installing the pinned nightly with rustup")?;
+    } else {
+        run(clean("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))?;
+    }
+
+    step(&format!("bpf-linker {BPF_LINKER} on LLVM 22"));
+    let linker_ok =
+        output(Command::new("bpf-linker").arg("--version")).is_some_and(|v| v.contains(BPF_LINKER));
+    if linker_ok {
+        eprintln!("bpf-linker {BPF_LINKER} already installed");
+        return Ok(());
+    }
+    if !Path::new(LLVM_PREFIX).join("bin/llvm-config").exists() {
+        if !is_root() {
+            bail!(
+                "LLVM 22 development files are missing; as root run: apt-get install -y {}",
+                LLVM_PACKAGES.join(" ")
+            );
+        }
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(LLVM_PACKAGES)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("installing LLVM 22 with apt-get")?;
+    }
+    let path = format!(
+        "{LLVM_PREFIX}/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    run(clean("cargo")
+        .args([
+            "install",
+            "--locked",
+            &format!("bpf-linker@{BPF_LINKER}"),
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
+        .env("LLVM_PREFIX", LLVM_PREFIX)
+        .env("PATH", path))
+    .context("building bpf-linker from crates.io")?;
+    Ok(())
+}
+
+fn bpf_object() -> PathBuf {
+    target_dir().join("bpf").join("sfgi.bpf.o")
+}
+
+fn build_ebpf() -> Result<PathBuf> {
+    setup()?;
+    step("eBPF object (sfgi-ebpf, bpfel-unknown-none)");
+    let dir = workspace_root().join("sfgi-ebpf");
+    run(clean("rustup")
+        .args(["run", NIGHTLY, "cargo", "build", "--release"])
+        .current_dir(&dir))?;
+    let built = dir.join("target/bpfel-unknown-none/release/sfgi");
+    let out = bpf_object();
+    std::fs::create_dir_all(out.parent().context("no parent")?)?;
+    std::fs::copy(&built, &out)
+        .with_context(|| format!("copying {} to {}", built.display(), out.display()))?;
+    eprintln!("eBPF object: {}", out.display());
+    Ok(out)
+}
+
+fn cargo() -> Command {
+    let mut c = clean("cargo");
+    c.current_dir(workspace_root());
+    c
+}
+
+fn build() -> Result<PathBuf> {
+    let obj = build_ebpf()?;
+    step("sfgi (release)");
+    run(cargo()
+        .args(["build", "--release", "-p", "sfgi-cli"])
+        .env("SFGI_BPF_OBJECT", &obj))?;
+    Ok(target_dir().join("release").join("sfgi"))
+}
+
+fn test(quick: bool) -> Result<()> {
+    if !is_root() {
+        bail!("the integration tests attach eBPF probes: run `cargo xtask test` as root (sudo -E)");
+    }
+    let sfgi = build()?;
+    let obj = bpf_object();
+
+    step("rustfmt");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(clean("rustup")
+        .args(["run", NIGHTLY, "cargo", "fmt", "--", "--check"])
+        .current_dir(workspace_root().join("sfgi-ebpf")))
+    .or_else(|e| {
+        // rustfmt is not part of the minimal nightly profile: check with stable's instead.
+        eprintln!("({e}; checking sfgi-ebpf with stable rustfmt)");
+        run(clean("rustfmt")
+            .args(["--check", "--edition", "2021"])
+            .arg(workspace_root().join("sfgi-ebpf/src/main.rs")))
+    })?;
+
+    step("clippy -D warnings");
+    run(cargo()
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env("SFGI_BPF_OBJECT", &obj))?;
+
+    step("Go toolchains for the test targets");
+    let versions: &[&str] = if quick {
+        &[sfgi_gotool::OLDEST, sfgi_gotool::NEWEST]
+    } else {
+        sfgi_gotool::ALL
+    };
+    for v in versions {
+        let go = sfgi_gotool::go_binary(v)?;
+        eprintln!("Go {v}: {}", go.display());
+    }
+
+    step("unit and integration tests");
+    let mut t = cargo();
+    t.args(["test", "--workspace", "--all-targets"])
+        .env("SFGI_BPF_OBJECT", &obj)
+        .env("SFGI_BIN", &sfgi);
+    if quick {
+        t.env("SFGI_GO_VERSIONS", versions.join(","));
+    }
+    run(&mut t)?;
+    eprintln!("\nxtask test: all checks passed");
+    Ok(())
+}
+
+fn demo(duration: &str, go: &str) -> Result<()> {
+    if !is_root() {
+        bail!("attaching eBPF probes needs root: run `sudo -E cargo xtask demo`");
+    }
+    let sfgi = build()?;
+    step(&format!(
+        "leaky-service (examples/leaky-service) built with Go {go}"
+    ));
+    let svc = sfgi_gotool::build(
+        &workspace_root().join("examples").join("leaky-service"),
+        &sfgi_gotool::Build {
+            version: go,
+            ..Default::default()
+        },
+    )?;
+    let mut child = Command::new(&svc)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", svc.display()))?;
+    let pid = child.id();
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    match lines.next() {
+        Some(Ok(l)) => eprintln!("{l}"),
+        _ => {
+            let _ = child.kill();
+            bail!("leaky-service did not start");
+        }
+    }
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    // Let its self-load start before attaching.
+    std::thread::sleep(Duration::from_secs(1));
+    step(&format!(
+        "sudo sfgi attach --pid {pid} --duration {duration}"
+    ));
+    let res = run(Command::new(&sfgi).args([
+        "attach",
+        "--pid",
+        &pid.to_string(),
+        "--duration",
+        duration,
+    ]));
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    res
+}
