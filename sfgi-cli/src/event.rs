@@ -33,6 +33,10 @@ pub enum RuntimeEvent {
         object: u64,
         /// Park stack (`STACKS` id), negative when none.
         stack_id: i32,
+        /// pc of the `go` statement that created it.
+        gopc: u64,
+        /// The goroutine that created it.
+        parent: u64,
     },
     /// A parked goroutine was made runnable.
     Ready {
@@ -103,10 +107,11 @@ pub fn raw_event(b: &[u8]) -> Result<Event, DecodeError> {
         other_goid: u64_at(b, 16),
         pc: u64_at(b, 24),
         addr: u64_at(b, 32),
-        aux: u32_at(b, 40),
-        stack_id: u32_at(b, 44) as i32,
-        kind: u32_at(b, 48),
-        tid: u32_at(b, 52),
+        gopc: u64_at(b, 40),
+        aux: u32_at(b, 48),
+        stack_id: u32_at(b, 52) as i32,
+        kind: u32_at(b, 56),
+        tid: u32_at(b, 60),
     })
 }
 
@@ -121,7 +126,7 @@ impl TryFrom<&Event> for RuntimeEvent {
                 ts_ns,
                 goid,
                 parent: e.other_goid,
-                gopc: e.pc,
+                gopc: e.gopc,
                 startpc: e.addr,
                 stack_id: e.stack_id,
             },
@@ -132,6 +137,8 @@ impl TryFrom<&Event> for RuntimeEvent {
                 caller_pc: e.pc,
                 object: e.addr,
                 stack_id: e.stack_id,
+                gopc: e.gopc,
+                parent: e.other_goid,
             },
             EventKind::Ready => RuntimeEvent::Ready {
                 ts_ns,
@@ -157,7 +164,7 @@ mod tests {
 
     fn bytes(e: &Event) -> Vec<u8> {
         let mut v = Vec::new();
-        for x in [e.ts_ns, e.goid, e.other_goid, e.pc, e.addr] {
+        for x in [e.ts_ns, e.goid, e.other_goid, e.pc, e.addr, e.gopc] {
             v.extend_from_slice(&x.to_ne_bytes());
         }
         for x in [e.aux, e.stack_id as u32, e.kind, e.tid] {
@@ -174,6 +181,7 @@ mod tests {
             other_goid: 0,
             pc: 0x401000,
             addr: 0xc000010000,
+            gopc: 0x402000,
             aux: 14,
             stack_id: -14,
             kind: EventKind::Park as u32,
@@ -189,7 +197,9 @@ mod tests {
                 reason: 14,
                 caller_pc: 0x401000,
                 object: 0xc000010000,
-                stack_id: -14
+                stack_id: -14,
+                gopc: 0x402000,
+                parent: 0,
             })
         );
     }

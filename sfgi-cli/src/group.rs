@@ -58,14 +58,24 @@ pub fn is_stdlib_function(function: &str) -> bool {
     pkg != "main" && !first.contains('.')
 }
 
-/// The blocking site: the first frame in the program's own code; else the first outside the
-/// runtime; else the innermost frame.
+/// The blocking site: the first frame in the program's own code; for goroutines that run only
+/// standard-library code (an HTTP client's connection loops, the GC's workers), the goroutine's
+/// own top-level function; else the innermost frame.
 pub fn blocking_frame(frames: &[Frame]) -> Option<&Frame> {
     frames
         .iter()
         .find(|f| f.function != "?" && !is_stdlib_function(&f.function))
-        .or_else(|| frames.iter().find(|f| !is_runtime_frame(&f.function)))
+        .or_else(|| frames.iter().rev().find(|f| !is_wrapper_frame(&f.function)))
         .or_else(|| frames.first())
+}
+
+/// Frames that only start goroutines: `runtime.goexit` and the compiler's `go` wrappers.
+fn is_wrapper_frame(function: &str) -> bool {
+    function == "runtime.goexit"
+        || function == "?"
+        || function
+            .rsplit_once(".gowrap")
+            .is_some_and(|(_, n)| n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Formats a duration the way Go's `time.Duration.String` does, to millisecond precision.
@@ -296,10 +306,16 @@ mod tests {
             blocking_frame(&f).map(|f| f.function.as_str()),
             Some("main.leak")
         );
-        let g = [frame("runtime.gopark"), frame("net/http.(*conn).serve")];
+        let g = [
+            frame("runtime.gopark"),
+            frame("net.(*conn).Read"),
+            frame("net/http.(*persistConn).readLoop"),
+            frame("net/http.(*Transport).dialConn.gowrap2"),
+            frame("runtime.goexit"),
+        ];
         assert_eq!(
             blocking_frame(&g).map(|f| f.function.as_str()),
-            Some("net/http.(*conn).serve")
+            Some("net/http.(*persistConn).readLoop")
         );
     }
 }

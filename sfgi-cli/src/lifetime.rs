@@ -13,7 +13,7 @@ pub struct Creation {
     pub startpc: u64,
     /// Creation stack id (negative when none).
     pub stack_id: i32,
-    /// When (monotonic ns).
+    /// When (monotonic ns); 0 when SFGI did not see it happen.
     pub at_ns: u64,
 }
 
@@ -126,10 +126,22 @@ impl Lifetimes {
                 caller_pc,
                 object,
                 stack_id,
+                gopc,
+                parent,
             } => {
                 let gc_at_park = self.gc_cycles;
                 let g = self.entry(goid, ts_ns);
                 g.parks += 1;
+                if g.creation.is_none() && gopc != 0 {
+                    // Created before SFGI attached: site and creator known, stack and time not.
+                    g.creation = Some(Creation {
+                        parent,
+                        gopc,
+                        startpc: 0,
+                        stack_id: -1,
+                        at_ns: 0,
+                    });
+                }
                 g.state = State::Parked(Parked {
                     reason,
                     caller_pc,
@@ -200,6 +212,8 @@ mod tests {
             caller_pc: 0x10,
             object: 0x20,
             stack_id: 3,
+            gopc: 0,
+            parent: 0,
         }
     }
 

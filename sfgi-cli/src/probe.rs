@@ -2,7 +2,7 @@
 //!
 //! Dropping a [`Tracer`] detaches every probe and frees every map (aya closes the perf-event and
 //! program fds); the kernel does the same if SFGI dies, even by `kill -9`.
-use crate::goexe::{GoBinary, GoExeError};
+use crate::goexe::{GoBinary, GoExeError, SpawnProbeKind};
 use aya::maps::{MapData, PerCpuArray, RingBuf, StackTraceMap};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
 use aya::programs::UProbe;
@@ -165,55 +165,33 @@ impl ProbePlan {
     /// the new g; CALL is emulated by the kernel), else the instruction after
     /// `CALL runtime.newproc1` (RAX holds its result).
     fn add_spawn(&mut self, bin: &GoBinary) {
-        const CLOSURE: &str = "runtime.newproc.func1";
-        let attempt = bin
-            .call_sites(CLOSURE, "runtime.runqput")
-            .ok()
-            .and_then(|v| v.first().copied())
-            .map(|a| {
-                (
-                    a,
-                    SpawnReg::Rbx,
-                    "runtime.newproc.func1 (CALL runtime.runqput)",
-                )
-            })
-            .or_else(|| {
-                bin.call_sites(CLOSURE, "runtime.newproc1")
-                    .ok()
-                    .and_then(|v| v.first().copied())
-                    // A direct CALL rel32 is 5 bytes.
-                    .map(|a| {
-                        (
-                            a + 5,
-                            SpawnReg::Rax,
-                            "runtime.newproc.func1 (after CALL runtime.newproc1)",
-                        )
-                    })
-            });
-        match attempt {
-            Some((address, reg, function)) => match bin.file_offset(address) {
-                Some(file_offset) => {
-                    self.spawn_reg = Some(reg);
-                    self.sites.push(ProbeSite {
-                        id: ProbeId::Spawn,
-                        probe: probe_name(ProbeId::Spawn),
-                        function: function.to_string(),
-                        address,
-                        file_offset,
-                        past_prologue: reg == SpawnReg::Rbx,
-                        required: false,
-                    });
-                }
-                None => self.missing.push(MissingProbe {
+        match bin.spawn_probe() {
+            Ok(sp) => {
+                let (reg, function) = match sp.kind {
+                    SpawnProbeKind::RunqputCall => (
+                        SpawnReg::Rbx,
+                        "runtime.newproc.func1 (CALL runtime.runqput)",
+                    ),
+                    SpawnProbeKind::AfterNewproc1 => (
+                        SpawnReg::Rax,
+                        "runtime.newproc.func1 (after CALL runtime.newproc1)",
+                    ),
+                };
+                self.spawn_reg = Some(reg);
+                self.sites.push(ProbeSite {
+                    id: ProbeId::Spawn,
                     probe: probe_name(ProbeId::Spawn),
-                    function: CLOSURE.to_string(),
-                    why: format!("address {address:#x} is not in a loadable segment"),
-                }),
-            },
-            None => self.missing.push(MissingProbe {
+                    function: function.to_string(),
+                    address: sp.address,
+                    file_offset: sp.file_offset,
+                    past_prologue: reg == SpawnReg::Rbx,
+                    required: false,
+                });
+            }
+            Err(e) => self.missing.push(MissingProbe {
                 probe: probe_name(ProbeId::Spawn),
-                function: CLOSURE.to_string(),
-                why: "no call to runtime.runqput or runtime.newproc1 found in it".to_string(),
+                function: "runtime.newproc.func1".to_string(),
+                why: e.to_string(),
             }),
         }
     }

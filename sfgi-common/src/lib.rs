@@ -4,7 +4,7 @@
 //! ring buffer and the user side reads them back. Keep both sides compiled from this one file.
 #![no_std]
 
-/// One record in the `EVENTS` ring buffer. Fixed size (56 bytes) so the eBPF side can reserve it
+/// One record in the `EVENTS` ring buffer. Fixed size (64 bytes) so the eBPF side can reserve it
 /// without a variable-length copy.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -13,13 +13,15 @@ pub struct Event {
     pub ts_ns: u64,
     /// The goroutine the event is about (new, parking, woken, running or exiting goroutine).
     pub goid: u64,
-    /// Spawn: the creator's goid (`g.parentGoid`). Ready: the waker's goid (0 if unknown).
+    /// Spawn and park: the creator's goid (`g.parentGoid`). Ready: the waker's goid (0 if unknown).
     pub other_goid: u64,
-    /// Spawn: the `go` statement's pc (`g.gopc`). Park: the pc in `gopark`'s caller.
+    /// Park: the return address into `gopark`'s caller.
     pub pc: u64,
     /// Spawn: the goroutine's start function pc (`g.startpc`). Park: the `lock` argument of
     /// `gopark` (for channel operations, the channel's own lock: the object parked on).
     pub addr: u64,
+    /// Spawn and park: pc of the `go` statement that created the goroutine (`g.gopc`).
+    pub gopc: u64,
     /// Park: the raw `waitReason` number of this binary's Go version.
     pub aux: u32,
     /// A `STACKS` id for the user stack at the probe, or a negative errno when none was taken.

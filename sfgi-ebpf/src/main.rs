@@ -191,7 +191,7 @@ pub fn sfgi_spawn(ctx: ProbeContext) -> u32 {
     };
     let mut ev = base(EventKind::Spawn, goid);
     ev.other_goid = read_u64(P, newg + config(&G_PARENT_GOID)).unwrap_or(0);
-    ev.pc = read_u64(P, newg + config(&G_GOPC)).unwrap_or(0);
+    ev.gopc = read_u64(P, newg + config(&G_GOPC)).unwrap_or(0);
     ev.addr = read_u64(P, newg + config(&G_STARTPC)).unwrap_or(0);
     // On the system stack, but Go's systemstack keeps the caller's frame pointer in BP, so the
     // frame-pointer walk continues into the creating goroutine's stack.
@@ -209,11 +209,15 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
     const P: ProbeId = ProbeId::Park;
     count(P, CounterKind::Hits);
     let r = regs(&ctx);
-    let Ok(goid) = read_u64(P, r.r14 + config(&G_GOID)) else {
+    let g = r.r14;
+    let Ok(goid) = read_u64(P, g + config(&G_GOID)) else {
         return 0;
     };
     let mut ev = base(EventKind::Park, goid);
     ev.addr = r.rbx;
+    // Creation site and creator, so goroutines created before SFGI attached still have one.
+    ev.gopc = read_u64(P, g + config(&G_GOPC)).unwrap_or(0);
+    ev.other_goid = read_u64(P, g + config(&G_PARENT_GOID)).unwrap_or(0);
     // `reason` is a uint8 in CL; the rest of RCX is not defined.
     ev.aux = (r.rcx & 0xff) as u32;
     // Before `PUSHQ BP` the return address into gopark's caller is at the top of the stack; the
