@@ -17,9 +17,7 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::{tracing::StackIdContext, ProbeContext},
 };
-use sfgi_common::{
-    counter_index, CounterKind, Event, EventKind, ProbeId, SpawnReg, COUNTER_SLOTS,
-};
+use sfgi_common::{counter_index, CounterKind, Event, EventKind, ProbeId, SpawnReg, COUNTER_SLOTS};
 
 /// `BPF_RB_NO_WAKEUP`: do not wake the poller for this record (userspace drains on a timer).
 const BPF_RB_NO_WAKEUP: u64 = 1;
