@@ -76,7 +76,7 @@ impl<'a> Symbolizer<'a> {
         };
         let mut frames = self.blazesym(pc, lookup).unwrap_or_default();
         if frames.is_empty() {
-            frames.push(self.pclntab(pc, lookup));
+            frames = self.pclntab(pc, lookup);
         }
         if self.cache.len() > 1 << 16 {
             self.cache.clear();
@@ -94,23 +94,36 @@ impl<'a> Symbolizer<'a> {
             .collect()
     }
 
-    fn pclntab(&self, pc: u64, lookup: u64) -> Frame {
-        let func = self.bin.func_for_pc(lookup);
-        let (file, line) = match self.bin.line_for_pc(lookup) {
-            Some((f, l)) => (Some(f), Some(l)),
-            None => (None, None),
-        };
-        Frame {
-            pc,
-            offset: func
-                .as_ref()
-                .map(|f| lookup.saturating_sub(f.entry))
-                .unwrap_or(0),
-            function: func.map(|f| f.name).unwrap_or_else(|| "?".to_string()),
-            file,
-            line,
-            inlined: false,
+    /// Frames from `.gopclntab` and its inline tree (innermost first), or one `?` frame.
+    fn pclntab(&self, pc: u64, lookup: u64) -> Vec<Frame> {
+        let frames = self.bin.frames_for_pc(lookup);
+        if frames.is_empty() {
+            return vec![Frame {
+                pc,
+                function: "?".to_string(),
+                file: None,
+                line: None,
+                offset: 0,
+                inlined: false,
+            }];
         }
+        let last = frames.len() - 1;
+        frames
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| Frame {
+                pc,
+                offset: if i == last {
+                    lookup.saturating_sub(f.entry)
+                } else {
+                    0
+                },
+                function: f.function,
+                file: f.file,
+                line: f.line,
+                inlined: i != last,
+            })
+            .collect()
     }
 
     fn blazesym(&self, pc: u64, lookup: u64) -> Option<Vec<Frame>> {

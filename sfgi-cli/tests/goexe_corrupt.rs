@@ -49,6 +49,9 @@ fn exercise(bin: &GoBinary) {
             let _ = bin.func_for_pc(func.entry);
             let _ = bin.line_for_pc(func.entry);
             let _ = bin.line_for_pc(func.end.wrapping_sub(1));
+            for pc in (func.entry..func.end.min(func.entry + 512)).step_by(7) {
+                let _ = bin.frames_for_pc(pc);
+            }
         }
         let _ = bin.probe_point(f);
         let _ = bin.pclntab_func_by_name(f);
@@ -58,6 +61,7 @@ fn exercise(bin: &GoBinary) {
         let _ = bin.func_for_pc(pc);
         let _ = bin.line_for_pc(pc);
         let _ = bin.file_offset(pc);
+        let _ = bin.frames_for_pc(pc);
     }
     let _ = bin.wait_reasons().name(u32::MAX);
     let _ = sfgi::inspect::render_text(&sfgi::inspect::report(bin));
@@ -209,4 +213,54 @@ fn real_binary_still_parses() {
     let bin = GoBinary::open(&build(true)).unwrap();
     exercise(&bin);
     assert!(bin.support().probes_supported);
+}
+
+/// Bytes flipped in the inline trees (`go:func.*`, found through `runtime.firstmoduledata`) and
+/// in the PCDATA tables: `frames_for_pc` stays total and bounded (a corrupt tree can have
+/// cycles).
+#[test]
+fn inline_tree_mutations_never_panic() {
+    let path = {
+        let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        sfgi_gotool::build(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inline"),
+            &sfgi_gotool::Build {
+                version: sfgi_gotool::NEWEST,
+                stripped: true,
+                tag: "goexe",
+                ..Default::default()
+            },
+        )
+        .expect("building the inline fixture")
+    };
+    let data = std::fs::read(&path).unwrap();
+    let reference = GoBinary::open(&path).unwrap();
+    let gofunc = reference.gofunc().expect("go:func.* found via moduledata");
+    let g_off = reference.file_offset(gofunc).unwrap() as usize;
+    let g_len = (data.len() - g_off).min(64 << 10);
+    let (pc_off, pc_size) = section_range(&data, ".gopclntab");
+    let funcs: Vec<_> = ["main.lockAndAdd", "main.main", "runtime.chanrecv"]
+        .iter()
+        .map(|f| reference.func_by_name(f).unwrap())
+        .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..60 {
+        let mut d = data.clone();
+        for _ in 0..1 + rng.below(64) {
+            let at = if rng.below(2) == 0 {
+                g_off + rng.below(g_len)
+            } else {
+                pc_off + rng.below(pc_size)
+            };
+            d[at] = rng.next() as u8;
+        }
+        if let Ok(bin) = parse(d) {
+            for f in &funcs {
+                for pc in f.entry..f.end {
+                    let frames = bin.frames_for_pc(pc);
+                    assert!(frames.len() <= 257, "{} frames", frames.len());
+                }
+            }
+        }
+    }
 }

@@ -45,9 +45,10 @@ pub const PROBE_FUNCTIONS: &[&str] = &[
 /// Errors from reading a Go binary.
 #[derive(Debug, thiserror::Error)]
 pub enum GoExeError {
-    /// The file could not be read.
+    /// The file could not be read. (The I/O error is part of the message, not a `source()`, so
+    /// error chains do not print it twice.)
     #[error("reading the binary: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The file is not an ELF file.
     #[error("{0}: not an ELF file")]
     NotElf(PathBuf),
@@ -79,6 +80,12 @@ pub enum GoExeError {
     /// The function's code is not in the file (or is implausibly large).
     #[error("code of {0} is not readable from the file")]
     CodeUnavailable(String),
+}
+
+impl From<std::io::Error> for GoExeError {
+    fn from(e: std::io::Error) -> Self {
+        GoExeError::Io(e)
+    }
 }
 
 /// CPU architecture of the binary.
@@ -122,6 +129,23 @@ pub struct Func {
     pub entry: u64,
     /// End address (exclusive; from `.symtab` size, or the next function's entry in `.gopclntab`).
     pub end: u64,
+}
+
+/// One source-level frame of a pc, from `.gopclntab` and its inline tree (see
+/// [`GoBinary::frames_for_pc`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceFrame {
+    /// Go function name (for an inlined frame, the inlined callee).
+    pub function: String,
+    /// Source file, when known.
+    pub file: Option<String>,
+    /// Source line, when known.
+    pub line: Option<u32>,
+    /// This frame was inlined into the next one (all frames but the last).
+    pub inlined: bool,
+    /// Entry address of the physical function containing the pc (the same for all frames of a
+    /// pc, as inlined calls have no code of their own).
+    pub entry: u64,
 }
 
 /// Where to attach a uprobe for a function.
@@ -253,6 +277,7 @@ pub struct GoBinary {
     build_info: BuildInfo,
     pclntab: Option<Pclntab>,
     text_start_candidates: Vec<(&'static str, u64)>,
+    gofunc_candidates: Vec<(&'static str, u64)>,
     offsets: RuntimeOffsets,
     dwarf_offsets_error: Option<String>,
     wait_reasons: WaitReasons,
@@ -289,8 +314,11 @@ impl GoBinary {
             }
         }
         let mut text_start_candidates = Vec::new();
+        let mut gofunc_candidates = Vec::new();
         let pclntab = pclntab.map(|mut t| {
-            text_start_candidates = text_start_candidates_for(&data, &elf, &t);
+            let md = find_moduledata(&data, &elf, &t);
+            text_start_candidates = text_start_candidates_for(&elf, &t, md.as_ref());
+            gofunc_candidates = gofunc_candidates_for(&elf, md.as_ref());
             if t.header_text_start == 0 {
                 if let Some(&(_, v)) = text_start_candidates.iter().find(|(k, _)| *k != "header") {
                     t.text_start = v;
@@ -327,6 +355,7 @@ impl GoBinary {
             build_info,
             pclntab,
             text_start_candidates,
+            gofunc_candidates,
             offsets,
             dwarf_offsets_error,
             wait_reasons,
@@ -488,6 +517,83 @@ impl GoBinary {
         let tab = t.bytes(&self.data);
         let i = t.find(tab, pc)?;
         t.line(tab, i, pc)
+    }
+
+    /// The source frames of `pc` (link-time address), innermost first: one per inlined call
+    /// containing `pc` (`inlined: true`), then the physical function. Read from `.gopclntab`
+    /// and its inline tree exactly as Go's `runtime.inlineUnwinder` does, so it works on
+    /// stripped binaries. Empty when no function contains `pc`; just the physical function when
+    /// the inline tree cannot be read (no `go:func.*` base found, or corrupt data).
+    pub fn frames_for_pc(&self, pc: u64) -> Vec<SourceFrame> {
+        /// Deeper inlining than this means a corrupt (cyclic) tree.
+        const MAX_DEPTH: usize = 256;
+        let Some(t) = self.pclntab.as_ref() else {
+            return Vec::new();
+        };
+        let tab = t.bytes(&self.data);
+        let Some(i) = t.find(tab, pc) else {
+            return Vec::new();
+        };
+        let Some(entry) = t.entry(tab, i) else {
+            return Vec::new();
+        };
+        let frame = |function: String, at: u64, inlined: bool| {
+            let (file, line) = t.line(tab, i, at).unzip();
+            SourceFrame {
+                function,
+                file,
+                line,
+                inlined,
+                entry,
+            }
+        };
+        let mut frames = Vec::new();
+        let mut at = pc;
+        let inl_tree = self.gofunc().and_then(|base| {
+            let off = t.funcdata_off(tab, i, pclntab::FUNCDATA_INL_TREE)?;
+            base.checked_add(u64::from(off))
+        });
+        if let Some(tree) = inl_tree {
+            let mut index = t.pcdata_value(tab, i, pclntab::PCDATA_INL_TREE_INDEX, at);
+            while index >= 0 && frames.len() < MAX_DEPTH {
+                let call = u64::try_from(index)
+                    .ok()
+                    .and_then(|x| x.checked_mul(pclntab::INLINED_CALL_SIZE))
+                    .and_then(|o| tree.checked_add(o))
+                    .and_then(|a| {
+                        self.elf
+                            .read_vaddr(&self.data, a, pclntab::INLINED_CALL_SIZE)
+                    });
+                let Some(call) = call else { break };
+                let word =
+                    |o: usize| u32::from_le_bytes([call[o], call[o + 1], call[o + 2], call[o + 3]]);
+                let (name_off, parent_pc) = (word(4), word(8) as i32);
+                let name = t.funcname(tab, name_off).unwrap_or("?").to_string();
+                frames.push(frame(name, at, true));
+                // The parent pc is an instruction whose position is the call site.
+                let Some(parent) = entry.checked_add_signed(i64::from(parent_pc)) else {
+                    break;
+                };
+                at = parent;
+                index = t.pcdata_value(tab, i, pclntab::PCDATA_INL_TREE_INDEX, at);
+            }
+        }
+        let outer = t.name(tab, i).unwrap_or("?").to_string();
+        frames.push(frame(outer, at, false));
+        frames
+    }
+
+    /// `moduledata.gofunc` (the `go:func.*` symbol), the base FUNCDATA offsets are relative to:
+    /// the first of [`Self::gofunc_candidates`].
+    pub fn gofunc(&self) -> Option<u64> {
+        self.gofunc_candidates.first().map(|&(_, v)| v)
+    }
+
+    /// The ways `moduledata.gofunc` was found, each with its value: `symbol` (`go:func.*` in
+    /// `.symtab`) and `moduledata` (read from `runtime.firstmoduledata`, which stripping keeps).
+    /// For tests and `sfgi inspect`.
+    pub fn gofunc_candidates(&self) -> &[(&'static str, u64)] {
+        &self.gofunc_candidates
     }
 
     /// File offset of link-time virtual address `vaddr` (via the PT_LOAD program headers).
@@ -725,7 +831,11 @@ fn find_pclntab(data: &[u8], elf: &ElfInfo) -> Result<Option<Pclntab>, GoExeErro
 }
 
 /// All ways to find the address `.gopclntab`'s entry offsets are relative to.
-fn text_start_candidates_for(data: &[u8], elf: &ElfInfo, t: &Pclntab) -> Vec<(&'static str, u64)> {
+fn text_start_candidates_for(
+    elf: &ElfInfo,
+    t: &Pclntab,
+    md: Option<&ModuleData>,
+) -> Vec<(&'static str, u64)> {
     let mut c = Vec::new();
     if t.header_text_start != 0 {
         c.push(("header", t.header_text_start));
@@ -733,7 +843,7 @@ fn text_start_candidates_for(data: &[u8], elf: &ElfInfo, t: &Pclntab) -> Vec<(&'
     if let Some(s) = elf.symbols.get("runtime.text") {
         c.push(("runtime.text", s.addr));
     }
-    if let Some(v) = moduledata_text(data, elf, t) {
+    if let Some(v) = md.map(|m| m.text) {
         c.push(("moduledata", v));
     }
     if let Some(s) = elf.section(".text") {
@@ -751,10 +861,43 @@ fn text_start_candidates_for(data: &[u8], elf: &ElfInfo, t: &Pclntab) -> Vec<(&'
     c
 }
 
+/// All ways to find `moduledata.gofunc` (`go:func.*`), the base of FUNCDATA offsets.
+fn gofunc_candidates_for(elf: &ElfInfo, md: Option<&ModuleData>) -> Vec<(&'static str, u64)> {
+    let mut c = Vec::new();
+    // `go:func.*` since Go 1.20 (`go.func.*` before).
+    if let Some(s) = ["go:func.*", "go.func.*"]
+        .iter()
+        .find_map(|n| elf.symbols.get(*n))
+    {
+        c.push(("symbol", s.addr));
+    }
+    if let Some(v) = md.and_then(|m| m.gofunc) {
+        c.push(("moduledata", v));
+    }
+    c
+}
+
+/// The `runtime.firstmoduledata` fields `goexe` reads.
+#[derive(Clone, Copy, Debug)]
+struct ModuleData {
+    /// `moduledata.text`.
+    text: u64,
+    /// `moduledata.gofunc`, when it validates.
+    gofunc: Option<u64>,
+}
+
 /// Finds `runtime.firstmoduledata` (its first word is the pclntab address, the second the
 /// funcname table address) and reads its `text` field (6 words after the `ftab` slice pointer),
-/// validated against `minpc` (4 words after `ftab`).
-fn moduledata_text(data: &[u8], elf: &ElfInfo, t: &Pclntab) -> Option<u64> {
+/// validated against `minpc` (4 words after `ftab`), and its `gofunc` field.
+///
+/// Words after the `ftab` slice pointer (`k`), 64-bit, Go 1.21–1.27: `minpc` k+4, `text` k+6,
+/// ... `types, etypes` k+21..22 (1.21–1.26) or `types, typedesclen, etypes, itaboffset,
+/// itabsize` k+21..25 (1.27), then `rodata, gofunc, epclntab`: `gofunc` is k+24 (1.21–1.26) or
+/// k+27 (1.27). Both are tried; the right one is the one where `rodata` and `gofunc` are
+/// addresses in the same read-only PT_LOAD with `rodata <= gofunc` (the other slot holds a size
+/// or a count in those versions). The words are in the file even for PIE (the dynamic
+/// relocations repeat them).
+fn find_moduledata(data: &[u8], elf: &ElfInfo, t: &Pclntab) -> Option<ModuleData> {
     if t.vaddr == 0 || t.ptr_size != 8 || !elf.little_endian {
         return None;
     }
@@ -781,7 +924,16 @@ fn moduledata_text(data: &[u8], elf: &ElfInfo, t: &Pclntab) -> Option<u64> {
                     let minpc = word(i + 8 * (k + 4))?;
                     let text = word(i + 8 * (k + 6))?;
                     if text != 0 && text.checked_add(first_off) == Some(minpc) {
-                        return Some(text);
+                        let gofunc = [24, 27].iter().find_map(|&g| {
+                            let rodata = word(i + 8 * (k + g - 1))?;
+                            let gofunc = word(i + 8 * (k + g))?;
+                            let seg = elf.segments.iter().find(|s| {
+                                !s.executable
+                                    && rodata.checked_sub(s.vaddr).is_some_and(|r| r < s.filesz)
+                            })?;
+                            (rodata <= gofunc && gofunc - seg.vaddr < seg.filesz).then_some(gofunc)
+                        });
+                        return Some(ModuleData { text, gofunc });
                     }
                 }
             }

@@ -8,6 +8,12 @@
 //! At `pclnOffset` is the functab: `nfunc + 1` pairs `(entryoff u32, funcoff u32)` with
 //! `entryoff` relative to `textStart` and `funcoff` relative to `pclnOffset`, where the `_func`
 //! structs live.
+//!
+//! Each `_func` (44 fixed bytes, layout unchanged in Go 1.21–1.27) is followed by `npcdata`
+//! `u32` offsets into the pctab (0 = no table) and then `nfuncdata` `u32` offsets relative to
+//! `moduledata.gofunc` (the `go:func.*` symbol; `u32::MAX` = none). The inline tree of a function
+//! is its `FUNCDATA_InlTree` (index 3): an array of 16-byte `inlinedCall`s, indexed by the value
+//! of `PCDATA_InlTreeIndex` (index 2) at a pc (-1 = not inside an inlined call).
 
 use super::GoExeError;
 
@@ -19,6 +25,13 @@ pub(crate) const MAGIC_120: u32 = 0xffff_fff1;
 const MAX_NAME: usize = 1 << 16;
 /// Size of the fixed part of `_func`.
 const FUNC_SIZE: usize = 44;
+/// `_PCDATA_InlTreeIndex`: pc → index into the function's inline tree (-1 = not inlined).
+pub(crate) const PCDATA_INL_TREE_INDEX: u32 = 2;
+/// `_FUNCDATA_InlTree`: the function's array of `inlinedCall`.
+pub(crate) const FUNCDATA_INL_TREE: u32 = 3;
+/// Size of `runtime.inlinedCall` (`funcID u8, _ [3]u8, nameOff i32, parentPc i32,
+/// startLine i32`; Go 1.21–1.27).
+pub(crate) const INLINED_CALL_SIZE: u64 = 16;
 
 /// A parsed `.gopclntab` header; the table bytes themselves stay in the binary's buffer.
 #[derive(Clone, Debug)]
@@ -49,10 +62,14 @@ pub(crate) struct Pclntab {
 /// One function's fixed `_func` fields that `goexe` uses.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FuncData {
+    /// Offset of the `_func` inside the table.
+    pub off: usize,
     pub name_off: u32,
     pub pcfile: u32,
     pub pcln: u32,
+    pub npcdata: u32,
     pub cu_offset: u32,
+    pub nfuncdata: u8,
 }
 
 fn corrupt(why: impl Into<String>) -> GoExeError {
@@ -230,20 +247,68 @@ impl Pclntab {
         let off = self.funcoff(tab, i)?;
         let f = tab.get(off..off.checked_add(FUNC_SIZE)?)?;
         Some(FuncData {
+            off,
             name_off: rd_u32(f, 4)?,
             pcfile: rd_u32(f, 20)?,
             pcln: rd_u32(f, 24)?,
+            npcdata: rd_u32(f, 28)?,
             cu_offset: rd_u32(f, 32)?,
+            nfuncdata: f[43],
         })
     }
 
     /// Name of function `i`.
     pub fn name<'t>(&self, tab: &'t [u8], i: usize) -> Option<&'t str> {
         let fd = self.func_data(tab, i)?;
+        self.funcname(tab, fd.name_off)
+    }
+
+    /// The function name at `name_off` in the funcname table (`_func.nameOff`,
+    /// `inlinedCall.nameOff`).
+    pub fn funcname<'t>(&self, tab: &'t [u8], name_off: u32) -> Option<&'t str> {
         let start = self
             .funcname_off
-            .checked_add(usize::try_from(fd.name_off).ok()?)?;
+            .checked_add(usize::try_from(name_off).ok()?)?;
         cstr(tab, start)
+    }
+
+    /// Value of PCDATA table `table` of function `i` at `pc` (as the runtime's `pcdatavalue1`,
+    /// non-strict): -1 when the function has no such table or `pc` is past its end.
+    pub fn pcdata_value(&self, tab: &[u8], i: usize, table: u32, pc: u64) -> i32 {
+        let value = || -> Option<i32> {
+            let fd = self.func_data(tab, i)?;
+            if table >= fd.npcdata {
+                return None;
+            }
+            let at = fd
+                .off
+                .checked_add(FUNC_SIZE)?
+                .checked_add(usize::try_from(table).ok()?.checked_mul(4)?)?;
+            let off = rd_u32(tab, at)?;
+            if off == 0 {
+                return None;
+            }
+            let p = tab
+                .get(self.pctab_off..)?
+                .get(usize::try_from(off).ok()?..)?;
+            pcvalue(p, self.entry(tab, i)?, pc, self.min_lc)
+        };
+        value().unwrap_or(-1)
+    }
+
+    /// FUNCDATA `index` of function `i`: its offset from `moduledata.gofunc`, or `None` when the
+    /// function has none.
+    pub fn funcdata_off(&self, tab: &[u8], i: usize, index: u32) -> Option<u32> {
+        let fd = self.func_data(tab, i)?;
+        if index >= u32::from(fd.nfuncdata) {
+            return None;
+        }
+        let slot = u64::from(fd.npcdata) + u64::from(index);
+        let at = fd
+            .off
+            .checked_add(FUNC_SIZE)?
+            .checked_add(usize::try_from(slot.checked_mul(4)?).ok()?)?;
+        rd_u32(tab, at).filter(|&o| o != u32::MAX)
     }
 
     /// Index of the function containing `pc` (binary search of the functab).
