@@ -1,12 +1,16 @@
-//! `sfgi attach`: attach, collect events for a while, report the parked goroutines, detach.
+//! An attach session: probes in, inventory read, events folded into the engine, verdicts out.
+//! `sfgi attach` runs one for a while and reports; `sfgi watch` keeps one running.
+use crate::classify::Classifier;
+use crate::engine::{Engine, EngineConfig};
 use crate::event::decode;
-use crate::group::{group_parked, StackSource};
-use crate::lifetime::Lifetimes;
+use crate::group::StackSource;
+use crate::inventory;
+use crate::judge::JudgeConfig;
 use crate::probe::{Tracer, TracerOptions, ALL_PROBES};
 use crate::report::{ProbeStats, Report, Stats, TargetInfo};
-use crate::symbolize::Symbolizer;
 use crate::target::Target;
 use anyhow::{bail, Result};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Options of one attach session.
@@ -18,8 +22,32 @@ pub struct AttachOptions {
     pub duration: Option<Duration>,
     /// How often the ring buffer is drained.
     pub poll_interval: Duration,
+    /// How often group populations are sampled (growth resolution).
+    pub interval: Duration,
+    /// How often the inventory is re-read to reconcile missed events (`None`: only at the start
+    /// and the end).
+    pub rescan: Option<Duration>,
+    /// Leak thresholds.
+    pub judge: JudgeConfig,
+    /// User rules files (tried before the built-in rules).
+    pub rules: Vec<PathBuf>,
     /// Kernel-side tuning.
     pub tracer: TracerOptions,
+}
+
+impl Default for AttachOptions {
+    fn default() -> Self {
+        Self {
+            pid: 0,
+            duration: None,
+            poll_interval: Duration::from_millis(50),
+            interval: Duration::from_secs(1),
+            rescan: Some(Duration::from_secs(30)),
+            judge: JudgeConfig::default(),
+            rules: Vec::new(),
+            tracer: TracerOptions::default(),
+        }
+    }
 }
 
 impl StackSource for Tracer {
@@ -28,7 +56,7 @@ impl StackSource for Tracer {
     }
 }
 
-/// `CLOCK_MONOTONIC` now, in ns: the clock `bpf_ktime_get_ns` uses.
+/// `CLOCK_MONOTONIC` now, in ns: the clock `bpf_ktime_get_ns` and Go's `nanotime` use.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -39,10 +67,9 @@ pub fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Runs one attach session and returns its report. Probes are detached before it returns, on
-/// every path (the tracer is dropped).
-pub async fn run(opts: &AttachOptions) -> Result<Report> {
-    let target = Target::open(opts.pid)?;
+/// Opens the target, checking SFGI can trace it.
+pub fn open_target(pid: u32) -> Result<Target> {
+    let target = Target::open(pid)?;
     let support = target.binary.support();
     if !support.probes_supported {
         bail!(
@@ -52,10 +79,260 @@ pub async fn run(opts: &AttachOptions) -> Result<Report> {
             support.problems.join("; ")
         );
     }
-    let mut tracer = Tracer::attach(target.pid, &target.exe_path, &target.binary, &opts.tracer)?;
+    Ok(target)
+}
+
+/// Result of one inventory scan.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScanResult {
+    /// Goroutines read.
+    pub scanned: usize,
+    /// Goroutines in groups judged leaking afterwards.
+    pub leaked: usize,
+    /// How long the scan took, ms.
+    pub duration_ms: f64,
+}
+
+/// A live attach session.
+pub struct Session<'t> {
+    /// The target.
+    pub target: &'t Target,
+    tracer: Tracer,
+    /// The engine.
+    pub engine: Engine<'t>,
+    started: Instant,
+    decode_errors: u64,
+    last_tick: Instant,
+    last_scan: Instant,
+    opts: AttachOptions,
+    target_exited: bool,
+}
+
+impl<'t> Session<'t> {
+    /// Attaches the probes, then reads the inventory of goroutines parked before they went in.
+    pub fn start(target: &'t Target, opts: &AttachOptions) -> Result<Session<'t>> {
+        let classifier = if opts.rules.is_empty() {
+            Classifier::builtin()
+        } else {
+            Classifier::with_user_rules(&opts.rules)?
+        };
+        let tracer = Tracer::attach(target.pid, &target.exe_path, &target.binary, &opts.tracer)?;
+        let engine = Engine::new(
+            &target.binary,
+            target.load_bias,
+            classifier,
+            EngineConfig {
+                judge: opts.judge.clone(),
+            },
+        );
+        let now = Instant::now();
+        let mut s = Session {
+            target,
+            tracer,
+            engine,
+            started: now,
+            decode_errors: 0,
+            last_tick: now,
+            last_scan: now,
+            opts: opts.clone(),
+            target_exited: false,
+        };
+        s.poll();
+        s.scan();
+        s.engine.tick(monotonic_ns());
+        Ok(s)
+    }
+
+    /// The probes that were placed and the ones that could not be.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// Drains the ring buffer into the engine; samples populations and re-scans when due.
+    pub fn poll(&mut self) {
+        let Self {
+            tracer,
+            engine,
+            decode_errors,
+            ..
+        } = self;
+        let mut batch = Vec::new();
+        tracer.drain(|rec| match decode(rec) {
+            Ok(ev) => batch.push(ev),
+            Err(_) => *decode_errors += 1,
+        });
+        for ev in &batch {
+            engine.apply(ev, &*tracer);
+        }
+        if self.last_tick.elapsed() >= self.opts.interval {
+            self.last_tick = Instant::now();
+            self.engine.tick(monotonic_ns());
+        }
+        if self
+            .opts
+            .rescan
+            .is_some_and(|d| self.last_scan.elapsed() >= d)
+        {
+            self.scan();
+        }
+    }
+
+    /// Re-reads the inventory now (drains events first so the snapshot is the newer one).
+    pub fn scan(&mut self) -> ScanResult {
+        self.last_scan = Instant::now();
+        let t0 = Instant::now();
+        let scanned =
+            match inventory::read(self.target.pid, &self.target.binary, self.target.load_bias) {
+                Ok(inv) => {
+                    let n = inv.goroutines.len();
+                    self.engine.ingest_inventory(&inv);
+                    n
+                }
+                Err(e) => {
+                    self.engine.inventory_failed(e.to_string());
+                    0
+                }
+            };
+        let duration_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let now = monotonic_ns();
+        let leaked = self
+            .engine
+            .verdicts(now, &self.tracer, false)
+            .iter()
+            .filter(|l| l.status.is_leak())
+            .map(|l| l.count)
+            .sum();
+        ScanResult {
+            scanned,
+            leaked,
+            duration_ms: (duration_ms * 10.0).round() / 10.0,
+        }
+    }
+
+    /// Whether the target is still running (remembers when it is not).
+    pub fn target_alive(&mut self) -> bool {
+        if !self.target_exited && !self.target.alive() {
+            self.target_exited = true;
+        }
+        !self.target_exited
+    }
+
+    /// Seconds attached.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Counters and warnings of the session so far.
+    pub fn stats(&self) -> Stats {
+        let life = &self.engine.life;
+        let mut stats = Stats {
+            events: life.events,
+            decode_errors: self.decode_errors,
+            gc_cycles: life.gc_cycles,
+            spawned: life.spawned,
+            exited: life.exited,
+            goroutines: life.len(),
+            parked: life.parked().count(),
+            duration_seconds: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            target_exited: self.target_exited,
+            missing_probes: self.tracer.plan.missing.clone(),
+            inventory: Some(self.engine.health.clone()),
+            ..Stats::default()
+        };
+        for id in ALL_PROBES {
+            let c = self.tracer.counters(id);
+            stats.dropped += c.dropped;
+            stats.read_errors += c.read_errors;
+            stats.stack_errors += c.stack_errors;
+            if let Some(site) = self.tracer.plan.sites.iter().find(|s| s.id == id) {
+                stats.probes.push(ProbeStats {
+                    probe: site.probe.to_string(),
+                    function: site.function.clone(),
+                    address: format!("{:#x}", site.address),
+                    past_prologue: site.past_prologue,
+                    counters: c,
+                });
+            }
+        }
+        if stats.dropped > 0 {
+            stats.warnings.push(format!(
+                "{} events were dropped (ring buffer full): states were reconciled from inventory re-reads, verdicts are marked incomplete",
+                stats.dropped
+            ));
+        }
+        if self.decode_errors > 0 {
+            stats.warnings.push(format!(
+                "{} event records could not be decoded",
+                self.decode_errors
+            ));
+        }
+        if !self.tracer.plan.missing.is_empty() {
+            let names: Vec<&str> = self.tracer.plan.missing.iter().map(|m| m.probe).collect();
+            stats.warnings.push(format!(
+                "probes missing: {} (see stats.missing_probes)",
+                names.join(", ")
+            ));
+        }
+        if let Some(e) = &self.engine.health.inventory_error {
+            stats.warnings.push(format!(
+                "the inventory could not be read ({e}): goroutines parked before SFGI attached are not listed"
+            ));
+        }
+        if self.engine.health.inventory_unreadable > 0 {
+            stats.warnings.push(format!(
+                "{} goroutines could not be read consistently by the last inventory",
+                self.engine.health.inventory_unreadable
+            ));
+        }
+        stats
+    }
+
+    /// The report now.
+    pub fn report(&mut self) -> Report {
+        let stats = self.stats();
+        let incomplete = stats.dropped > 0
+            || stats.decode_errors > 0
+            || self.engine.health.inventory_error.is_some();
+        let groups = self
+            .engine
+            .verdicts(monotonic_ns(), &self.tracer, incomplete);
+        let bi = self.target.binary.build_info();
+        Report {
+            target: TargetInfo {
+                pid: self.target.pid,
+                binary: self.target.exe_display.display().to_string(),
+                go_version: bi.go_version.clone(),
+                stripped: self.target.binary.is_stripped(),
+                pie: self.target.binary.is_pie(),
+                rss_bytes: rss_bytes(self.target.pid),
+            },
+            leaks: groups
+                .iter()
+                .filter(|g| g.status.is_leak())
+                .cloned()
+                .collect(),
+            groups,
+            stats,
+        }
+    }
+}
+
+/// The target's resident set size, from `/proc/PID/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs one attach session and returns its report. Probes are detached before it returns, on
+/// every path (the tracer is dropped with the session).
+pub async fn run(opts: &AttachOptions) -> Result<Report> {
+    let target = open_target(opts.pid)?;
+    let mut session = Session::start(&target, opts)?;
     eprintln!(
         "sfgi: attached {} probes to PID {} ({}, {}){}",
-        tracer.plan.sites.len(),
+        session.tracer().plan.sites.len(),
         target.pid,
         target.exe_display.display(),
         target.binary.build_info().go_version,
@@ -64,110 +341,34 @@ pub async fn run(opts: &AttachOptions) -> Result<Report> {
             None => "; Ctrl-C to stop".to_string(),
         }
     );
-    for m in &tracer.plan.missing {
+    for m in &session.tracer().plan.missing {
         eprintln!(
             "sfgi: warning: no {} probe ({}): {}",
             m.probe, m.function, m.why
         );
     }
-
-    let started = Instant::now();
-    let mut life = Lifetimes::new();
-    let mut decode_errors = 0u64;
-    let mut target_exited = false;
     let mut tick = tokio::time::interval(opts.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let deadline = opts.duration.map(|d| started + d);
+    let deadline = opts.duration.map(|d| Instant::now() + d);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
-        drain(&mut tracer, &mut life, &mut decode_errors);
-        if !target.alive() {
-            target_exited = true;
+        session.poll();
+        if !session.target_alive() {
             break;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
     }
-    drain(&mut tracer, &mut life, &mut decode_errors);
-    let now = monotonic_ns();
-
-    let mut stats = Stats {
-        events: life.events,
-        decode_errors,
-        gc_cycles: life.gc_cycles,
-        spawned: life.spawned,
-        exited: life.exited,
-        goroutines: life.len(),
-        parked: life.parked().count(),
-        duration_seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-        target_exited,
-        missing_probes: tracer.plan.missing.clone(),
-        ..Stats::default()
-    };
-    for id in ALL_PROBES {
-        let c = tracer.counters(id);
-        stats.dropped += c.dropped;
-        stats.read_errors += c.read_errors;
-        stats.stack_errors += c.stack_errors;
-        if let Some(site) = tracer.plan.sites.iter().find(|s| s.id == id) {
-            stats.probes.push(ProbeStats {
-                probe: site.probe.to_string(),
-                function: site.function.clone(),
-                address: format!("{:#x}", site.address),
-                past_prologue: site.past_prologue,
-                counters: c,
-            });
-        }
+    session.poll();
+    if session.target_alive() {
+        session.scan();
     }
-    if stats.dropped > 0 {
-        stats.warnings.push(format!(
-            "{} events were dropped (ring buffer full): goroutine states may be stale",
-            stats.dropped
-        ));
-    }
-    if decode_errors > 0 {
-        stats.warnings.push(format!(
-            "{decode_errors} event records could not be decoded"
-        ));
-    }
-    if !tracer.plan.missing.is_empty() {
-        let names: Vec<&str> = tracer.plan.missing.iter().map(|m| m.probe).collect();
-        stats.warnings.push(format!(
-            "probes missing: {} (see stats.missing_probes)",
-            names.join(", ")
-        ));
-    }
-    stats.warnings.push(
-        "goroutines parked before SFGI attached produce no events and are not listed".to_string(),
-    );
-
-    let mut sym = Symbolizer::new(&target.binary, target.load_bias);
-    let groups = group_parked(&life, &target.binary, &mut sym, &tracer, now);
-    drop(tracer);
-    let bi = target.binary.build_info();
-    Ok(Report {
-        target: TargetInfo {
-            pid: target.pid,
-            binary: target.exe_display.display().to_string(),
-            go_version: bi.go_version.clone(),
-            stripped: target.binary.is_stripped(),
-            pie: target.binary.is_pie(),
-        },
-        leaks: Vec::new(),
-        groups,
-        stats,
-    })
-}
-
-fn drain(tracer: &mut Tracer, life: &mut Lifetimes, decode_errors: &mut u64) {
-    tracer.drain(|rec| match decode(rec) {
-        Ok(ev) => life.apply(&ev),
-        Err(_) => *decode_errors += 1,
-    });
+    session.engine.tick(monotonic_ns());
+    Ok(session.report())
 }

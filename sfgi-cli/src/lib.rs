@@ -8,12 +8,20 @@
 //! → `group` (goroutines by wait reason, blocking site, creation site)
 //! → `report` (table / JSON).
 pub mod attach;
+pub mod classify;
+pub mod engine;
 pub mod event;
 pub mod goexe;
 pub mod group;
 pub mod inspect;
+pub mod inventory;
+pub mod judge;
 pub mod lifetime;
+pub mod metrics;
 pub mod probe;
 pub mod report;
+pub mod rules;
+pub mod serve;
 pub mod symbolize;
 pub mod target;
+pub mod watch;

@@ -266,6 +266,17 @@ impl Tracer {
         let off = bin.offsets();
         let spawn_reg = plan.spawn_reg.unwrap_or(SpawnReg::Rbx) as u32;
         let want_stacks = u32::from(opts.stacks);
+        let v = &bin.build_info().version;
+        let sudog = crate::inventory::SudogOffsets::for_binary(
+            bin.path(),
+            bin.has_dwarf(),
+            (v.major == 1).then_some(v.minor),
+        );
+        // Only trust sudog offsets that come from DWARF or a table for this exact version.
+        let (g_waiting, sudog_c) = match sudog.source {
+            crate::inventory::SudogSource::Guess { .. } => (0u64, 0u64),
+            _ => (off.g_waiting, sudog.c),
+        };
         let mut loader = EbpfLoader::new();
         loader
             .override_global(globals::TARGET_TGID, &pid, true)
@@ -275,6 +286,8 @@ impl Tracer {
             .override_global(globals::G_PARENT_GOID, &off.g_parent_goid, true)
             .override_global(globals::G_GOPC, &off.g_gopc, true)
             .override_global(globals::G_STARTPC, &off.g_startpc, true)
+            .override_global(globals::G_WAITING, &g_waiting, true)
+            .override_global(globals::SUDOG_C, &sudog_c, true)
             .override_global(globals::WANT_STACKS, &want_stacks, true)
             .override_global(globals::SPAWN_REG, &spawn_reg, true)
             .map_max_entries(maps::EVENTS, opts.ring_bytes)

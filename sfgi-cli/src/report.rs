@@ -1,5 +1,6 @@
 //! What `sfgi attach` prints: a table for people, JSON for tools.
-use crate::group::Group;
+use crate::engine::{EngineHealth, Leak};
+use crate::judge::Status;
 use crate::probe::{MissingProbe, ProbeCounters};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
 
@@ -16,6 +17,8 @@ pub struct TargetInfo {
     pub stripped: bool,
     /// Whether it is position-independent.
     pub pie: bool,
+    /// Its resident set size at the end, bytes.
+    pub rss_bytes: Option<u64>,
 }
 
 /// One probe's placement and counters.
@@ -65,6 +68,8 @@ pub struct Stats {
     pub probes: Vec<ProbeStats>,
     /// Probes that could not be placed.
     pub missing_probes: Vec<MissingProbe>,
+    /// Inventory reads and reconciliations.
+    pub inventory: Option<EngineHealth>,
     /// Things that make this report incomplete, in words.
     pub warnings: Vec<String>,
 }
@@ -74,10 +79,10 @@ pub struct Stats {
 pub struct Report {
     /// The traced process.
     pub target: TargetInfo,
-    /// Leak verdicts (filled by the leak engine).
-    pub leaks: Vec<serde_json::Value>,
-    /// Parked goroutines by wait reason, blocking site and creation site.
-    pub groups: Vec<Group>,
+    /// Groups judged `growing`, `suspect` or `proven`, most severe first.
+    pub leaks: Vec<Leak>,
+    /// Every group of parked goroutines (including `resident` and `normal`), same fields.
+    pub groups: Vec<Leak>,
     /// Session statistics.
     pub stats: Stats,
 }
@@ -111,57 +116,112 @@ impl Report {
         if s.target_exited {
             out.push_str("the target exited while SFGI was attached\n");
         }
-        if self.groups.is_empty() {
-            out.push_str("\nno parked goroutines seen\n");
-            return out;
+        if let Some(h) = &s.inventory {
+            if h.inventories > 0 {
+                out.push_str(&format!(
+                    "inventory: {} reads, last {:.1} ms, {} unreadable\n",
+                    h.inventories, h.inventory_ms, h.inventory_unreadable
+                ));
+            }
         }
-        let mut table = Table::new();
-        table
-            .load_preset(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(160)
-            .set_header(vec![
-                "GROUP",
-                "COUNT",
-                "WAIT REASON",
-                "OLDEST",
-                "GC",
-                "BLOCKED AT",
-                "CREATED BY",
-            ]);
-        for g in &self.groups {
-            table.add_row(vec![
-                Cell::new(&g.id),
-                Cell::new(g.count),
-                Cell::new(&g.wait_reason),
-                Cell::new(&g.duration),
-                Cell::new(g.gc_cycles_blocked),
-                Cell::new(&g.blocked_at),
-                Cell::new(&g.created_by),
-            ]);
+        if self.leaks.is_empty() {
+            out.push_str("\nno leaks found");
+        } else {
+            out.push_str(&format!("\n{} leak group(s):\n", self.leaks.len()));
+            out.push_str(&leak_table(&self.leaks));
+            out.push('\n');
         }
-        out.push_str("\nparked goroutines, by wait reason, blocking site and creation site:\n");
-        out.push_str(&table.to_string());
-        out.push('\n');
-        for g in self.groups.iter().take(max_stacks) {
+        let resident: Vec<&Leak> = self
+            .groups
+            .iter()
+            .filter(|g| g.status == Status::Resident)
+            .collect();
+        if !resident.is_empty() {
+            let n: usize = resident.iter().map(|g| g.count).sum();
             out.push_str(&format!(
-                "\n{} — {} goroutine(s) [{}, {}]: e.g. goroutine {}\n{}",
+                "{}{} resident goroutine(s) in {} healthy-looking group(s) (pools, keep-alive connections, tickers) not reported as leaks\n",
+                if self.leaks.is_empty() { ": " } else { "" },
+                n,
+                resident.len()
+            ));
+        } else if self.leaks.is_empty() {
+            out.push('\n');
+        }
+        for g in self.leaks.iter().take(max_stacks) {
+            out.push_str(&format!(
+                "\n{} {} {} [{}] — {} goroutine(s), oldest blocked {}, {:+.1}/min\n  {}\n  fix: {}\n",
                 g.id,
+                g.status.as_str(),
+                g.severity.map(|s| s.as_str()).unwrap_or("-"),
+                g.pattern,
                 g.count,
-                g.wait_reason,
                 g.duration,
+                g.growth_per_minute,
+                g.explanation,
+                g.fix_hint,
+            ));
+            out.push_str(&format!(
+                "  e.g. goroutine {} [{}]:\n{}",
                 g.goroutine_ids.first().copied().unwrap_or(0),
+                g.wait_reason,
                 indent(&g.stack_trace)
             ));
             out.push_str(&format!("  created by {}\n", g.created_by));
         }
-        if self.groups.len() > max_stacks {
+        if self.leaks.len() > max_stacks {
             out.push_str(&format!(
-                "\n({} more groups: use --format json for every stack)\n",
-                self.groups.len() - max_stacks
+                "\n({} more leak groups: use --format json for every stack)\n",
+                self.leaks.len() - max_stacks
             ));
         }
         out
+    }
+}
+
+/// The leak table: one row per group.
+pub fn leak_table(leaks: &[Leak]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(170)
+        .set_header(vec![
+            "GROUP",
+            "STATUS",
+            "SEV",
+            "PATTERN",
+            "COUNT",
+            "GROWTH/MIN",
+            "OLDEST",
+            "WAIT REASON",
+            "BLOCKED AT",
+            "CREATED BY",
+        ]);
+    for g in leaks {
+        table.add_row(vec![
+            Cell::new(&g.id),
+            Cell::new(g.status.as_str()),
+            Cell::new(g.severity.map(|s| s.as_str()).unwrap_or("-")),
+            Cell::new(&g.pattern),
+            Cell::new(g.count),
+            Cell::new(format!("{:.1}", g.growth_per_minute)),
+            Cell::new(&g.duration),
+            Cell::new(&g.wait_reason),
+            Cell::new(short_site(&g.blocked_at)),
+            Cell::new(short_site(&g.created_by)),
+        ]);
+    }
+    table.to_string()
+}
+
+/// `function at /long/path/file.go:12` → `function at file.go:12` (the JSON keeps full paths).
+pub fn short_site(site: &str) -> String {
+    match site.split_once(" at ") {
+        Some((func, loc)) => {
+            let file = loc.rsplit('/').next().unwrap_or(loc);
+            format!("{func} at {file}")
+        }
+        None => site.to_string(),
     }
 }
 

@@ -174,6 +174,10 @@ pub mod globals {
     pub const G_GOPC: &str = "G_GOPC";
     /// `u64`: offset of `startpc` in `runtime.g`.
     pub const G_STARTPC: &str = "G_STARTPC";
+    /// `u64`: offset of `waiting` (the `*sudog` list) in `runtime.g`; 0 to not read it.
+    pub const G_WAITING: &str = "G_WAITING";
+    /// `u64`: offset of `c` (the `*hchan`) in `runtime.sudog`.
+    pub const SUDOG_C: &str = "SUDOG_C";
     /// `u32`: 1 to capture user stacks at park and spawn, 0 not to.
     pub const WANT_STACKS: &str = "WANT_STACKS";
     /// `u32`: register holding the new `g` at the spawn probe (see [`super::SpawnReg`]).

@@ -38,6 +38,10 @@ static G_GOPC: u64 = 288;
 #[unsafe(no_mangle)]
 static G_STARTPC: u64 = 304;
 #[unsafe(no_mangle)]
+static G_WAITING: u64 = 0;
+#[unsafe(no_mangle)]
+static SUDOG_C: u64 = 0;
+#[unsafe(no_mangle)]
 static WANT_STACKS: u32 = 1;
 #[unsafe(no_mangle)]
 static SPAWN_REG: u32 = SpawnReg::Rbx as u32;
@@ -213,6 +217,18 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
     };
     let mut ev = base(EventKind::Park, goid);
     ev.addr = r.rbx;
+    // Channel operations and select hang their sudogs on g.waiting before parking: the first
+    // one's channel names the object (a pool's workers share it, leaked goroutines do not).
+    let g_waiting = config(&G_WAITING);
+    if g_waiting != 0 {
+        if let Ok(sudog) = read_u64(P, g + g_waiting) {
+            if sudog != 0 {
+                if let Ok(c) = read_u64(P, sudog + config(&SUDOG_C)) {
+                    ev.addr = c;
+                }
+            }
+        }
+    }
     // Creation site and creator, so goroutines created before SFGI attached still have one.
     ev.gopc = read_u64(P, g + config(&G_GOPC)).unwrap_or(0);
     ev.other_goid = read_u64(P, g + config(&G_PARENT_GOID)).unwrap_or(0);

@@ -1,0 +1,596 @@
+//! The leak engine: events and inventory snapshots → lifetimes → groups → classification and
+//! judgement → leak reports.
+//!
+//! Park sites are resolved once (symbolized, grouped) and cached by (stack, caller pc, wait
+//! reason, creation pc); each parked goroutine then carries its group's index, so sampling
+//! populations is one pass over the live goroutines with no symbolization or string hashing.
+use crate::classify::{Classification, Classifier, GroupFeatures};
+use crate::event::RuntimeEvent;
+use crate::goexe::GoBinary;
+use crate::group::{
+    blocking_frame, creation_stack, go_duration, stable_id, strip_line, StackSource,
+};
+use crate::inventory::{GStatus, Inventory};
+use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status};
+use crate::lifetime::{Creation, Lifetimes, Parked};
+use crate::symbolize::{go_dump_text, Frame, Symbolizer};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+/// Wait reason SFGI uses for goroutines the inventory finds in a system call.
+pub const SYSCALL_REASON: &str = "syscall";
+/// Raw wait-reason number SFGI uses for [`SYSCALL_REASON`] (outside Go's uint8 range).
+const SYSCALL_RAW: u32 = 0x1_0000;
+/// Most groups tracked; parks at new sites past this share one overflow group.
+const MAX_GROUPS: usize = 50_000;
+
+/// A leak verdict, in the JSON shape tools consume (field names are a contract).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Leak {
+    /// Stable group id.
+    pub id: String,
+    /// `growing`, `suspect`, `proven` (and, in group listings, `resident`, `normal`).
+    pub status: Status,
+    /// `L1`…`L4` (absent for non-leak statuses).
+    pub severity: Option<Severity>,
+    /// Pattern ID from the classifier.
+    pub pattern: String,
+    /// One plain sentence on what is happening.
+    pub explanation: String,
+    /// One plain sentence on how to fix it.
+    pub fix_hint: String,
+    /// Members now.
+    pub count: usize,
+    /// Oldest member's time blocked, as Go prints durations.
+    pub duration: String,
+    /// Oldest member's time blocked, seconds.
+    pub duration_seconds: f64,
+    /// When the oldest member blocked (RFC 3339).
+    pub first_seen: String,
+    /// When the newest member blocked (RFC 3339).
+    pub last_seen: String,
+    /// Go wait reason.
+    pub wait_reason: String,
+    /// First frame of the program's own code in the park stack (`function at file:line`).
+    pub blocked_at: String,
+    /// The `go` statement that created the members.
+    pub created_by: String,
+    /// Members gained per minute over the threshold window.
+    pub growth_per_minute: f64,
+    /// Most GC cycles a member stayed blocked across.
+    pub gc_cycles_blocked: u64,
+    /// Park stack of one member in Go's goroutine-dump text.
+    pub stack_trace: String,
+    /// Creation stack of one member (empty when created before SFGI attached).
+    pub creation_stack: String,
+    /// Up to 20 member goids, oldest first.
+    pub goroutine_ids: Vec<u64>,
+    /// Stack memory the members hold (from each goroutine's stack bounds; 0 when unknown).
+    pub stack_bytes: u64,
+    /// Why the judge decided so.
+    pub reason: String,
+    /// Distinct objects (channels, locks) the members park on.
+    pub distinct_objects: usize,
+    /// Whether the verdict rests on data SFGI knows is incomplete (dropped events, unreadable
+    /// memory): say so rather than hide it.
+    pub incomplete: bool,
+}
+
+/// One resolved park site → group.
+struct GroupSite {
+    id: String,
+    wait_reason: String,
+    blocked_at: String,
+    created_by: String,
+    park_frames: Vec<Frame>,
+    park_functions: Vec<String>,
+}
+
+/// Key of a resolved park site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum StackKey {
+    /// A kernel stack-map id (plus the caller pc the event carried).
+    Kernel(i32, u64),
+    /// A stack the inventory unwound, by its index in the engine's table.
+    Unwound(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SiteKey {
+    stack: StackKey,
+    reason: u32,
+    gopc: u64,
+}
+
+/// Per-member facts only the inventory knows.
+#[derive(Clone, Copy, Debug, Default)]
+struct MemberExtra {
+    stack_bytes: u64,
+}
+
+/// Engine tuning.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// Judge thresholds.
+    pub judge: JudgeConfig,
+}
+
+/// Counters of what the engine could not see.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EngineHealth {
+    /// Inventory snapshots taken.
+    pub inventories: u64,
+    /// Goroutines the last inventory could not read consistently.
+    pub inventory_unreadable: usize,
+    /// The last inventory error, if the last attempt failed.
+    pub inventory_error: Option<String>,
+    /// How long the last inventory took, ms.
+    pub inventory_ms: f64,
+    /// Goroutines found parked by an inventory although SFGI thought them running (missed park).
+    pub reconciled_parked: u64,
+    /// Goroutines found running by an inventory although SFGI thought them parked (missed wake).
+    pub reconciled_running: u64,
+    /// Goroutines SFGI tracked that an inventory no longer found (missed exit).
+    pub reconciled_gone: u64,
+}
+
+/// The whole engine for one target.
+pub struct Engine<'t> {
+    bin: &'t GoBinary,
+    sym: Symbolizer<'t>,
+    classifier: Classifier,
+    /// Every live goroutine SFGI knows of.
+    pub life: Lifetimes,
+    judge: Judge,
+    sites: Vec<GroupSite>,
+    site_of: HashMap<SiteKey, u32>,
+    group_of_key: HashMap<(String, String, String), u32>,
+    kernel_stacks: HashMap<i32, Option<Vec<u64>>>,
+    unwound: HashMap<Vec<u64>, u32>,
+    extra: HashMap<u64, MemberExtra>,
+    /// What the engine could not see.
+    pub health: EngineHealth,
+    wall_minus_mono_ns: i128,
+    started_ns: u64,
+}
+
+impl<'t> Engine<'t> {
+    /// An engine for `bin` loaded at `bias`, classifying with `classifier`.
+    pub fn new(bin: &'t GoBinary, bias: u64, classifier: Classifier, cfg: EngineConfig) -> Self {
+        let now = crate::attach::monotonic_ns();
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Self {
+            bin,
+            sym: Symbolizer::new(bin, bias),
+            classifier,
+            life: Lifetimes::new(),
+            judge: Judge::new(cfg.judge),
+            sites: Vec::new(),
+            site_of: HashMap::new(),
+            group_of_key: HashMap::new(),
+            kernel_stacks: HashMap::new(),
+            unwound: HashMap::new(),
+            extra: HashMap::new(),
+            health: EngineHealth::default(),
+            wall_minus_mono_ns: wall - now as i128,
+            started_ns: now,
+        }
+    }
+
+    /// The judge's configuration.
+    pub fn judge_config(&self) -> &JudgeConfig {
+        self.judge.config()
+    }
+
+    /// Applies one runtime event; `stacks` resolves kernel stack ids the first time one is seen.
+    pub fn apply(&mut self, ev: &RuntimeEvent, stacks: &dyn StackSource) {
+        self.life.apply(ev);
+        match *ev {
+            RuntimeEvent::Park {
+                goid,
+                reason,
+                caller_pc,
+                stack_id,
+                gopc,
+                ..
+            } => {
+                let key = SiteKey {
+                    stack: StackKey::Kernel(stack_id, caller_pc),
+                    reason,
+                    gopc,
+                };
+                let group = match self.site_of.get(&key) {
+                    Some(&g) => g,
+                    None => {
+                        let ips = self
+                            .kernel_stacks
+                            .entry(stack_id)
+                            .or_insert_with(|| stacks.stack(stack_id))
+                            .clone();
+                        let pcs = park_pcs(ips.as_deref(), caller_pc);
+                        let g = self.resolve(&pcs, reason, gopc);
+                        self.site_of.insert(key, g);
+                        g
+                    }
+                };
+                if let Some(g) = self.life.get_mut(goid) {
+                    g.park.group = group;
+                }
+            }
+            RuntimeEvent::Exit { goid, .. } => {
+                self.extra.remove(&goid);
+            }
+            _ => {}
+        }
+    }
+
+    /// Resolves a park stack to its group (creating the group if new).
+    fn resolve(&mut self, pcs: &[u64], reason: u32, gopc: u64) -> u32 {
+        let frames = match pcs.split_first() {
+            Some((&first, rest)) => {
+                let mut f = self.sym.frames(first, false);
+                for &pc in rest {
+                    f.extend(self.sym.frames(pc, true));
+                }
+                f
+            }
+            None => Vec::new(),
+        };
+        let wait_reason = if reason == SYSCALL_RAW {
+            SYSCALL_REASON.to_string()
+        } else {
+            self.bin
+                .wait_reasons()
+                .name(reason)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("wait reason {reason}"))
+        };
+        let blocked_at = blocking_frame(&frames)
+            .map(Frame::site)
+            .unwrap_or_else(|| "unknown (no stack)".to_string());
+        let created_by = if gopc == 0 {
+            "unknown".to_string()
+        } else {
+            self.sym
+                .frames(gopc, true)
+                .first()
+                .map(Frame::site)
+                .unwrap_or_else(|| format!("{gopc:#x}"))
+        };
+        let key = (wait_reason, blocked_at, created_by);
+        if let Some(&g) = self.group_of_key.get(&key) {
+            return g;
+        }
+        if self.sites.len() >= MAX_GROUPS {
+            return (MAX_GROUPS - 1) as u32;
+        }
+        let (wait_reason, blocked_at, created_by) = key.clone();
+        let idx = self.sites.len() as u32;
+        self.sites.push(GroupSite {
+            id: stable_id(&[
+                &wait_reason,
+                &strip_line(&blocked_at),
+                &strip_line(&created_by),
+            ]),
+            park_functions: frames.iter().map(|f| f.function.clone()).collect(),
+            park_frames: frames,
+            wait_reason,
+            blocked_at,
+            created_by,
+        });
+        self.group_of_key.insert(key, idx);
+        idx
+    }
+
+    /// Folds an inventory snapshot in: seeds goroutines SFGI has no events for (parked before
+    /// it attached), and reconciles ones whose events were missed.
+    pub fn ingest_inventory(&mut self, inv: &Inventory) {
+        self.health.inventories += 1;
+        self.health.inventory_unreadable = inv.unreadable;
+        self.health.inventory_error = None;
+        self.health.inventory_ms = inv.read_ns as f64 / 1e6;
+        let now = inv.now_monotonic_ns.max(0) as u64;
+        let mut seen = HashSet::with_capacity(inv.goroutines.len());
+        for gi in &inv.goroutines {
+            seen.insert(gi.goid);
+            self.extra.insert(
+                gi.goid,
+                MemberExtra {
+                    stack_bytes: gi.stack_bytes(),
+                },
+            );
+            let parked_now = matches!(
+                gi.status,
+                GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
+            );
+            let known = self.life.get_mut(gi.goid).map(|g| g.parked);
+            match (known, parked_now) {
+                // Events are fresher than a snapshot taken while the target runs.
+                (Some(true), true) => {
+                    if let Some(g) = self.life.get_mut(gi.goid) {
+                        g.leaked = gi.status == GStatus::Leaked;
+                    }
+                    continue;
+                }
+                (Some(false), false) | (None, false) => {
+                    self.life.seed_active(gi.goid, now);
+                    continue;
+                }
+                (Some(true), false) => {
+                    // A wake SFGI did not see (or the goroutine just woke): trust the snapshot
+                    // only for goroutines it parked long ago.
+                    self.health.reconciled_running += 1;
+                    if let Some(g) = self.life.get_mut(gi.goid) {
+                        g.parked = false;
+                    }
+                    continue;
+                }
+                (Some(false), true) => self.health.reconciled_parked += 1,
+                (None, true) => {}
+            }
+            let reason = if gi.status == GStatus::Syscall {
+                SYSCALL_RAW
+            } else {
+                u32::from(gi.wait_reason_raw)
+            };
+            let stack_idx = match self.unwound.get(&gi.stack) {
+                Some(&i) => i,
+                None => {
+                    let i = self.unwound.len() as u32;
+                    if self.unwound.len() < 1 << 20 {
+                        self.unwound.insert(gi.stack.clone(), i);
+                    }
+                    i
+                }
+            };
+            let key = SiteKey {
+                stack: StackKey::Unwound(stack_idx),
+                reason,
+                gopc: gi.gopc,
+            };
+            let group = match self.site_of.get(&key) {
+                Some(&g) => g,
+                None => {
+                    let g = self.resolve(&gi.stack, reason, gi.gopc);
+                    self.site_of.insert(key, g);
+                    g
+                }
+            };
+            let since = gi
+                .wait_age_ns
+                .map(|age| now.saturating_sub(age))
+                .unwrap_or(now);
+            self.life.seed_parked(
+                gi.goid,
+                Parked {
+                    reason,
+                    caller_pc: gi.stack.get(1).copied().unwrap_or(0),
+                    object: gi.waiting_on.first().copied().unwrap_or(0),
+                    stack_id: -1,
+                    since_ns: since,
+                    gc_at_park: self.life.gc_cycles as u32,
+                    group,
+                },
+                Creation {
+                    parent: gi.parent_goid,
+                    gopc: gi.gopc,
+                    startpc: gi.startpc,
+                    stack_id: -1,
+                    at_ns: 0,
+                },
+                gi.status == GStatus::Leaked,
+            );
+        }
+        let gone = self.life.retain(|goid| seen.contains(&goid));
+        self.health.reconciled_gone += gone as u64;
+        self.extra.retain(|goid, _| seen.contains(goid));
+    }
+
+    /// Records an inventory failure (the engine then works from events alone).
+    pub fn inventory_failed(&mut self, why: String) {
+        self.health.inventory_error = Some(why);
+    }
+
+    /// Samples every group's population (call once per `--interval`).
+    pub fn tick(&mut self, now_ns: u64) {
+        let mut counts = vec![0usize; self.sites.len()];
+        for (_, p) in self.life.parked() {
+            if let Some(c) = counts.get_mut(p.group as usize) {
+                *c += 1;
+            }
+        }
+        let sites = &self.sites;
+        self.judge.observe(
+            now_ns,
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(|(i, &c)| (sites[i].id.as_str(), c)),
+            self.life.len(),
+        );
+    }
+
+    /// Judges every group now. Groups are returned most severe first, then largest.
+    pub fn verdicts(
+        &mut self,
+        now_ns: u64,
+        stacks: &dyn StackSource,
+        incomplete: bool,
+    ) -> Vec<Leak> {
+        struct Acc {
+            members: Vec<(u64, MemberView)>,
+            gc_max: u64,
+            parents: HashSet<u64>,
+            wakes: u64,
+            cv: Vec<f64>,
+            intervals: Vec<f64>,
+            creation_stack: Option<i32>,
+            stack_bytes: u64,
+        }
+        let mut by_group: HashMap<u32, Acc> = HashMap::new();
+        for (g, p) in self.life.parked() {
+            if p.group == u32::MAX {
+                continue;
+            }
+            let a = by_group.entry(p.group).or_insert_with(|| Acc {
+                members: Vec::new(),
+                gc_max: 0,
+                parents: HashSet::new(),
+                wakes: 0,
+                cv: Vec::new(),
+                intervals: Vec::new(),
+                creation_stack: None,
+                stack_bytes: 0,
+            });
+            a.members.push((
+                g.goid,
+                MemberView {
+                    since_ns: p.since_ns,
+                    repeat_parks: g.repeat_parks,
+                    object: p.object,
+                    leaked: g.leaked,
+                },
+            ));
+            a.gc_max = a.gc_max.max(self.life.gc_cycles_blocked(p));
+            if let Some(c) = g.creation {
+                a.parents.insert(c.parent);
+                if c.stack_id >= 0 && a.creation_stack.is_none() {
+                    a.creation_stack = Some(c.stack_id);
+                }
+            }
+            a.wakes += u64::from(g.wakes);
+            if let Some(cv) = g.intervals.cv() {
+                a.cv.push(cv);
+                a.intervals.push(f64::from(g.intervals.mean));
+            }
+            a.stack_bytes += self.extra.get(&g.goid).map(|e| e.stack_bytes).unwrap_or(0);
+        }
+        let mut out = Vec::with_capacity(by_group.len());
+        for (gidx, mut a) in by_group {
+            let Some(site) = self.sites.get(gidx as usize) else {
+                continue;
+            };
+            a.members.sort_by_key(|(goid, m)| (m.since_ns, *goid));
+            let views: Vec<MemberView> = a.members.iter().map(|(_, m)| *m).collect();
+            let objects: HashSet<u64> =
+                views.iter().map(|m| m.object).filter(|&o| o != 0).collect();
+            let count = views.len();
+            let creation_frames = a
+                .creation_stack
+                .and_then(|id| {
+                    self.kernel_stacks
+                        .entry(id)
+                        .or_insert_with(|| stacks.stack(id))
+                        .clone()
+                })
+                .map(|ips| creation_stack(&mut self.sym, &ips))
+                .unwrap_or_default();
+            let features = GroupFeatures {
+                wait_reason: site.wait_reason.clone(),
+                park_frames: site.park_functions.clone(),
+                created_by: strip_line(&site.created_by),
+                creation_frames: creation_frames.iter().map(|f| f.function.clone()).collect(),
+                count,
+                distinct_objects: objects.len(),
+                nil_object: objects.is_empty(),
+                creators: a.parents.len(),
+                wakes_per_member: a.wakes as f64 / count.max(1) as f64,
+                wake_interval_cv: median(&mut a.cv),
+                wake_interval_median_s: median(&mut a.intervals),
+            };
+            let class: Classification = self.classifier.classify(&features);
+            let verdict = self.judge.judge(
+                now_ns,
+                &GroupView {
+                    id: &site.id,
+                    wait_reason: &site.wait_reason,
+                    members: &views,
+                    healthy: class.healthy,
+                },
+            );
+            let oldest = views.first().map(|m| m.since_ns).unwrap_or(now_ns);
+            let newest = views.last().map(|m| m.since_ns).unwrap_or(now_ns);
+            let secs = now_ns.saturating_sub(oldest) as f64 / 1e9;
+            out.push(Leak {
+                id: site.id.clone(),
+                status: verdict.status,
+                severity: verdict.severity,
+                pattern: class.pattern,
+                explanation: class.explanation,
+                fix_hint: class.fix_hint,
+                count,
+                duration: go_duration(secs),
+                duration_seconds: (secs * 1000.0).round() / 1000.0,
+                first_seen: self.rfc3339(oldest),
+                last_seen: self.rfc3339(newest),
+                wait_reason: site.wait_reason.clone(),
+                blocked_at: site.blocked_at.clone(),
+                created_by: site.created_by.clone(),
+                growth_per_minute: (verdict.growth_per_minute * 10.0).round() / 10.0,
+                gc_cycles_blocked: a.gc_max,
+                stack_trace: go_dump_text(&site.park_frames),
+                creation_stack: go_dump_text(&creation_frames),
+                goroutine_ids: a.members.iter().take(20).map(|(goid, _)| *goid).collect(),
+                stack_bytes: a.stack_bytes,
+                reason: verdict.reason,
+                distinct_objects: objects.len(),
+                incomplete,
+            });
+        }
+        out.sort_by(|a, b| {
+            (
+                a.status,
+                std::cmp::Reverse(a.severity),
+                std::cmp::Reverse(a.count),
+            )
+                .cmp(&(
+                    b.status,
+                    std::cmp::Reverse(b.severity),
+                    std::cmp::Reverse(b.count),
+                ))
+        });
+        out
+    }
+
+    /// Seconds since the engine started.
+    pub fn uptime(&self, now_ns: u64) -> Duration {
+        Duration::from_nanos(now_ns.saturating_sub(self.started_ns))
+    }
+
+    /// A monotonic timestamp as RFC 3339 wall-clock time.
+    pub fn rfc3339(&self, mono_ns: u64) -> String {
+        let wall = mono_ns as i128 + self.wall_minus_mono_ns;
+        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.max(0) as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+}
+
+/// Park stack pcs: the stack map's entries with the caller's return address spliced in after
+/// `gopark` when the kernel did not already record it (kernels before 6.12).
+fn park_pcs(ips: Option<&[u64]>, caller_pc: u64) -> Vec<u64> {
+    match ips {
+        Some(ips) if !ips.is_empty() => {
+            let mut v = Vec::with_capacity(ips.len() + 1);
+            v.push(ips[0]);
+            if caller_pc != 0 && ips.get(1) != Some(&caller_pc) {
+                v.push(caller_pc);
+            }
+            v.extend_from_slice(&ips[1..]);
+            v
+        }
+        _ if caller_pc != 0 => vec![0, caller_pc],
+        _ => Vec::new(),
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}

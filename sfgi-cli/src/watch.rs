@@ -1,0 +1,875 @@
+//! `sfgi watch`: one attach session kept running, a live table of its leak groups, and (with
+//! `--listen`) the HTTP endpoints of [`crate::serve`].
+//!
+//! Ownership: the [`Session`] borrows its [`Target`] and holds the eBPF maps, so it lives on one
+//! task only — the loop in [`run`], on the caller's current-thread runtime. Every refresh the loop
+//! publishes an immutable [`Snapshot`] (`Arc`, through a `tokio::sync::watch` channel) that the
+//! HTTP handlers read without ever touching the session. `POST /sfgi/trigger-scan` sends a
+//! oneshot reply channel to the loop over an mpsc; the loop answers every request that is queued
+//! when it gets to them (and every one that arrived while the scan ran) with ONE scan, and
+//! answers requests within a second of the last scan with that scan's result instead of scanning
+//! again.
+use crate::attach::{monotonic_ns, open_target, AttachOptions, ScanResult, Session};
+use crate::engine::{Leak, SYSCALL_REASON};
+use crate::group::go_duration;
+use crate::judge::Status;
+use crate::report::{short_site, Report};
+use crate::serve;
+use crate::target::Target;
+use anyhow::{Context, Result};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
+use prometheus_client::metrics::histogram::Histogram;
+use std::collections::{HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Samples of a group's population kept for its trend sparkline.
+pub const TREND_SAMPLES: usize = 20;
+/// Spacing of the samples `GET /sfgi/profile` serves.
+pub const PROFILE_EVERY: Duration = Duration::from_secs(300);
+/// How many profile samples are kept (one hour at [`PROFILE_EVERY`]).
+pub const PROFILE_KEEP: usize = 12;
+/// Most leak groups recorded per profile sample.
+pub const PROFILE_GROUPS: usize = 100;
+/// Triggered scans closer together than this share the earlier result.
+pub const SCAN_MIN_SPACING: Duration = Duration::from_secs(1);
+/// Most leak groups drawn in the live table.
+const TABLE_ROWS: usize = 25;
+/// How often /proc is searched for other sfgi processes attached to the same PID.
+const PEER_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Options of `sfgi watch`.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    /// The session (its `interval` is also the refresh interval; `duration` and `rescan` are not
+    /// used: watch runs until stopped and re-reads the inventory every `rescan` below).
+    pub attach: AttachOptions,
+    /// Periodic inventory re-read (`None`: only on start and on `trigger-scan`).
+    pub rescan: Option<Duration>,
+    /// `--listen` address as given (`:9090`, `127.0.0.1:9090`, `[::1]:9090`, ...).
+    pub listen: Option<String>,
+    /// Bearer token the HTTP endpoints require.
+    pub token: Option<String>,
+}
+
+/// Why a watch ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The target process exited.
+    TargetExited,
+    /// The target exec'd another program (its `/proc/PID/exe` changed).
+    TargetExeced,
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+    /// Nobody reads stdout any more.
+    OutputClosed,
+}
+
+/// The end of a watch: why, the line that says so, and the final report.
+pub struct WatchOutcome {
+    /// Why it ended.
+    pub ended: Ended,
+    /// One line saying so (`sfgi: target PID 123 exited`).
+    pub message: String,
+    /// The final report.
+    pub report: Report,
+}
+
+/// Goroutines of the target by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateCounts {
+    /// Running or runnable (not parked as far as SFGI knows).
+    pub running: usize,
+    /// Parked (channel, lock, select, sleep, I/O...).
+    pub waiting: usize,
+    /// In a system call (found so by an inventory).
+    pub syscall: usize,
+    /// Marked `_Gleaked` by the Go runtime itself.
+    pub leaked: usize,
+}
+
+impl StateCounts {
+    /// `(state name, count)` pairs, in a fixed order.
+    pub fn by_name(&self) -> [(&'static str, usize); 4] {
+        [
+            ("running", self.running),
+            ("waiting", self.waiting),
+            ("syscall", self.syscall),
+            ("leaked", self.leaked),
+        ]
+    }
+
+    /// All of them.
+    pub fn total(&self) -> usize {
+        self.running + self.waiting + self.syscall + self.leaked
+    }
+}
+
+/// One parked goroutine in a snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct Member {
+    /// Its goid.
+    pub goid: u64,
+    /// Index of its group in the snapshot's `report.groups`.
+    pub group: u32,
+    /// When it blocked (monotonic ns).
+    pub since_ns: u64,
+}
+
+/// One leak group in a profile sample.
+#[derive(Clone, Debug)]
+pub struct ProfileGroup {
+    /// Group id.
+    pub id: String,
+    /// Status then.
+    pub status: Status,
+    /// Pattern.
+    pub pattern: String,
+    /// Members then.
+    pub count: usize,
+}
+
+/// One goroutine-count sample of the profile.
+#[derive(Clone, Debug)]
+pub struct ProfileSample {
+    /// Wall-clock time, ms since the Unix epoch.
+    pub ts_ms: i64,
+    /// Goroutines by state.
+    pub states: StateCounts,
+    /// Leak groups (`growing`, `suspect`, `proven`), largest first, at most [`PROFILE_GROUPS`].
+    pub groups: Vec<ProfileGroup>,
+}
+
+/// Everything the HTTP endpoints serve, as of one refresh. Immutable once published.
+pub struct Snapshot {
+    /// Wall-clock time of the snapshot, ms since the Unix epoch.
+    pub ts_ms: i64,
+    /// Monotonic time of the snapshot, ns.
+    pub now_ns: u64,
+    /// Wall-clock minus monotonic time, ns (to print member times).
+    pub wall_minus_mono_ns: i128,
+    /// The report now (target, leaks, every group, stats).
+    pub report: Report,
+    /// Goroutines by state.
+    pub states: StateCounts,
+    /// Every parked goroutine: most severe group first, then oldest first.
+    pub members: Vec<Member>,
+    /// Events per second since the previous refresh.
+    pub events_per_sec: f64,
+    /// Older profile samples (one per [`PROFILE_EVERY`], oldest first; the current value is this
+    /// snapshot itself).
+    pub profile: Arc<Vec<ProfileSample>>,
+    /// Other sfgi processes attached to the same PID.
+    pub peers: Vec<u32>,
+    /// Seconds attached.
+    pub attached_secs: f64,
+}
+
+impl Snapshot {
+    /// The profile sample this snapshot is.
+    pub fn profile_sample(&self) -> ProfileSample {
+        ProfileSample {
+            ts_ms: self.ts_ms,
+            states: self.states,
+            groups: profile_groups(&self.report.groups),
+        }
+    }
+
+    /// A member's blocking time as Go prints durations.
+    pub fn member_duration(&self, m: &Member) -> String {
+        go_duration(self.now_ns.saturating_sub(m.since_ns) as f64 / 1e9)
+    }
+
+    /// When a member blocked, RFC 3339 (ms).
+    pub fn member_first_seen(&self, m: &Member) -> String {
+        let wall = m.since_ns as i128 + self.wall_minus_mono_ns;
+        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.max(0) as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+}
+
+fn profile_groups(groups: &[Leak]) -> Vec<ProfileGroup> {
+    let mut v: Vec<ProfileGroup> = groups
+        .iter()
+        .filter(|g| g.status.is_leak())
+        .map(|g| ProfileGroup {
+            id: g.id.clone(),
+            status: g.status,
+            pattern: g.pattern.clone(),
+            count: g.count,
+        })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+    v.truncate(PROFILE_GROUPS);
+    v
+}
+
+/// A scan result as handed to a `trigger-scan` request.
+#[derive(Clone, Debug)]
+pub struct ScanReply {
+    /// The scan.
+    pub result: ScanResult,
+    /// Whether the scan ran for this batch of requests (false: an earlier scan, less than a second
+    /// old, was reused).
+    pub fresh: bool,
+}
+
+/// A `trigger-scan` request: where to send the result.
+pub type TriggerRequest = oneshot::Sender<ScanReply>;
+
+/// What identifies the traced program: a process exec'ing another binary, or a reused PID,
+/// is a different target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ProcIdent {
+    dev: u64,
+    ino: u64,
+    start_time: Option<u64>,
+}
+
+impl ProcIdent {
+    fn read(pid: u32) -> Option<ProcIdent> {
+        let md = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+        Some(ProcIdent {
+            dev: md.dev(),
+            ino: md.ino(),
+            start_time: start_time(pid),
+        })
+    }
+}
+
+/// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after the command name start at field 3 (state).
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Other `sfgi attach`/`sfgi watch` processes with `--pid PID` (not this one).
+pub fn other_sfgi_attached(pid: u32) -> Vec<u32> {
+    let me = std::process::id();
+    let pid_s = pid.to_string();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if p == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+        let Some(argv0) = args.first() else {
+            continue;
+        };
+        let name = argv0.rsplit(|&b| b == b'/').next().unwrap_or(argv0);
+        if name != b"sfgi" {
+            continue;
+        }
+        let attaching = args.iter().any(|a| *a == b"attach" || *a == b"watch");
+        let names_pid = args
+            .windows(2)
+            .any(|w| w[0] == b"--pid" && w[1] == pid_s.as_bytes())
+            || args
+                .iter()
+                .any(|a| a.strip_prefix(b"--pid=") == Some(pid_s.as_bytes()));
+        if attaching && names_pid {
+            out.push(p);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// A sparkline of `samples` scaled between their minimum and maximum.
+pub fn sparkline(samples: impl IntoIterator<Item = usize>) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let v: Vec<usize> = samples.into_iter().collect();
+    let (Some(&lo), Some(&hi)) = (v.iter().min(), v.iter().max()) else {
+        return String::new();
+    };
+    v.iter()
+        .map(|&x| {
+            if hi == lo {
+                BARS[if hi == 0 { 0 } else { 3 }]
+            } else {
+                BARS[(x - lo) * (BARS.len() - 1) / (hi - lo)]
+            }
+        })
+        .collect()
+}
+
+/// Columns of the terminal on stdout, if it is one.
+fn terminal_width() -> Option<usize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into `ws`, a valid, writable one.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+}
+
+/// State kept across refreshes by the owner of the session.
+struct Watcher<'a> {
+    opts: &'a WatchOptions,
+    pid: u32,
+    ident: Option<ProcIdent>,
+    trends: HashMap<String, VecDeque<usize>>,
+    profile: Arc<Vec<ProfileSample>>,
+    last_profile: Option<Instant>,
+    last_events: (u64, Instant),
+    wall_minus_mono_ns: i128,
+    scans: Histogram,
+    /// When the inventory was last read (by any scan), and the last triggered or periodic
+    /// scan's result (`None` until one ran: the initial scan's is not kept).
+    last_scan_at: Instant,
+    last_scan: Option<ScanResult>,
+    peers: Vec<u32>,
+    last_peer_check: Option<Instant>,
+    tty: bool,
+    frames: u64,
+    listen_note: Option<String>,
+}
+
+impl Watcher<'_> {
+    /// Re-reads the inventory now and records how long it took.
+    fn scan(&mut self, session: &mut Session<'_>) -> ScanResult {
+        session.poll();
+        let r = session.scan();
+        self.scans.observe(r.duration_ms / 1e3);
+        self.last_scan_at = Instant::now();
+        self.last_scan = Some(r.clone());
+        r
+    }
+
+    /// Answers `first` and every other queued trigger with one scan (or the last one, if it is
+    /// less than [`SCAN_MIN_SPACING`] old). Returns whether a new scan ran.
+    fn serve_triggers(
+        &mut self,
+        session: &mut Session<'_>,
+        first: TriggerRequest,
+        rx: &mut mpsc::Receiver<TriggerRequest>,
+    ) -> bool {
+        let mut waiting = vec![first];
+        while let Ok(r) = rx.try_recv() {
+            waiting.push(r);
+        }
+        let reply = match &self.last_scan {
+            Some(r) if self.last_scan_at.elapsed() < SCAN_MIN_SPACING => ScanReply {
+                result: r.clone(),
+                fresh: false,
+            },
+            _ => {
+                let result = self.scan(session);
+                // Requests that came in while the scan ran share it.
+                while let Ok(r) = rx.try_recv() {
+                    waiting.push(r);
+                }
+                ScanReply {
+                    result,
+                    fresh: true,
+                }
+            }
+        };
+        let fresh = reply.fresh;
+        for w in waiting {
+            let _ = w.send(reply.clone());
+        }
+        fresh
+    }
+
+    /// Whether the target is gone: exited, or became another program.
+    fn target_gone(&mut self, session: &mut Session<'_>) -> Option<Ended> {
+        if !session.target_alive() {
+            return Some(Ended::TargetExited);
+        }
+        match (&self.ident, ProcIdent::read(self.pid)) {
+            (Some(a), Some(b)) if *a != b => Some(if a.start_time == b.start_time {
+                Ended::TargetExeced
+            } else {
+                Ended::TargetExited
+            }),
+            (Some(_), None) => Some(Ended::TargetExited),
+            _ => None,
+        }
+    }
+
+    /// Takes a snapshot of the session now (and advances trends and the profile).
+    fn snapshot(&mut self, session: &mut Session<'_>) -> Snapshot {
+        let report = session.report();
+        let now_ns = monotonic_ns();
+        let now = Instant::now();
+        let ts_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+
+        // Engine group index → report group index, through the member goids each group lists.
+        let mut group_of_goid: HashMap<u64, u32> = HashMap::new();
+        for (i, g) in report.groups.iter().enumerate() {
+            for &goid in &g.goroutine_ids {
+                group_of_goid.insert(goid, i as u32);
+            }
+        }
+        let life = &session.engine.life;
+        let mut group_of_site: HashMap<u32, u32> = HashMap::new();
+        for (g, p) in life.parked() {
+            if let Some(&i) = group_of_goid.get(&g.goid) {
+                group_of_site.insert(p.group, i);
+            }
+        }
+        let mut states = StateCounts::default();
+        let mut members = Vec::new();
+        let mut parked = 0;
+        for (g, p) in life.parked() {
+            parked += 1;
+            let group = group_of_site.get(&p.group).copied();
+            if g.leaked {
+                states.leaked += 1;
+            } else if group.is_some_and(|i| report.groups[i as usize].wait_reason == SYSCALL_REASON)
+            {
+                states.syscall += 1;
+            } else {
+                states.waiting += 1;
+            }
+            if let Some(group) = group {
+                members.push(Member {
+                    goid: g.goid,
+                    group,
+                    since_ns: p.since_ns,
+                });
+            }
+        }
+        states.running = life.len().saturating_sub(parked);
+        members.sort_unstable_by_key(|m| (m.group, m.since_ns, m.goid));
+
+        let (ev0, t0) = self.last_events;
+        let dt = now.duration_since(t0).as_secs_f64();
+        let events_per_sec = if dt > 0.0 {
+            report.stats.events.saturating_sub(ev0) as f64 / dt
+        } else {
+            0.0
+        };
+        self.last_events = (report.stats.events, now);
+
+        let mut seen = HashMap::with_capacity(report.groups.len());
+        for g in &report.groups {
+            let t = self.trends.entry(g.id.clone()).or_default();
+            if t.len() == TREND_SAMPLES {
+                t.pop_front();
+            }
+            t.push_back(g.count);
+            seen.insert(g.id.as_str(), ());
+        }
+        self.trends.retain(|id, _| seen.contains_key(id.as_str()));
+
+        if self
+            .last_peer_check
+            .is_none_or(|t| t.elapsed() >= PEER_CHECK_EVERY)
+        {
+            self.last_peer_check = Some(now);
+            self.peers = other_sfgi_attached(self.pid);
+        }
+
+        let snap = Snapshot {
+            ts_ms,
+            now_ns,
+            wall_minus_mono_ns: self.wall_minus_mono_ns,
+            attached_secs: session.elapsed().as_secs_f64(),
+            report,
+            states,
+            members,
+            events_per_sec,
+            profile: Arc::clone(&self.profile),
+            peers: self.peers.clone(),
+        };
+        if self
+            .last_profile
+            .is_none_or(|t| t.elapsed() >= PROFILE_EVERY)
+        {
+            self.last_profile = Some(now);
+            let mut p: Vec<ProfileSample> = self.profile.as_ref().clone();
+            p.push(snap.profile_sample());
+            if p.len() > PROFILE_KEEP {
+                p.drain(..p.len() - PROFILE_KEEP);
+            }
+            self.profile = Arc::new(p);
+        }
+        snap
+    }
+
+    fn trend(&self, id: &str) -> String {
+        self.trends
+            .get(id)
+            .map(|t| sparkline(t.iter().copied()))
+            .unwrap_or_default()
+    }
+
+    /// Target and Go version.
+    fn target_part(s: &Snapshot) -> String {
+        let t = &s.report.target;
+        format!("PID {} {} ({})", t.pid, t.binary, t.go_version)
+    }
+
+    /// Goroutines by state, events/s, drops, GC cycles, leak groups.
+    fn counts_part(s: &Snapshot) -> String {
+        let st = &s.states;
+        let r = &s.report;
+        format!(
+            "goroutines {}: running {}, waiting {}, syscall {}, leaked {}  events/s {:.0}  drops {}  GC cycles {}  leak groups {}",
+            st.total(),
+            st.running,
+            st.waiting,
+            st.syscall,
+            st.leaked,
+            s.events_per_sec,
+            r.stats.dropped,
+            r.stats.gc_cycles,
+            r.leaks.len(),
+        )
+    }
+
+    /// A note when other sfgi processes are attached to the same PID.
+    fn peer_note(s: &Snapshot) -> String {
+        if s.peers.is_empty() {
+            return String::new();
+        }
+        let p: Vec<String> = s.peers.iter().map(u32::to_string).collect();
+        format!(
+            "  [note: another sfgi is attached to this PID: {}]",
+            p.join(", ")
+        )
+    }
+
+    /// The full-screen frame (TTY).
+    fn frame(&self, s: &Snapshot) -> String {
+        let mut out = format!(
+            "sfgi watch  {}  attached {}, refresh {}{}{}\n{}\n",
+            Self::target_part(s),
+            go_duration(s.attached_secs.round()),
+            go_duration(self.opts.attach.interval.as_secs_f64()),
+            self.listen_note
+                .as_deref()
+                .map(|a| format!(", serving on {a}"))
+                .unwrap_or_default(),
+            Self::peer_note(s),
+            Self::counts_part(s),
+        );
+        for w in &s.report.stats.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        let leaks = &s.report.leaks;
+        if leaks.is_empty() {
+            out.push_str("\nno leaks found (yet)\n");
+        } else {
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_width(terminal_width().map_or(170, |w| w.min(u16::MAX as usize) as u16))
+                .set_header(vec![
+                    "GROUP",
+                    "STATUS",
+                    "SEV",
+                    "PATTERN",
+                    "COUNT",
+                    "GROWTH/MIN",
+                    "AGE",
+                    "TREND",
+                    "BLOCKED AT",
+                    "CREATED BY",
+                ]);
+            for g in leaks.iter().take(TABLE_ROWS) {
+                table.add_row(vec![
+                    Cell::new(&g.id),
+                    Cell::new(g.status.as_str()),
+                    Cell::new(g.severity.map(|s| s.as_str()).unwrap_or("-")),
+                    Cell::new(&g.pattern),
+                    Cell::new(g.count),
+                    Cell::new(format!("{:+.1}", g.growth_per_minute)),
+                    Cell::new(&g.duration),
+                    Cell::new(self.trend(&g.id)),
+                    Cell::new(short_site(&g.blocked_at)),
+                    Cell::new(short_site(&g.created_by)),
+                ]);
+            }
+            out.push('\n');
+            out.push_str(&table.to_string());
+            out.push('\n');
+            if leaks.len() > TABLE_ROWS {
+                out.push_str(&format!(
+                    "… {} more leak groups\n",
+                    leaks.len() - TABLE_ROWS
+                ));
+            }
+        }
+        let resident: Vec<&Leak> = s
+            .report
+            .groups
+            .iter()
+            .filter(|g| g.status == Status::Resident)
+            .collect();
+        if !resident.is_empty() {
+            out.push_str(&format!(
+                "{} resident goroutine(s) in {} healthy-looking group(s), not leaks\n",
+                resident.iter().map(|g| g.count).sum::<usize>(),
+                resident.len()
+            ));
+        }
+        out.push_str("Ctrl-C to stop\n");
+        out
+    }
+
+    /// The plain lines (not a TTY): one summary line, then one line per leak group.
+    fn lines(&self, s: &Snapshot) -> String {
+        let ts = humantime::format_rfc3339_seconds(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(s.ts_ms.max(0) as u64),
+        );
+        let mut out = format!(
+            "{ts} {}  {}{}\n",
+            Self::target_part(s),
+            Self::counts_part(s),
+            Self::peer_note(s)
+        );
+        for g in &s.report.leaks {
+            out.push_str(&format!(
+                "  {} {} {} {} count={} growth/min={:+.1} age={} trend={} blocked={} created={}\n",
+                g.id,
+                g.status.as_str(),
+                g.severity.map(|s| s.as_str()).unwrap_or("-"),
+                g.pattern,
+                g.count,
+                g.growth_per_minute,
+                g.duration,
+                self.trend(&g.id),
+                short_site(&g.blocked_at),
+                short_site(&g.created_by),
+            ));
+        }
+        out
+    }
+
+    /// Draws one refresh; false if stdout is gone.
+    fn draw(&mut self, s: &Snapshot) -> bool {
+        let text = if self.tty {
+            // Home, overwrite each line (clearing its tail), clear below: no flicker.
+            let mut t = String::new();
+            if self.frames == 0 {
+                t.push_str("\x1b[2J");
+            }
+            t.push_str("\x1b[H");
+            let width = terminal_width().unwrap_or(usize::MAX);
+            for line in self.frame(s).lines() {
+                // Never wrap: a wrapped line would scroll the frame.
+                match line.char_indices().nth(width) {
+                    Some((i, _)) => t.push_str(&line[..i]),
+                    None => t.push_str(line),
+                }
+                t.push_str("\x1b[K\n");
+            }
+            t.push_str("\x1b[J");
+            t
+        } else {
+            self.lines(s)
+        };
+        self.frames += 1;
+        let mut out = std::io::stdout().lock();
+        !matches!(
+            out.write_all(text.as_bytes()).and_then(|()| out.flush()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe
+        )
+    }
+}
+
+/// Runs `sfgi watch` until Ctrl-C/SIGTERM or the target exits, and returns the final report.
+/// Probes are detached before it returns (the session is dropped).
+pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
+    let listen = opts
+        .listen
+        .as_deref()
+        .map(serve::parse_listen)
+        .transpose()?;
+    let target: Target = open_target(opts.attach.pid)?;
+    let pid = target.pid;
+    let ident = ProcIdent::read(pid);
+    let started = Instant::now();
+    let mut aopts = opts.attach.clone();
+    aopts.duration = None;
+    aopts.rescan = None; // rescans are driven here, so each one is timed
+    aopts.poll_interval = aopts.poll_interval.min(aopts.interval);
+    let mut session = Session::start(&target, &aopts)?;
+    eprintln!(
+        "sfgi: watching PID {} ({}, {}) with {} probes; Ctrl-C to stop",
+        pid,
+        target.exe_display.display(),
+        target.binary.build_info().go_version,
+        session.tracer().plan.sites.len(),
+    );
+    for m in &session.tracer().plan.missing {
+        eprintln!(
+            "sfgi: warning: no {} probe ({}): {}",
+            m.probe, m.function, m.why
+        );
+    }
+    let scans = Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ]);
+    if session.engine.health.inventories > 0 {
+        scans.observe(session.engine.health.inventory_ms / 1e3);
+    }
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    let mut w = Watcher {
+        opts,
+        pid,
+        ident,
+        trends: HashMap::new(),
+        profile: Arc::new(Vec::new()),
+        last_profile: None,
+        last_events: (0, started),
+        wall_minus_mono_ns: wall - monotonic_ns() as i128,
+        scans: scans.clone(),
+        last_scan_at: Instant::now(),
+        last_scan: None,
+        peers: Vec::new(),
+        last_peer_check: None,
+        tty: std::io::stdout().is_terminal(),
+        frames: 0,
+        listen_note: None,
+    };
+    let first = Arc::new(w.snapshot(&mut session));
+    let (snap_tx, snap_rx) = watch::channel(Arc::clone(&first));
+    let (trig_tx, mut trig_rx) = mpsc::channel::<TriggerRequest>(256);
+    let server = match listen {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("listening on {addr}"))?;
+            let bound = listener.local_addr().context("reading the bound address")?;
+            if !bound.ip().is_loopback() && opts.token.is_none() {
+                eprintln!(
+                    "sfgi: warning: serving goroutine stacks on {bound} (not loopback) without --token"
+                );
+            }
+            let server = serve::start(
+                listener,
+                serve::ServeState {
+                    snapshot: snap_rx,
+                    trigger: trig_tx,
+                    scans: scans.clone(),
+                    token: opts.token.clone(),
+                },
+            )?;
+            eprintln!("sfgi: serving on http://{bound}");
+            w.listen_note = Some(format!("http://{bound}"));
+            Some(server)
+        }
+        None => {
+            drop((snap_rx, trig_tx));
+            None
+        }
+    };
+
+    let mut tick = tokio::time::interval(aopts.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut last_refresh = Instant::now();
+    let mut ended = if w.draw(&first) {
+        None
+    } else {
+        Some(Ended::OutputClosed)
+    };
+    drop(first);
+    while ended.is_none() {
+        let mut refresh = false;
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(req) = trig_rx.recv() => {
+                refresh = w.serve_triggers(&mut session, req, &mut trig_rx);
+            }
+            _ = tokio::signal::ctrl_c() => { ended = Some(Ended::Stopped); break; }
+            _ = sigterm.recv() => { ended = Some(Ended::Stopped); break; }
+        }
+        session.poll();
+        if let Some(e) = w.target_gone(&mut session) {
+            ended = Some(e);
+            break;
+        }
+        if opts.rescan.is_some_and(|d| w.last_scan_at.elapsed() >= d) {
+            w.scan(&mut session);
+        }
+        if refresh || last_refresh.elapsed() >= aopts.interval {
+            last_refresh = Instant::now();
+            let snap = Arc::new(w.snapshot(&mut session));
+            let _ = snap_tx.send(Arc::clone(&snap));
+            if !w.draw(&snap) {
+                ended = Some(Ended::OutputClosed);
+            }
+        }
+    }
+    let ended = ended.unwrap_or(Ended::Stopped);
+    // Stop serving before detaching: handlers only ever see a live session's snapshots.
+    drop(trig_rx);
+    if let Some(s) = server {
+        s.stop(Duration::from_secs(2));
+    }
+    session.poll();
+    if ended == Ended::Stopped || ended == Ended::OutputClosed {
+        session.scan();
+    }
+    session.engine.tick(monotonic_ns());
+    let report = session.report();
+    drop(session); // detaches the probes
+    if w.tty && w.frames > 0 {
+        println!();
+    }
+    let message = match ended {
+        Ended::TargetExited => format!("sfgi: target PID {pid} exited"),
+        Ended::TargetExeced => format!(
+            "sfgi: target PID {pid} exited (it exec'd another program; a new program is a new target)"
+        ),
+        Ended::Stopped => format!("sfgi: stopped; detached from PID {pid}"),
+        Ended::OutputClosed => format!("sfgi: output closed; detached from PID {pid}"),
+    };
+    Ok(WatchOutcome {
+        ended,
+        message,
+        report,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_scales_between_min_and_max() {
+        assert_eq!(sparkline([1, 2, 3, 4, 5, 6, 7, 8]), "▁▂▃▄▅▆▇█");
+        assert_eq!(sparkline([0, 0, 0]), "▁▁▁");
+        assert_eq!(sparkline([5, 5]), "▄▄");
+        assert_eq!(sparkline(Vec::<usize>::new()), "");
+        assert_eq!(sparkline([10, 20]), "▁█");
+    }
+
+    #[test]
+    fn start_time_of_self_is_readable() {
+        assert!(start_time(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn this_process_is_not_its_own_peer() {
+        assert!(other_sfgi_attached(std::process::id()).is_empty());
+    }
+}
