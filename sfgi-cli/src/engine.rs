@@ -143,6 +143,8 @@ pub struct Engine<'t> {
     pub life: Lifetimes,
     judge: Judge,
     sites: Vec<GroupSite>,
+    /// Per group: members that left after being blocked longer than the threshold (running).
+    old_departed: Vec<u64>,
     site_of: HashMap<SiteKey, u32>,
     group_of_key: HashMap<(String, String, String), u32>,
     kernel_stacks: HashMap<i32, Option<Vec<u64>>>,
@@ -169,6 +171,7 @@ impl<'t> Engine<'t> {
             life: Lifetimes::new(),
             judge: Judge::new(cfg.judge),
             sites: Vec::new(),
+            old_departed: Vec::new(),
             site_of: HashMap::new(),
             group_of_key: HashMap::new(),
             kernel_stacks: HashMap::new(),
@@ -187,6 +190,12 @@ impl<'t> Engine<'t> {
 
     /// Applies one runtime event; `stacks` resolves kernel stack ids the first time one is seen.
     pub fn apply(&mut self, ev: &RuntimeEvent, stacks: &dyn StackSource) {
+        if let RuntimeEvent::Ready { ts_ns, goid, .. }
+        | RuntimeEvent::Run { ts_ns, goid }
+        | RuntimeEvent::Exit { ts_ns, goid } = *ev
+        {
+            self.note_departure(goid, ts_ns);
+        }
         self.life.apply(ev);
         match *ev {
             RuntimeEvent::Park {
@@ -224,6 +233,20 @@ impl<'t> Engine<'t> {
                 self.extra.remove(&goid);
             }
             _ => {}
+        }
+    }
+
+    /// A parked goroutine is leaving its group: count it if it had been there past the threshold.
+    fn note_departure(&mut self, goid: u64, ts_ns: u64) {
+        let threshold = self.judge.config().threshold.as_nanos() as u64;
+        let Some(g) = self.life.get_mut(goid) else {
+            return;
+        };
+        if !g.parked || ts_ns.saturating_sub(g.park.since_ns) <= threshold {
+            return;
+        }
+        if let Some(n) = self.old_departed.get_mut(g.park.group as usize) {
+            *n += 1;
         }
     }
 
@@ -282,6 +305,7 @@ impl<'t> Engine<'t> {
             created_by,
         });
         self.group_of_key.insert(key, idx);
+        self.old_departed.push(0);
         idx
     }
 
@@ -402,14 +426,14 @@ impl<'t> Engine<'t> {
                 *c += 1;
             }
         }
-        let sites = &self.sites;
+        let (sites, departed) = (&self.sites, &self.old_departed);
         self.judge.observe(
             now_ns,
             counts
                 .iter()
                 .enumerate()
                 .filter(|(_, &c)| c > 0)
-                .map(|(i, &c)| (sites[i].id.as_str(), c)),
+                .map(|(i, &c)| (sites[i].id.as_str(), c, departed[i])),
             self.life.len(),
         );
     }

@@ -4,8 +4,9 @@
 //! - `growing`: the population kept rising for longer than the threshold and the members that
 //!   were there at the start of that window are all still there (leaked goroutines never leave).
 //! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`.
-//! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold
-//!   on objects nothing else waits on.
+//! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
+//!   and no member that old left the group within the last threshold window (a long-poll or a
+//!   slow backend call churns; a leak never lets go).
 //! - `resident`: long-lived and stable, and shaped like a healthy goroutine: a worker pool (many
 //!   members waiting on one shared queue), a loop that keeps waking (a ticker, a poller), or a
 //!   shape the rules call healthy (idle keep-alive connections, signal waiters, the runtime's own).
@@ -154,10 +155,19 @@ pub struct Verdict {
 #[derive(Debug)]
 pub struct Judge {
     cfg: JudgeConfig,
-    history: HashMap<String, VecDeque<(u64, usize)>>,
-    total: VecDeque<(u64, usize)>,
+    history: HashMap<String, VecDeque<Sample>>,
+    total: VecDeque<Sample>,
     /// When observation started (monotonic ns).
     started_ns: Option<u64>,
+}
+
+/// One population sample: when, how many members, and how many members blocked longer than the
+/// threshold had left the group by then (a running total).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sample {
+    t: u64,
+    count: usize,
+    old_departed: u64,
 }
 
 /// Most samples kept per group; older ones are thinned out.
@@ -181,35 +191,61 @@ impl Judge {
         &self.cfg
     }
 
-    /// Records one sample: every group's member count and the total goroutine count at `now_ns`.
+    /// Records one sample at `now_ns`: every group's member count with the running total of its
+    /// members that left after being blocked longer than the threshold, and the process's total
+    /// goroutine count.
     pub fn observe<'a>(
         &mut self,
         now_ns: u64,
-        groups: impl IntoIterator<Item = (&'a str, usize)>,
+        groups: impl IntoIterator<Item = (&'a str, usize, u64)>,
         total: usize,
     ) {
         self.started_ns.get_or_insert(now_ns);
         let keep_ns = 2 * self.cfg.threshold.as_nanos() as u64;
-        push_sample(&mut self.total, now_ns, total, keep_ns);
+        let sample = |count, old_departed| Sample {
+            t: now_ns,
+            count,
+            old_departed,
+        };
+        push_sample(&mut self.total, sample(total, 0), keep_ns);
         let mut seen = 0usize;
-        for (id, count) in groups {
+        for (id, count, old_departed) in groups {
             seen += 1;
             if !self.history.contains_key(id) && self.history.len() >= MAX_GROUPS {
                 continue;
             }
             let h = self.history.entry(id.to_string()).or_default();
-            push_sample(h, now_ns, count, keep_ns);
+            push_sample(h, sample(count, old_departed), keep_ns);
         }
         // Groups that vanished get a zero so a drained burst shows as drained.
         if seen < self.history.len() {
             for h in self.history.values_mut() {
-                if h.back().is_some_and(|&(t, c)| t < now_ns && c > 0) {
-                    push_sample(h, now_ns, 0, keep_ns);
+                if let Some(&last) = h.back() {
+                    if last.t < now_ns && last.count > 0 {
+                        push_sample(h, sample(0, last.old_departed), keep_ns);
+                    }
                 }
             }
             self.history
-                .retain(|_, h| h.back().is_some_and(|&(_, c)| c > 0) || h.len() > 1);
+                .retain(|_, h| h.back().is_some_and(|s| s.count > 0) || h.len() > 1);
         }
+    }
+
+    /// How many members blocked longer than the threshold left the group within the window.
+    fn old_departures(&self, id: &str, window_start: u64) -> u64 {
+        let Some(h) = self.history.get(id) else {
+            return 0;
+        };
+        let (Some(last), Some(first)) = (
+            h.back(),
+            h.iter()
+                .rev()
+                .find(|s| s.t <= window_start)
+                .or_else(|| h.front()),
+        ) else {
+            return 0;
+        };
+        last.old_departed.saturating_sub(first.old_departed)
     }
 
     /// Growth of the whole process's goroutine count per minute over the threshold window.
@@ -250,7 +286,8 @@ impl Judge {
             .filter(|m| m.since_ns <= window_start)
             .count();
         let growth = self.growth(now_ns, g);
-        if !healthy_shape && self.rising(now_ns, g, window_start) {
+        let old_left = self.old_departures(g.id, window_start);
+        if !healthy_shape && old_left == 0 && self.rising(now_ns, g, window_start) {
             let total_rate = self.total_growth_per_minute(now_ns);
             let severity = if total_rate >= cfg.avalanche_per_min {
                 Severity::L4
@@ -286,6 +323,16 @@ impl Judge {
                 severity: None,
                 growth_per_minute: growth,
                 reason: why.into(),
+            };
+        }
+        if old >= cfg.min_repeat && old_left > 0 {
+            return Verdict {
+                status: Status::Normal,
+                severity: None,
+                growth_per_minute: growth,
+                reason: format!(
+                    "{old} members blocked longer than the threshold, but {old_left} as old left within it (members churn)"
+                ),
             };
         }
         if old >= cfg.min_repeat {
@@ -353,16 +400,16 @@ impl Judge {
         }
         // Old members never leave: the population seen at the window's start is all still here.
         if let Some(h) = self.history.get(g.id) {
-            if let Some(&(_, then)) = h.iter().rev().find(|&&(t, _)| t <= window_start) {
-                if old < then {
+            if let Some(then) = h.iter().rev().find(|s| s.t <= window_start) {
+                if old < then.count {
                     return false;
                 }
             }
             // And the population never shrank by more than a tenth inside the window.
             let peak = h
                 .iter()
-                .filter(|&&(t, _)| t > window_start)
-                .map(|&(_, c)| c)
+                .filter(|s| s.t > window_start)
+                .map(|s| s.count)
                 .max()
                 .unwrap_or(0);
             if peak > g.members.len() + g.members.len() / 10 + 1 {
@@ -373,17 +420,18 @@ impl Judge {
     }
 }
 
-fn push_sample(h: &mut VecDeque<(u64, usize)>, now_ns: u64, count: usize, keep_ns: u64) {
-    if h.back().is_some_and(|&(t, _)| t >= now_ns) {
-        if let Some(last) = h.back_mut() {
-            last.1 = count;
+fn push_sample(h: &mut VecDeque<Sample>, s: Sample, keep_ns: u64) {
+    if let Some(last) = h.back_mut() {
+        if last.t >= s.t {
+            *last = Sample { t: last.t, ..s };
+            return;
         }
-        return;
     }
-    h.push_back((now_ns, count));
+    let now_ns = s.t;
+    h.push_back(s);
     while h
         .front()
-        .is_some_and(|&(t, _)| now_ns.saturating_sub(t) > keep_ns)
+        .is_some_and(|f| now_ns.saturating_sub(f.t) > keep_ns)
         && h.len() > 2
     {
         h.pop_front();
@@ -391,7 +439,7 @@ fn push_sample(h: &mut VecDeque<(u64, usize)>, now_ns: u64, count: usize, keep_n
     if h.len() > MAX_SAMPLES {
         // Thin out: drop every other sample of the older half.
         let half = h.len() / 2;
-        let kept: VecDeque<(u64, usize)> = h
+        let kept: VecDeque<Sample> = h
             .iter()
             .enumerate()
             .filter(|(i, _)| *i >= half || i % 2 == 0)
@@ -402,17 +450,15 @@ fn push_sample(h: &mut VecDeque<(u64, usize)>, now_ns: u64, count: usize, keep_n
 }
 
 /// Change per minute between the sample at (or just before) `now - window` and the latest one.
-fn rate_per_minute(h: &VecDeque<(u64, usize)>, now_ns: u64, window: Duration) -> f64 {
+fn rate_per_minute(h: &VecDeque<Sample>, now_ns: u64, window: Duration) -> f64 {
     let start = now_ns.saturating_sub(window.as_nanos() as u64);
-    let (Some(&(t1, c1)), Some(&(t0, c0))) = (
+    let (Some(last), Some(first)) = (
         h.back(),
-        h.iter()
-            .rev()
-            .find(|&&(t, _)| t <= start)
-            .or_else(|| h.front()),
+        h.iter().rev().find(|s| s.t <= start).or_else(|| h.front()),
     ) else {
         return 0.0;
     };
+    let (t1, c1, t0, c0) = (last.t, last.count, first.t, first.count);
     if t1 <= t0 {
         return 0.0;
     }
@@ -455,7 +501,7 @@ mod tests {
         let mut members = Vec::new();
         for t in 1..=until_s {
             members.push(member(t, 0x1000 + t));
-            judge.observe(t * S, [("g", members.len())], 100 + members.len());
+            judge.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
         }
         members
     }
@@ -481,7 +527,7 @@ mod tests {
         let mut j = Judge::new(cfg(5));
         let m: Vec<MemberView> = (0..20).map(|i| member(1, 0x1000 + i)).collect();
         for t in 1..=10 {
-            j.observe(t * S, [("g", 20)], 120);
+            j.observe(t * S, [("g", 20, 0)], 120);
         }
         let v = j.judge(10 * S, &view(&m, "chan receive"));
         assert_eq!(v.status, Status::Suspect, "{v:?}");
@@ -489,10 +535,24 @@ mod tests {
     }
 
     #[test]
+    fn old_members_that_keep_leaving_are_not_suspect() {
+        // Long polls: 20 in flight, each held ~8 s and replaced, threshold 3 s.
+        let mut j = Judge::new(cfg(3));
+        let mut departed = 0u64;
+        for t in 1..=12 {
+            departed += 2;
+            j.observe(t * S, [("g", 20, departed)], 40);
+        }
+        let m: Vec<MemberView> = (0..20).map(|i| member(1 + i % 10, 0x100 + i)).collect();
+        let v = j.judge(12 * S, &view(&m, "IO wait"));
+        assert_eq!(v.status, Status::Normal, "{v:?}");
+    }
+
+    #[test]
     fn a_burst_that_drains_is_not_a_leak() {
         let mut j = Judge::new(cfg(5));
         for t in 1..=4 {
-            j.observe(t * S, [("g", 50 * t as usize)], 200);
+            j.observe(t * S, [("g", 50 * t as usize, 0)], 200);
         }
         j.observe(5 * S, std::iter::empty(), 100);
         j.observe(10 * S, std::iter::empty(), 100);
@@ -510,7 +570,7 @@ mod tests {
         let mut m = Vec::new();
         for i in 0..32u64 {
             m.push(member(i / 2, 0xfeed));
-            j.observe((i / 2 + 1) * S, [("g", m.len())], 40 + m.len());
+            j.observe((i / 2 + 1) * S, [("g", m.len(), 0)], 40 + m.len());
         }
         let v = j.judge(20 * S, &view(&m, "chan receive"));
         assert_eq!(v.status, Status::Resident, "{v:?}");
@@ -528,7 +588,7 @@ mod tests {
                 leaked: false,
             })
             .collect();
-        j.observe(20 * S, [("g", 8)], 20);
+        j.observe(20 * S, [("g", 8, 0)], 20);
         // Parked recently (tickers re-park every period): not old, so no verdict yet beyond resident.
         let v = j.judge(20 * S, &view(&m, "chan receive"));
         assert_eq!(v.status, Status::Resident, "{v:?}");
@@ -563,7 +623,7 @@ mod tests {
         let mut m = Vec::new();
         for t in 1..=12u64 {
             m.push(member(t, 0x1000 + t));
-            j.observe(t * S, [("g", m.len())], (t * 100) as usize);
+            j.observe(t * S, [("g", m.len(), 0)], (t * 100) as usize);
         }
         let v = j.judge(12 * S, &view(&m, "chan send"));
         assert_eq!(v.severity, Some(Severity::L4), "{v:?}");
