@@ -307,8 +307,8 @@ pub fn sparkline(samples: impl IntoIterator<Item = usize>) -> String {
         .collect()
 }
 
-/// Columns of the terminal on stdout, if it is one.
-fn terminal_width() -> Option<usize> {
+/// Columns and rows of the terminal on stdout, if it is one.
+fn terminal_size() -> Option<(usize, usize)> {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -317,7 +317,13 @@ fn terminal_width() -> Option<usize> {
     };
     // SAFETY: TIOCGWINSZ writes a winsize into `ws`, a valid, writable one.
     let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+    (rc == 0 && ws.ws_col > 0 && ws.ws_row > 0)
+        .then_some((usize::from(ws.ws_col), usize::from(ws.ws_row)))
+}
+
+/// Columns of the terminal on stdout, if it is one.
+fn terminal_width() -> Option<usize> {
+    terminal_size().map(|(w, _)| w)
 }
 
 /// State kept across refreshes by the owner of the session.
@@ -590,7 +596,11 @@ impl Watcher<'_> {
                     "BLOCKED AT",
                     "CREATED BY",
                 ]);
-            for g in leaks.iter().take(TABLE_ROWS) {
+            // Keep the frame within the screen (header, borders, footer: about 10 lines).
+            let rows = terminal_size().map_or(TABLE_ROWS, |(_, h)| {
+                h.saturating_sub(10).clamp(3, TABLE_ROWS)
+            });
+            for g in leaks.iter().take(rows) {
                 table.add_row(vec![
                     Cell::new(&g.id),
                     Cell::new(g.status.as_str()),
@@ -607,11 +617,8 @@ impl Watcher<'_> {
             out.push('\n');
             out.push_str(&table.to_string());
             out.push('\n');
-            if leaks.len() > TABLE_ROWS {
-                out.push_str(&format!(
-                    "… {} more leak groups\n",
-                    leaks.len() - TABLE_ROWS
-                ));
+            if leaks.len() > rows {
+                out.push_str(&format!("… {} more leak groups\n", leaks.len() - rows));
             }
         }
         let resident: Vec<&Leak> = s
