@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod bench;
+
 /// Nightly that builds the eBPF object: its LLVM (22) must match bpf-linker's.
 const NIGHTLY: &str = "nightly-2026-05-20";
 /// bpf-linker release built from crates.io against LLVM 22.
@@ -41,11 +43,30 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Measure SFGI's overhead and scale against the Go programs in bench/ (as root); prints
+    /// Markdown tables for docs/PERFORMANCE.md. Not run by CI.
+    Bench {
+        /// Fewer rounds and shorter phases, no 1M-goroutine target (a few minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Measure this sfgi binary instead of building one.
+        #[arg(long)]
+        sfgi: Option<PathBuf>,
+        /// Only these sections: pingpong, http, scale, avalanche (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Extra arguments for every `sfgi attach` (e.g. `--no-stacks`).
+        #[arg(last = true)]
+        sfgi_args: Vec<String>,
+    },
     /// Start the bundled leaky Go service, attach SFGI to it and print what it finds.
     Demo {
         /// How long SFGI stays attached.
-        #[arg(long, default_value = "10s")]
+        #[arg(long, default_value = "15s")]
         duration: String,
+        /// Leak threshold (production default is 5m; the demo wants an answer in seconds).
+        #[arg(long, default_value = "5s")]
+        threshold: String,
         /// Go version to build the demo service with.
         #[arg(long, default_value = sfgi_gotool::NEWEST)]
         go: String,
@@ -59,7 +80,17 @@ fn main() {
         Cmd::BuildEbpf => build_ebpf().map(|_| ()),
         Cmd::Build => build().map(|_| ()),
         Cmd::Test { quick } => test(quick),
-        Cmd::Demo { duration, go } => demo(&duration, &go),
+        Cmd::Demo {
+            duration,
+            threshold,
+            go,
+        } => demo(&duration, &threshold, &go),
+        Cmd::Bench {
+            quick,
+            sfgi,
+            only,
+            sfgi_args,
+        } => bench_cmd(quick, sfgi, only, sfgi_args),
     };
     if let Err(e) = res {
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -258,7 +289,7 @@ fn test(quick: bool) -> Result<()> {
     Ok(())
 }
 
-fn demo(duration: &str, go: &str) -> Result<()> {
+fn demo(duration: &str, threshold: &str, go: &str) -> Result<()> {
     if !is_root() {
         bail!("attaching eBPF probes needs root: run `sudo -E cargo xtask demo`");
     }
@@ -292,7 +323,7 @@ fn demo(duration: &str, go: &str) -> Result<()> {
     // Let its self-load start before attaching.
     std::thread::sleep(Duration::from_secs(1));
     step(&format!(
-        "sudo sfgi attach --pid {pid} --duration {duration}"
+        "sudo sfgi attach --pid {pid} --duration {duration} --threshold {threshold} --interval 250ms"
     ));
     let res = run(Command::new(&sfgi).args([
         "attach",
@@ -300,10 +331,48 @@ fn demo(duration: &str, go: &str) -> Result<()> {
         &pid.to_string(),
         "--duration",
         duration,
+        "--threshold",
+        threshold,
+        "--interval",
+        "250ms",
     ]));
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
     res
+}
+
+fn bench_cmd(
+    quick: bool,
+    sfgi: Option<PathBuf>,
+    only: Vec<String>,
+    sfgi_args: Vec<String>,
+) -> Result<()> {
+    if !is_root() {
+        bail!("the benchmarks attach eBPF probes: run `cargo xtask bench` as root (sudo -E)");
+    }
+    let sfgi = match sfgi {
+        Some(p) => p,
+        None => build()?,
+    };
+    step("bench programs (bench/gotarget, bench/loadgen)");
+    let b = sfgi_gotool::Build {
+        version: sfgi_gotool::NEWEST,
+        ..Default::default()
+    };
+    let dir = workspace_root().join("bench");
+    let gotarget = sfgi_gotool::build(&dir.join("gotarget"), &b)?;
+    let loadgen = sfgi_gotool::build(&dir.join("loadgen"), &b)?;
+    step("benchmarks");
+    bench::run(
+        &bench::Opts {
+            quick,
+            sfgi,
+            sfgi_args,
+            only,
+        },
+        &gotarget,
+        &loadgen,
+    )
 }
