@@ -11,7 +11,7 @@ use crate::group::{
     blocking_frame, creation_stack, go_duration, stable_id, strip_line, StackSource,
 };
 use crate::inventory::{GStatus, Inventory};
-use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status};
+use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status, UNKNOWN_OBJECT};
 use crate::lifetime::{Creation, Lifetimes, Parked};
 use crate::symbolize::{go_dump_text, Frame, Symbolizer};
 use std::collections::{HashMap, HashSet};
@@ -147,6 +147,8 @@ pub struct Engine<'t> {
     old_departed: Vec<u64>,
     site_of: HashMap<SiteKey, u32>,
     group_of_key: HashMap<(String, String, String), u32>,
+    /// Group ids handed out (ids must stay unique: the judge keys its history by id).
+    ids: HashSet<String>,
     kernel_stacks: HashMap<i32, Option<Vec<u64>>>,
     unwound: HashMap<Vec<u64>, u32>,
     extra: HashMap<u64, MemberExtra>,
@@ -174,6 +176,7 @@ impl<'t> Engine<'t> {
             old_departed: Vec::new(),
             site_of: HashMap::new(),
             group_of_key: HashMap::new(),
+            ids: HashSet::new(),
             kernel_stacks: HashMap::new(),
             unwound: HashMap::new(),
             extra: HashMap::new(),
@@ -292,12 +295,19 @@ impl<'t> Engine<'t> {
         }
         let (wait_reason, blocked_at, created_by) = key.clone();
         let idx = self.sites.len() as u32;
+        // Ids leave out line numbers so they survive rebuilds; two groups that differ only in
+        // lines (two `go` statements in one function) get ids with the lines instead.
+        let mut id = stable_id(&[
+            &wait_reason,
+            &strip_line(&blocked_at),
+            &strip_line(&created_by),
+        ]);
+        if self.ids.contains(&id) {
+            id = stable_id(&[&wait_reason, &blocked_at, &created_by]);
+        }
+        self.ids.insert(id.clone());
         self.sites.push(GroupSite {
-            id: stable_id(&[
-                &wait_reason,
-                &strip_line(&blocked_at),
-                &strip_line(&created_by),
-            ]),
+            id,
             park_functions: frames.iter().map(|f| f.function.clone()).collect(),
             park_frames: frames,
             wait_reason,
@@ -392,7 +402,15 @@ impl<'t> Engine<'t> {
                 Parked {
                     reason,
                     caller_pc: gi.stack.get(1).copied().unwrap_or(0),
-                    object: gi.waiting_on.first().copied().unwrap_or(0),
+                    // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
+                    // unknown, not nil (else a leaked channel op would look like a nil channel).
+                    object: gi.waiting_on.first().copied().unwrap_or(
+                        if gi.status == GStatus::Leaked {
+                            UNKNOWN_OBJECT
+                        } else {
+                            0
+                        },
+                    ),
                     stack_id: -1,
                     since_ns: since,
                     gc_at_park: self.life.gc_cycles as u32,
@@ -474,6 +492,11 @@ impl<'t> Engine<'t> {
                 g.goid,
                 MemberView {
                     since_ns: p.since_ns,
+                    arrived_ns: if g.streak_since_ns == 0 {
+                        p.since_ns
+                    } else {
+                        g.streak_since_ns.min(p.since_ns)
+                    },
                     repeat_parks: g.repeat_parks,
                     object: p.object,
                     leaked: g.leaked,
@@ -500,8 +523,12 @@ impl<'t> Engine<'t> {
             };
             a.members.sort_by_key(|(goid, m)| (m.since_ns, *goid));
             let views: Vec<MemberView> = a.members.iter().map(|(_, m)| *m).collect();
-            let objects: HashSet<u64> =
-                views.iter().map(|m| m.object).filter(|&o| o != 0).collect();
+            let objects: HashSet<u64> = views
+                .iter()
+                .map(|m| m.object)
+                .filter(|&o| o != 0 && o != UNKNOWN_OBJECT)
+                .collect();
+            let unknown_objects = views.iter().any(|m| m.object == UNKNOWN_OBJECT);
             let count = views.len();
             let creation_frames = a
                 .creation_stack
@@ -520,7 +547,7 @@ impl<'t> Engine<'t> {
                 creation_frames: creation_frames.iter().map(|f| f.function.clone()).collect(),
                 count,
                 distinct_objects: objects.len(),
-                nil_object: objects.is_empty(),
+                nil_object: objects.is_empty() && !unknown_objects,
                 creators: a.parents.len(),
                 wakes_per_member: a.wakes as f64 / count.max(1) as f64,
                 wake_interval_cv: median(&mut a.cv),

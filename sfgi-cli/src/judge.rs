@@ -3,6 +3,8 @@
 //!
 //! - `growing`: the population kept rising for longer than the threshold and the members that
 //!   were there at the start of that window are all still there (leaked goroutines never leave).
+//!   Whatever the shape (a loop, a shape the rules call healthy), except an active worker pool
+//!   ramping up; a looping member counts as arrived at its first park in a row at the site.
 //! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`.
 //! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
 //!   and no member that old left the group within the last threshold window (a long-poll or a
@@ -117,13 +119,21 @@ impl Severity {
 pub struct MemberView {
     /// When it parked at this site (monotonic ns): the start of its current block.
     pub since_ns: u64,
+    /// Since when it has been in the group (monotonic ns): the first of its parks in a row at
+    /// this site. Equals `since_ns` unless it loops here (a ticker, a poller, a pool worker).
+    pub arrived_ns: u64,
     /// Times it parked at this same site in a row (≥ 2: a loop, a pool worker).
     pub repeat_parks: u32,
-    /// The object it parks on (0 if unknown).
+    /// The object it parks on (0 if none or unknown; [`UNKNOWN_OBJECT`] when it surely parks on
+    /// one SFGI could not read).
     pub object: u64,
     /// Whether the Go runtime marked it `_Gleaked`.
     pub leaked: bool,
 }
+
+/// [`MemberView::object`] of a member that parks on an object SFGI could not read (the inventory
+/// does not follow a `_Gleaked` goroutine's sudogs): neither a known object nor a known nil one.
+pub const UNKNOWN_OBJECT: u64 = u64::MAX;
 
 /// What the judge needs of one group.
 #[derive(Clone, Copy, Debug)]
@@ -274,20 +284,30 @@ impl Judge {
             .members
             .iter()
             .map(|m| m.object)
-            .filter(|&o| o != 0)
+            .filter(|&o| o != 0 && o != UNKNOWN_OBJECT)
             .collect();
         let pool =
             count >= 2 && objects.len() == 1 && matches!(g.wait_reason, "chan receive" | "select");
         let healthy_shape = g.healthy || pool || looping * 2 > count;
+        // Growth is judged before the shape: a loop (a ticker per request never stopped), a
+        // shape the rules call healthy (a client per request never closed) or goroutines on one
+        // shared channel can all leak. Only an active worker pool (a shared queue its members
+        // keep coming back to for work) may ramp up.
+        let active_pool = pool && looping * 2 > count;
 
         let old = g
             .members
             .iter()
             .filter(|m| m.since_ns <= window_start)
             .count();
+        let settled = g
+            .members
+            .iter()
+            .filter(|m| m.arrived_ns <= window_start)
+            .count();
         let growth = self.growth(now_ns, g);
         let old_left = self.old_departures(g.id, window_start);
-        if !healthy_shape && old_left == 0 && self.rising(now_ns, g, window_start) {
+        if !active_pool && old_left == 0 && self.rising(now_ns, g, window_start) {
             let total_rate = self.total_growth_per_minute(now_ns);
             let severity = if total_rate >= cfg.avalanche_per_min {
                 Severity::L4
@@ -301,7 +321,7 @@ impl Judge {
                 severity: Some(severity),
                 growth_per_minute: growth,
                 reason: format!(
-                    "{count} members, rising for over {} while the {old} older ones never left",
+                    "{count} members, rising for over {} while the {settled} older ones never left",
                     crate::group::go_duration(cfg.threshold.as_secs_f64())
                 ),
             };
@@ -357,17 +377,24 @@ impl Judge {
     /// Members gained per minute over the window: from the sampled history when it covers the
     /// window, else from members' park times (survivors only: a lower bound).
     fn growth(&self, now_ns: u64, g: &GroupView<'_>) -> f64 {
-        let from_history = self
-            .history
-            .get(g.id)
+        let history = self.history.get(g.id);
+        let from_history = history
             .map(|h| rate_per_minute(h, now_ns, self.cfg.threshold))
             .unwrap_or(0.0);
         let threshold_ns = self.cfg.threshold.as_nanos() as u64;
         let window_start = now_ns.saturating_sub(threshold_ns);
+        // Park times count members that merely re-parked (a loop, a pool worker) as gained: only
+        // a fallback for when the samples do not reach back to the window's start.
+        if history
+            .and_then(|h| h.front())
+            .is_some_and(|s| s.t <= window_start)
+        {
+            return from_history.max(0.0);
+        }
         let newer = g
             .members
             .iter()
-            .filter(|m| m.since_ns > window_start)
+            .filter(|m| m.arrived_ns > window_start)
             .count() as f64;
         let from_ages = newer / (threshold_ns.max(1) as f64 / 60e9);
         from_history.max(from_ages).max(0.0)
@@ -375,7 +402,8 @@ impl Judge {
 
     /// Whether the group kept rising across the whole window while its old members stayed:
     /// members older than the window exist, new ones arrived in each third of it, and the sampled
-    /// population (when the samples reach back that far) never fell below those survivors.
+    /// population (when the samples reach back that far) rose and never fell below those
+    /// survivors. A member's age in the group counts from its first park in a row there.
     fn rising(&self, now_ns: u64, g: &GroupView<'_>, window_start: u64) -> bool {
         let span = now_ns.saturating_sub(window_start);
         if span == 0 {
@@ -384,15 +412,15 @@ impl Judge {
         let old = g
             .members
             .iter()
-            .filter(|m| m.since_ns <= window_start)
+            .filter(|m| m.arrived_ns <= window_start)
             .count();
         if old == 0 {
             return false;
         }
         let third = span / 3;
         let mut arrivals = [0usize; 3];
-        for m in g.members.iter().filter(|m| m.since_ns > window_start) {
-            let i = ((m.since_ns - window_start) / third.max(1)).min(2) as usize;
+        for m in g.members.iter().filter(|m| m.arrived_ns > window_start) {
+            let i = ((m.arrived_ns - window_start) / third.max(1)).min(2) as usize;
             arrivals[i] += 1;
         }
         if arrivals.contains(&0) {
@@ -401,7 +429,9 @@ impl Judge {
         // Old members never leave: the population seen at the window's start is all still here.
         if let Some(h) = self.history.get(g.id) {
             if let Some(then) = h.iter().rev().find(|s| s.t <= window_start) {
-                if old < then.count {
+                // (and the population rose: members of a stable loop that merely broke their
+                // streak of parks look like arrivals too).
+                if old < then.count || g.members.len() <= then.count {
                     return false;
                 }
             }
@@ -481,6 +511,7 @@ mod tests {
     fn member(since_s: u64, object: u64) -> MemberView {
         MemberView {
             since_ns: since_s * S,
+            arrived_ns: since_s * S,
             repeat_parks: 1,
             object,
             leaked: false,
@@ -583,6 +614,7 @@ mod tests {
         let m: Vec<MemberView> = (0..8)
             .map(|i| MemberView {
                 since_ns: 19 * S,
+                arrived_ns: S,
                 repeat_parks: 40,
                 object: 0x100 + i,
                 leaked: false,
@@ -592,6 +624,88 @@ mod tests {
         // Parked recently (tickers re-park every period): not old, so no verdict yet beyond resident.
         let v = j.judge(20 * S, &view(&m, "chan receive"));
         assert_eq!(v.status, Status::Resident, "{v:?}");
+    }
+
+    #[test]
+    fn a_stable_loop_that_re_parks_has_no_growth() {
+        // One ticker goroutine, sampled for 10 s, last parked 0.1 s ago: nothing was gained.
+        let mut j = Judge::new(cfg(2));
+        for t in 1..=10 {
+            j.observe(t * S, [("g", 1, 0)], 10);
+        }
+        let m = [MemberView {
+            since_ns: 10 * S - S / 10,
+            arrived_ns: S,
+            repeat_parks: 50,
+            object: 0x100,
+            leaked: false,
+        }];
+        let v = j.judge(10 * S, &view(&m, "chan receive"));
+        assert_eq!(v.growth_per_minute, 0.0, "{v:?}");
+    }
+
+    #[test]
+    fn loops_that_pile_up_are_growing_but_an_active_pool_ramping_up_is_not() {
+        // One ticker loop per request, never stopped: a new one every second, each waking every
+        // 100 ms on its own channel. Then the same arrivals on one shared job queue (a pool).
+        for (shared, want) in [(false, Status::Growing), (true, Status::Resident)] {
+            let mut j = Judge::new(cfg(5));
+            let mut m = Vec::new();
+            for t in 1..=12u64 {
+                m.push(MemberView {
+                    since_ns: 0,
+                    arrived_ns: t * S,
+                    repeat_parks: 1,
+                    object: if shared { 0xfeed } else { 0x1000 + t },
+                    leaked: false,
+                });
+                for x in m.iter_mut() {
+                    x.since_ns = t * S;
+                    x.repeat_parks += 10;
+                }
+                j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+            }
+            let v = j.judge(12 * S, &view(&m, "chan receive"));
+            assert_eq!(v.status, want, "shared {shared}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_stable_loop_is_not_growing_when_members_break_their_streak() {
+        // 8 tickers, constant; now and then one re-parks elsewhere first (a new streak).
+        let mut j = Judge::new(cfg(3));
+        for t in 1..=10u64 {
+            j.observe(t * S, [("g", 8, 0)], 20);
+        }
+        let m: Vec<MemberView> = (0..8u64)
+            .map(|i| MemberView {
+                since_ns: 10 * S - S / 20,
+                arrived_ns: if i < 3 { (7 + i) * S } else { S },
+                repeat_parks: 5,
+                object: 0x100 + i,
+                leaked: false,
+            })
+            .collect();
+        let v = j.judge(10 * S, &view(&m, "chan receive"));
+        assert_eq!(v.status, Status::Resident, "{v:?}");
+    }
+
+    #[test]
+    fn unknown_objects_do_not_make_a_pool() {
+        let mut j = Judge::new(cfg(2));
+        let mut m: Vec<MemberView> = (0..5).map(|_| member(1, UNKNOWN_OBJECT)).collect();
+        for t in 1..=10 {
+            j.observe(t * S, [("g", 5, 0)], 10);
+        }
+        assert_eq!(
+            j.judge(10 * S, &view(&m, "chan receive")).status,
+            Status::Suspect
+        );
+        m[0].leaked = true;
+        assert_eq!(
+            j.judge(10 * S, &view(&m, "chan receive")).status,
+            Status::Proven
+        );
     }
 
     #[test]

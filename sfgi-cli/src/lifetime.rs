@@ -58,6 +58,9 @@ pub struct Goroutine {
     /// Times in a row it parked at the same place (same caller pc): ≥ 2 means a loop or a pool
     /// worker that keeps coming back.
     pub repeat_parks: u32,
+    /// When the first of those parks in a row began (monotonic ns): since when it has kept
+    /// coming back to this site. Equals `park.since_ns` when it parked there once.
+    pub streak_since_ns: u64,
     /// Wake history at the current park site: intervals between consecutive parks there.
     pub intervals: IntervalStats,
     /// Whether the Go runtime marked it `_Gleaked` (seen by the inventory).
@@ -126,6 +129,7 @@ impl Lifetimes {
             wakes: 0,
             last_waker: 0,
             repeat_parks: 0,
+            streak_since_ns: 0,
             intervals: IntervalStats::default(),
             leaked: false,
         })
@@ -175,6 +179,7 @@ impl Lifetimes {
                         .push(ts_ns.saturating_sub(g.park.since_ns) as f32 / 1e9);
                 } else {
                     g.repeat_parks = 1;
+                    g.streak_since_ns = ts_ns;
                     g.intervals = IntervalStats::default();
                 }
                 if g.creation.is_none() && gopc != 0 {
@@ -247,6 +252,9 @@ impl Lifetimes {
     /// Records a goroutine an inventory found parked (SFGI saw no event of this park).
     pub fn seed_parked(&mut self, goid: u64, park: Parked, creation: Creation, leaked: bool) {
         let g = self.entry(goid, park.since_ns);
+        if g.streak_since_ns == 0 || g.park.caller_pc != park.caller_pc {
+            g.streak_since_ns = park.since_ns;
+        }
         g.parked = true;
         g.park = park;
         g.repeat_parks = g.repeat_parks.max(1);
@@ -339,6 +347,10 @@ mod tests {
         l.apply(&park(4, 1_100_000_000));
         let (g, _) = l.parked().next().expect("parked");
         assert_eq!(g.repeat_parks, 11);
+        assert_eq!(
+            g.streak_since_ns, 100_000_000,
+            "looping there since its first park"
+        );
         let cv = g.intervals.cv().expect("enough intervals");
         assert!(cv < 0.01, "a 100 ms loop is periodic: cv {cv}");
         assert!((g.intervals.mean - 0.1).abs() < 1e-3);

@@ -1,13 +1,21 @@
 // Command leaks is a target for SFGI's integration tests: it leaks goroutines of one kind.
 //
-//	leaks <pattern> [-delay 300ms] [-count 40] [-interval 50ms] [-beat 10ms]
+//	leaks <pattern> [-delay 300ms] [-count 40] [-interval 50ms] [-beat 10ms] [-goids]
+//	      [-leakprofile 500ms]
 //
 // It prints "ready pid=<pid>" once set up, then (after -delay) leaks one new goroutine of the
-// chosen pattern every -interval until -count of them exist, and then stops creating. Every
+// chosen pattern every -interval until -count of them exist, then prints "spawned n=<count>" and
+// stops creating. Every
 // pattern blocks in its own non-inlined function (main.leak*) started by its own non-inlined
 // spawner (main.spawn*), so both the blocking site and the creation site are stable names.
 // The line where each pattern blocks is marked "sfgi:blocks" and its go statement "sfgi:spawns":
 // the tests compare SFGI's file:line against these markers, so keep them on the right lines.
+//
+// -goids makes every leaking goroutine print "leaked goid=<goid> func=<main.leak...>" just before
+// it blocks, so tests can compare the goids SFGI reports with the real ones. -leakprofile D runs
+// Go's own goroutine leak detector (pprof.Lookup("goroutineleak"), Go >= 1.26) every D, which
+// marks goroutines blocked on unreachable channels and locks _Gleaked ("(leaked)" after the wait
+// reason in a SIGQUIT dump); without that profile it prints "leakprofile unavailable" once.
 //
 // A heartbeat keeps doing real work (channel ping-pong with checked results and small
 // allocations) so tests can tell that the process is unharmed after SFGI detached: SIGUSR1 prints
@@ -32,10 +40,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,10 +55,52 @@ import (
 	"time"
 )
 
+// ---- -goids: report the real goid of every leaking goroutine ----
+
+var printGoids bool
+
+// noteLeaked prints "leaked goid=<goid> func=<caller>" (with -goids) for the calling goroutine.
+//
+//go:noinline
+func noteLeaked() {
+	if !printGoids {
+		return
+	}
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)] // "goroutine 42 [running]:..."
+	f := strings.Fields(string(b))
+	if len(f) < 2 || f[0] != "goroutine" {
+		return
+	}
+	fn := "?"
+	if pc, _, _, ok := runtime.Caller(1); ok {
+		if f := runtime.FuncForPC(pc); f != nil {
+			fn = f.Name()
+		}
+	}
+	if _, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+		fmt.Printf("leaked goid=%s func=%s\n", f[1], fn)
+	}
+}
+
+// leakProfileLoop runs Go's goroutine leak detector every d (Go >= 1.26).
+func leakProfileLoop(d time.Duration) {
+	p := pprof.Lookup("goroutineleak")
+	if p == nil {
+		fmt.Println("leakprofile unavailable")
+		return
+	}
+	for {
+		time.Sleep(d)
+		_ = p.WriteTo(io.Discard, 0)
+	}
+}
+
 // ---- chan send: the early-return timeout pattern ----
 
 //go:noinline
 func leakChanSend(result chan<- int) {
+	noteLeaked()
 	time.Sleep(2 * time.Millisecond) // the "slow backend"
 	result <- 42                     // sfgi:blocks (nobody receives any more)
 }
@@ -66,6 +120,7 @@ func spawnChanSend() {
 
 //go:noinline
 func leakChanReceive(ch <-chan int) {
+	noteLeaked()
 	<-ch // sfgi:blocks
 }
 
@@ -79,6 +134,7 @@ func spawnChanReceive() {
 
 //go:noinline
 func leakSelect(a <-chan int, b chan<- int) {
+	noteLeaked()
 	select { // sfgi:blocks
 	case <-a:
 	case b <- 1:
@@ -96,6 +152,7 @@ var lockedMu sync.Mutex // locked once in main, never unlocked
 
 //go:noinline
 func leakMutex() {
+	noteLeaked()
 	lockedMu.Lock() // sfgi:blocks
 	lockedMu.Unlock()
 }
@@ -109,6 +166,7 @@ func spawnMutex() {
 
 //go:noinline
 func leakWaitGroup(wg *sync.WaitGroup) {
+	noteLeaked()
 	wg.Wait() // sfgi:blocks
 }
 
@@ -129,6 +187,7 @@ var (
 
 //go:noinline
 func leakIOWait(c net.Conn) {
+	noteLeaked()
 	buf := make([]byte, 64)
 	_, _ = c.Read(buf) // sfgi:blocks (the peer never writes)
 }
@@ -155,6 +214,7 @@ func spawnIOWait() {
 
 //go:noinline
 func leakNilChan() {
+	noteLeaked()
 	var ch chan int // forgot to make it
 	<-ch            // sfgi:blocks
 }
@@ -168,6 +228,7 @@ func spawnNilChan() {
 
 //go:noinline
 func leakSelectEmpty() {
+	noteLeaked()
 	select {} // sfgi:blocks
 }
 
@@ -185,6 +246,7 @@ var (
 
 //go:noinline
 func leakCondWait() {
+	noteLeaked()
 	condMu.Lock()
 	cond.Wait() // sfgi:blocks
 	condMu.Unlock()
@@ -199,6 +261,7 @@ func spawnCondWait() {
 
 //go:noinline
 func leakSleep() {
+	noteLeaked()
 	for {
 		time.Sleep(time.Hour) // sfgi:blocks
 	}
@@ -267,7 +330,7 @@ func usage() {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(os.Stderr, "usage: leaks <%s|all> [-delay D] [-count N] [-interval D] [-beat D]\n", strings.Join(names, "|"))
+	fmt.Fprintf(os.Stderr, "usage: leaks <%s|all> [-delay D] [-count N] [-interval D] [-beat D] [-goids] [-leakprofile D]\n", strings.Join(names, "|"))
 	os.Exit(2)
 }
 
@@ -283,6 +346,8 @@ func main() {
 	count := fs.Int("count", 40, "goroutines to leak per pattern")
 	interval := fs.Duration("interval", 50*time.Millisecond, "time between two leaks")
 	fs.DurationVar(beat, "beat", 10*time.Millisecond, "pause between two heartbeats (16 checked ping-pongs each)")
+	fs.BoolVar(&printGoids, "goids", false, "print \"leaked goid=<goid> func=<function>\" from every leaking goroutine")
+	leakProfile := fs.Duration("leakprofile", 0, "run Go's goroutine leak detector every D (0: never)")
 	fs.Usage = usage
 	_ = fs.Parse(args)
 	if pattern == "" && fs.NArg() > 0 {
@@ -319,7 +384,11 @@ func main() {
 			}
 			time.Sleep(*interval)
 		}
+		fmt.Printf("spawned n=%d\n", *count)
 	}()
+	if *leakProfile > 0 {
+		go leakProfileLoop(*leakProfile)
+	}
 
 	fmt.Printf("ready pid=%d\n", os.Getpid())
 	for sig := range sigs {
