@@ -3,12 +3,12 @@
 //! Dropping a [`Tracer`] detaches every probe and frees every map (aya closes the perf-event and
 //! program fds); the kernel does the same if SFGI dies, even by `kill -9`.
 use crate::goexe::{GoBinary, GoExeError, SpawnProbeKind};
-use aya::maps::{MapData, PerCpuArray, RingBuf, StackTraceMap};
-use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf, StackTraceMap};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
 use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use sfgi_common::{
-    counter_index, globals, maps, programs, CounterKind, ProbeId, SpawnReg, PROBE_COUNT,
+    config, counter_index, globals, maps, programs, CounterKind, ProbeId, SpawnReg, PROBE_COUNT,
 };
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -206,6 +206,10 @@ pub struct TracerOptions {
     pub ring_bytes: u32,
     /// Capacity of the stack map.
     pub stack_entries: u32,
+    /// Also attach the `runtime.ready` probe (reports who woke whom). Off by default: `execute`
+    /// sees every wake, so `ready` only adds a trap per park/wake pair (measured in
+    /// docs/PERFORMANCE.md) for the waker's goid, which no verdict uses.
+    pub ready_probe: bool,
 }
 
 impl Default for TracerOptions {
@@ -214,6 +218,7 @@ impl Default for TracerOptions {
             stacks: true,
             ring_bytes: 16 << 20,
             stack_entries: 32768,
+            ready_probe: false,
         }
     }
 }
@@ -231,6 +236,10 @@ pub struct ProbeCounters {
     pub read_errors: u64,
     /// Failed stack captures.
     pub stack_errors: u64,
+    /// Hits that emitted nothing on purpose (parks sampled out, wakes of unreported parks).
+    pub filtered: u64,
+    /// Parks that reused the goroutine's previous stack instead of walking it again.
+    pub stack_reused: u64,
 }
 
 /// Attached probes on one process.
@@ -239,9 +248,13 @@ pub struct Tracer {
     events: RingBuf<MapData>,
     stacks: StackTraceMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
-    _ebpf: Ebpf,
+    config: Array<MapData, u32>,
+    ebpf: Ebpf,
     /// What was attached and what could not be.
     pub plan: ProbePlan,
+    links: Vec<(ProbeId, Option<UProbeLinkId>)>,
+    scope: UProbeScope,
+    exe: PathBuf,
 }
 
 impl Tracer {
@@ -301,8 +314,12 @@ impl Tracer {
         );
         let exe: PathBuf = exe.to_path_buf();
         let mut attached = Vec::new();
+        let mut links = Vec::new();
         for site in std::mem::take(&mut plan.sites) {
-            let res = (|| -> Result<(), String> {
+            if site.id == ProbeId::Ready && !opts.ready_probe {
+                continue;
+            }
+            let res = (|| -> Result<UProbeLinkId, String> {
                 let prog: &mut UProbe = ebpf
                     .program_mut(program_name(site.id))
                     .ok_or("program missing from the eBPF object")?
@@ -314,11 +331,13 @@ impl Tracer {
                     &exe,
                     scope,
                 )
-                .map_err(|e| e.to_string())?;
-                Ok(())
+                .map_err(|e| e.to_string())
             })();
             match res {
-                Ok(()) => attached.push(site),
+                Ok(link) => {
+                    links.push((site.id, Some(link)));
+                    attached.push(site)
+                }
                 Err(why) if site.required => {
                     return Err(ProbeError::Required {
                         function: site.function,
@@ -343,13 +362,78 @@ impl Tracer {
             .map_err(|e| ProbeError::Load(e.to_string()))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
             .map_err(|e| ProbeError::Load(e.to_string()))?;
+        let config = Array::try_from(take(&mut ebpf, maps::CONFIG)?)
+            .map_err(|e| ProbeError::Load(e.to_string()))?;
         Ok(Tracer {
             events,
             stacks,
             counters,
-            _ebpf: ebpf,
+            config,
+            ebpf,
             plan,
+            links,
+            scope,
+            exe,
         })
+    }
+
+    /// Makes the park probe report 1 in `n` repeat parks of a goroutine at one site (0 or 1:
+    /// all). Takes effect on the next hit; new sites are always reported.
+    pub fn set_sample_every(&mut self, n: u32) -> Result<(), String> {
+        self.config
+            .set(config::SAMPLE_EVERY, n, 0)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether probe `id` is attached now.
+    pub fn is_attached(&self, id: ProbeId) -> bool {
+        self.links.iter().any(|(p, l)| *p == id && l.is_some())
+    }
+
+    /// Detaches probe `id` (its program stays loaded; [`Tracer::reattach`] puts it back).
+    pub fn detach(&mut self, id: ProbeId) -> Result<(), String> {
+        let Some(slot) = self.links.iter_mut().find(|(p, _)| *p == id) else {
+            return Ok(());
+        };
+        let Some(link) = slot.1.take() else {
+            return Ok(());
+        };
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(program_name(id))
+            .ok_or("program missing")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        prog.detach(link).map_err(|e| e.to_string())
+    }
+
+    /// Attaches a probe [`Tracer::detach`] took off.
+    pub fn reattach(&mut self, id: ProbeId) -> Result<(), String> {
+        let Some(site) = self.plan.sites.iter().find(|s| s.id == id) else {
+            return Ok(());
+        };
+        let off = site.file_offset;
+        let Some(slot) = self.links.iter_mut().find(|(p, _)| *p == id) else {
+            return Ok(());
+        };
+        if slot.1.is_some() {
+            return Ok(());
+        }
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(program_name(id))
+            .ok_or("program missing")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        let link = prog
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(off),
+                &self.exe,
+                self.scope,
+            )
+            .map_err(|e| e.to_string())?;
+        slot.1 = Some(link);
+        Ok(())
     }
 
     /// Hands every record waiting in the ring buffer to `f`; returns how many there were.
@@ -383,6 +467,8 @@ impl Tracer {
             dropped: sum(CounterKind::Dropped),
             read_errors: sum(CounterKind::ReadErrors),
             stack_errors: sum(CounterKind::StackErrors),
+            filtered: sum(CounterKind::Filtered),
+            stack_reused: sum(CounterKind::StackReused),
         }
     }
 }

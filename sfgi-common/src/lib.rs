@@ -112,10 +112,16 @@ pub enum CounterKind {
     ReadErrors = 3,
     /// Failed user-stack captures (stack map full or collision).
     StackErrors = 4,
+    /// Hits that emitted nothing on purpose: parks left out by 1-in-N sampling (and the wakes
+    /// that pair with them), wakes of goroutines whose park was not reported.
+    Filtered = 5,
+    /// Parks that reused the goroutine's previous stack id instead of walking the stack (same
+    /// goroutine, same stack pointer and same top frames as its last park).
+    StackReused = 6,
 }
 
 /// Number of counter kinds per probe.
-pub const COUNTER_KINDS: u32 = 5;
+pub const COUNTER_KINDS: u32 = 7;
 
 /// Length of the `COUNTERS` per-CPU array.
 pub const COUNTER_SLOTS: u32 = PROBE_COUNT * COUNTER_KINDS;
@@ -154,8 +160,40 @@ pub mod maps {
     pub const STACKS: &str = "STACKS";
     /// Per-CPU `u64` counters, see [`super::counter_index`].
     pub const COUNTERS: &str = "COUNTERS";
-    /// goid → 1 for goroutines SFGI saw park and not yet wake.
-    pub const PARKED: &str = "PARKED";
+    /// goid → [`super::GState`]: per-goroutine probe state (reported park, stack cache).
+    pub const GSTATE: &str = "GSTATE";
+    /// `u32` array of runtime knobs userspace may change while attached, see [`super::config`].
+    pub const CONFIG: &str = "CONFIG";
+}
+
+/// Slots of the `CONFIG` array (`u32` each), read by the probes on every hit, so userspace can
+/// degrade tracing at run time without reloading anything.
+pub mod config {
+    /// Report 1 in N parks of a goroutine at the site of its previous park (0 or 1: all). A park
+    /// at a new site is always reported; a park that is not reported is not paired with a wake.
+    pub const SAMPLE_EVERY: u32 = 0;
+    /// Number of slots.
+    pub const SLOTS: u32 = 4;
+}
+
+/// Per-goroutine state the probes keep in `GSTATE` (LRU: under pressure the oldest entries go,
+/// which only costs a stack walk and, for a parked goroutine, the wake event of `execute`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GState {
+    /// Signature of the last park's site: caller pc, stack pointer and three frame-pointer
+    /// return addresses.
+    pub sig: u64,
+    /// Stack id of the last park (negative: none).
+    pub stack_id: i32,
+    /// 1 while a reported park has not been paired with a wake.
+    pub parked: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+    /// Parks at the current site (for 1-in-N sampling).
+    pub repeats: u32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 /// Names of the read-only globals the loader sets before loading (`EbpfLoader::set_global`).

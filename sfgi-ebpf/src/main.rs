@@ -14,10 +14,13 @@ use aya_ebpf::{
     bindings::{pt_regs, BPF_F_USER_STACK},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, uprobe},
-    maps::{LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::{tracing::StackIdContext, ProbeContext},
 };
-use sfgi_common::{counter_index, CounterKind, Event, EventKind, ProbeId, SpawnReg, COUNTER_SLOTS};
+use sfgi_common::{
+    config as cfg, counter_index, CounterKind, Event, EventKind, GState, ProbeId, SpawnReg,
+    COUNTER_SLOTS,
+};
 
 /// `BPF_RB_NO_WAKEUP`: do not wake the poller for this record (userspace drains on a timer).
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -58,10 +61,16 @@ static STACKS: StackTrace = StackTrace::with_max_entries(32768, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// goid → 1 for goroutines seen parking and not yet seen waking: lets `execute` emit only for
-/// wake-ups that bypass `runtime.ready` (netpoll, `injectglist`).
+/// goid → per-goroutine state: whether its last park was reported and not yet paired with a
+/// wake (so `execute` emits only for wake-ups that bypass `runtime.ready`, and wakes of parks
+/// left out by sampling are left out too), and the signature and stack id of that park (so a
+/// goroutine re-parking at the same place does not walk its stack again).
 #[map]
-static PARKED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(1 << 18, 0);
+static GSTATE: LruHashMap<u64, GState> = LruHashMap::with_max_entries(1 << 18, 0);
+
+/// Runtime knobs userspace may flip while attached (see `sfgi_common::config`).
+#[map]
+static CONFIG: Array<u32> = Array::with_max_entries(cfg::SLOTS, 0);
 
 #[inline(always)]
 fn config<T: Copy>(v: &'static T) -> T {
@@ -198,6 +207,15 @@ pub fn sfgi_spawn(ctx: ProbeContext) -> u32 {
     // On the system stack, but Go's systemstack keeps the caller's frame pointer in BP, so the
     // frame-pointer walk continues into the creating goroutine's stack.
     ev.stack_id = user_stack(&ctx, P);
+    // Known to `execute` from its first run on: it has nothing to report then.
+    let _ = GSTATE.insert(
+        goid,
+        GState {
+            stack_id: -1,
+            ..GState::default()
+        },
+        0,
+    );
     emit(P, ev);
     0
 }
@@ -237,10 +255,109 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
     // Before `PUSHQ BP` the return address into gopark's caller is at the top of the stack; the
     // frame-pointer walk starts at the caller's caller, so keep it here.
     ev.pc = read_u64(P, r.rsp).unwrap_or(0);
-    ev.stack_id = user_stack(&ctx, P);
-    let _ = PARKED.insert(goid, 1u8, 0);
+    // Walking the user stack (`bpf_get_stackid`) is the most expensive part of a park (several
+    // µs measured on Go stacks here). A goroutine that parks again with the same stack pointer,
+    // the same caller and the same three frame-pointer return addresses above it is parked at
+    // the same place as last time: reuse that park's stack id.
+    let sig = park_signature(P, r, ev.pc);
+    let st = GSTATE.get_ptr_mut(goid);
+    let (same_site, cached_stack) = match st {
+        // SAFETY: pointer from a successful map lookup, valid for this program run.
+        Some(p) => unsafe { ((*p).sig == sig, (*p).stack_id) },
+        None => (false, -1),
+    };
+    // 1-in-N sampling of repeat parks at one site, when userspace asked for it (overhead
+    // budget). New sites are always reported.
+    let every = CONFIG.get(cfg::SAMPLE_EVERY).copied().unwrap_or(0);
+    if same_site && every > 1 {
+        if let Some(p) = st {
+            // SAFETY: as above; a racing update of the same goroutine's entry only skews a count.
+            let keep = unsafe {
+                (*p).repeats = (*p).repeats.wrapping_add(1);
+                (*p).parked = 0;
+                (*p).repeats % every == 0
+            };
+            if !keep {
+                count(P, CounterKind::Filtered);
+                return 0;
+            }
+        }
+    }
+    if same_site && cached_stack >= 0 {
+        ev.stack_id = cached_stack;
+        count(P, CounterKind::StackReused);
+    } else {
+        ev.stack_id = user_stack(&ctx, P);
+    }
+    match st {
+        // SAFETY: as above.
+        Some(p) => unsafe {
+            if !same_site {
+                (*p).repeats = 0;
+            }
+            (*p).sig = sig;
+            (*p).stack_id = ev.stack_id;
+            (*p).parked = 1;
+        },
+        None => {
+            let _ = GSTATE.insert(
+                goid,
+                GState {
+                    sig,
+                    stack_id: ev.stack_id,
+                    parked: 1,
+                    ..GState::default()
+                },
+                0,
+            );
+        }
+    }
     emit(P, ev);
     0
+}
+
+/// Where a park happens: caller pc, stack pointer and the return addresses of the next three
+/// frames (frame-pointer chain from RBP, which before `PUSHQ BP` is the caller's frame).
+#[inline(always)]
+fn park_signature(probe: ProbeId, r: &pt_regs, caller_pc: u64) -> u64 {
+    let mut h = mix(caller_pc ^ r.rsp.rotate_left(32));
+    let mut fp = r.rbp;
+    for _ in 0..3 {
+        if fp == 0 {
+            break;
+        }
+        // SAFETY: `bpf_probe_read_user` validates the address.
+        let Ok(frame) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
+            count(probe, CounterKind::ReadErrors);
+            break;
+        };
+        h = mix(h ^ frame[1]);
+        fp = frame[0];
+    }
+    h
+}
+
+/// A 64-bit mixer (splitmix64's finaliser).
+#[inline(always)]
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Marks `goid`'s reported park as woken; returns whether there was one to pair with (`None`:
+/// SFGI has no state for it — parked before the probes went in, or evicted).
+#[inline(always)]
+fn take_parked(goid: u64) -> Option<bool> {
+    let p = GSTATE.get_ptr_mut(goid)?;
+    // SAFETY: pointer from a successful map lookup, valid for this program run.
+    unsafe {
+        let was = (*p).parked == 1;
+        (*p).parked = 0;
+        Some(was)
+    }
 }
 
 /// Ready: `runtime.ready(gp, traceskip, next)` makes a parked goroutine runnable.
@@ -255,15 +372,24 @@ pub fn sfgi_ready(ctx: ProbeContext) -> u32 {
     let Ok(goid) = read_u64(P, r.rax + config(&G_GOID)) else {
         return 0;
     };
-    let _ = PARKED.remove(goid);
+    // A wake of a park SFGI left out (sampling) or already paired carries nothing. A goroutine
+    // SFGI has no state for may have parked before the probes went in (the inventory knows it):
+    // report that wake.
+    if take_parked(goid) == Some(false) {
+        count(P, CounterKind::Filtered);
+        return 0;
+    }
     let mut ev = base(EventKind::Ready, goid);
     ev.other_goid = current_goid(P, r);
     emit(P, ev);
     0
 }
 
-/// Run: `runtime.execute(gp, inheritTime)`. Emits only for goroutines still marked parked, i.e.
-/// woken without `ready` (netpoll and other `casgstatus` paths).
+/// Run: `runtime.execute(gp, inheritTime)`, which every goroutine passes to run again, however it
+/// was woken (`ready`, netpoll, `injectglist`, GC workers). Emits for goroutines whose reported
+/// park is not yet paired with a wake, and once for a goroutine SFGI has no state for (it may have
+/// parked before the probes went in: the inventory knows it, and this is its wake). With this, the
+/// `ready` probe is not needed: one trap per park/wake pair fewer.
 #[uprobe]
 pub fn sfgi_run(ctx: ProbeContext) -> u32 {
     if !in_target() {
@@ -275,11 +401,20 @@ pub fn sfgi_run(ctx: ProbeContext) -> u32 {
     let Ok(goid) = read_u64(P, r.rax + config(&G_GOID)) else {
         return 0;
     };
-    // SAFETY: the value is only tested for presence.
-    if unsafe { PARKED.get(goid) }.is_none() {
-        return 0;
+    match take_parked(goid) {
+        Some(true) => {}
+        Some(false) => return 0,
+        None => {
+            let _ = GSTATE.insert(
+                goid,
+                GState {
+                    stack_id: -1,
+                    ..GState::default()
+                },
+                0,
+            );
+        }
     }
-    let _ = PARKED.remove(goid);
     emit(P, base(EventKind::Run, goid));
     0
 }
@@ -296,7 +431,7 @@ pub fn sfgi_exit(ctx: ProbeContext) -> u32 {
     let Ok(goid) = read_u64(P, r.r14 + config(&G_GOID)) else {
         return 0;
     };
-    let _ = PARKED.remove(goid);
+    let _ = GSTATE.remove(goid);
     emit(P, base(EventKind::Exit, goid));
     0
 }
