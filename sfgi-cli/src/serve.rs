@@ -10,7 +10,10 @@
 //!
 //! Unknown paths get 404, wrong methods 405 (with `Allow`), bad query parameters 400 (JSON
 //! `{"error": ...}`). With `--token` every request needs `Authorization: Bearer TOKEN` (else 401).
-//! Request bodies over 1 KiB get 413; a request that takes longer than 10 s gets 503.
+//! Request bodies over 1 KiB get 413; a request that takes longer than 10 s gets 503. A client
+//! must send a request's headers within 5 s of starting them (else the connection is closed: no
+//! slowloris), and at most 64 connections are open at once (more are closed on accept), so
+//! SFGI's memory stays bounded whatever connects.
 //!
 //! The server runs on its own thread and runtime; it never touches the session, only the
 //! published [`Snapshot`]s and the trigger channel.
@@ -40,6 +43,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page size of `?view=goroutines`.
 pub const MAX_LIMIT: usize = 1000;
+/// Longest a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections served at once; further ones are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -113,11 +120,7 @@ pub fn start(listener: std::net::TcpListener, state: ServeState) -> Result<Serve
         .spawn(move || {
             let res = rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                axum::serve(listener, router(state))
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
+                serve_connections(listener, router(state), stop_rx).await
             });
             if let Err(e) = res {
                 eprintln!("sfgi: HTTP server stopped: {e}");
@@ -130,6 +133,61 @@ pub fn start(listener: std::net::TcpListener, state: ServeState) -> Result<Serve
         done: done_rx,
         thread: Some(thread),
     })
+}
+
+/// The accept loop (instead of `axum::serve`, which sets no header-read timeout and no
+/// connection limit): each connection is served by hyper's HTTP/1 server with a
+/// [`HEADER_READ_TIMEOUT`], at most [`MAX_CONNECTIONS`] at once. On `stop`, accepting stops and
+/// open connections finish their request in flight (graceful shutdown).
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stop: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of fds or a connection reset before accept: back off, keep serving.
+                    log::debug!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing_rx.clone();
+        conns.spawn(async move {
+            let _slot = slot;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = closing.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// The routes.

@@ -42,6 +42,9 @@ pub const PROBE_FUNCTIONS: &[&str] = &[
     "runtime.gcMarkTermination",
 ];
 
+/// The probe functions SFGI cannot attach without.
+pub const REQUIRED_PROBE_FUNCTIONS: &[&str] = &["runtime.gopark"];
+
 /// Errors from reading a Go binary.
 #[derive(Debug, thiserror::Error)]
 pub enum GoExeError {
@@ -458,9 +461,20 @@ impl GoBinary {
             .copied()
             .filter(|f| self.func_by_name(f).is_none())
             .collect();
-        if !missing.is_empty() {
+        // Only the park probe is required (see `probe::ProbePlan`): without another one SFGI
+        // still attaches, and the missing probe is named in every output.
+        let (required, optional): (Vec<&str>, Vec<&str>) = missing
+            .iter()
+            .partition(|f| REQUIRED_PROBE_FUNCTIONS.contains(f));
+        if !required.is_empty() {
             s.problems
-                .push(format!("probe functions missing: {}", missing.join(", ")));
+                .push(format!("probe functions missing: {}", required.join(", ")));
+        }
+        if !optional.is_empty() {
+            s.notes.push(format!(
+                "probe functions missing: {} (those probes are skipped and reported as missing)",
+                optional.join(", ")
+            ));
         }
         s.probes_supported = s.problems.is_empty();
         s
