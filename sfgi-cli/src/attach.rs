@@ -1,5 +1,6 @@
 //! An attach session: probes in, inventory read, events folded into the engine, verdicts out.
 //! `sfgi attach` runs one for a while and reports; `sfgi watch` keeps one running.
+use crate::budget::Budget;
 use crate::classify::Classifier;
 use crate::engine::{Engine, EngineConfig};
 use crate::event::decode;
@@ -33,6 +34,9 @@ pub struct AttachOptions {
     pub rules: Vec<PathBuf>,
     /// Kernel-side tuning.
     pub tracer: TracerOptions,
+    /// Overhead budget: probe hits per second in the target (0: unlimited), see
+    /// [`crate::budget`].
+    pub max_event_rate: u64,
 }
 
 impl Default for AttachOptions {
@@ -46,6 +50,7 @@ impl Default for AttachOptions {
             judge: JudgeConfig::default(),
             rules: Vec::new(),
             tracer: TracerOptions::default(),
+            max_event_rate: crate::budget::DEFAULT_MAX_EVENT_RATE,
         }
     }
 }
@@ -106,6 +111,7 @@ pub struct Session<'t> {
     last_scan: Instant,
     opts: AttachOptions,
     target_exited: bool,
+    budget: Budget,
 }
 
 impl<'t> Session<'t> {
@@ -126,7 +132,9 @@ impl<'t> Session<'t> {
             },
         );
         let now = Instant::now();
+        let budget = Budget::new(opts.max_event_rate, &tracer);
         let mut s = Session {
+            budget,
             target,
             tracer,
             engine,
@@ -168,13 +176,28 @@ impl<'t> Session<'t> {
             self.last_tick = Instant::now();
             self.engine.tick(monotonic_ns());
         }
+        self.budget
+            .check(&mut self.tracer, self.engine.health.inventory_ms);
         if self
-            .opts
-            .rescan
+            .rescan_interval(self.opts.rescan)
             .is_some_and(|d| self.last_scan.elapsed() >= d)
         {
             self.scan();
         }
+    }
+
+    /// How often the inventory must be re-read: `wanted`, or more often when the overhead budget
+    /// detached probes (their events then come from the inventory).
+    pub fn rescan_interval(&self, wanted: Option<Duration>) -> Option<Duration> {
+        match (wanted, self.budget.rescan()) {
+            (Some(w), Some(b)) => Some(w.min(b)),
+            (w, b) => w.or(b),
+        }
+    }
+
+    /// The overhead budget's mode now.
+    pub fn budget_mode(&self) -> crate::budget::Mode {
+        self.budget.mode()
     }
 
     /// Re-reads the inventory now (drains events first so the snapshot is the newer one).
@@ -237,6 +260,7 @@ impl<'t> Session<'t> {
             target_exited: self.target_exited,
             missing_probes: self.tracer.plan.missing.clone(),
             inventory: Some(self.engine.health.clone()),
+            budget: Some(self.budget.stats(life.events)),
             ..Stats::default()
         };
         for id in ALL_PROBES {
@@ -259,6 +283,9 @@ impl<'t> Session<'t> {
                 "{} events were dropped (ring buffer full): states were reconciled from inventory re-reads, verdicts are marked incomplete",
                 stats.dropped
             ));
+        }
+        if let Some(w) = self.budget.warning() {
+            stats.warnings.push(w);
         }
         if self.decode_errors > 0 {
             stats.warnings.push(format!(

@@ -8,6 +8,7 @@
 //! → `group` (goroutines by wait reason, blocking site, creation site)
 //! → `report` (table / JSON).
 pub mod attach;
+pub mod budget;
 pub mod classify;
 pub mod engine;
 pub mod event;

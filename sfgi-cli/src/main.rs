@@ -55,6 +55,15 @@ enum Command {
         /// How many groups to print full stacks for in the table format.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
+        /// Event ring-buffer size in bytes (a power of two, at least 4096). Smaller loses
+        /// events sooner (they are counted and reported); for tests and tuning.
+        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
+        ring_size: u32,
+        /// Overhead budget: probe hits per second in the target above which SFGI degrades by
+        /// itself (samples parks, detaches the wake/exit probes, then works from inventory
+        /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
+        #[arg(long, value_name = "N", default_value_t = sfgi::budget::DEFAULT_MAX_EVENT_RATE)]
+        max_event_rate: u64,
     },
     /// Attach and keep watching: a live table of leak groups, refreshed every --interval, until
     /// Ctrl-C or the target exits (then the final report). With --listen, also serves
@@ -89,6 +98,14 @@ enum Command {
         /// How many groups to print full stacks for in the final report.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
+        /// Event ring-buffer size in bytes (see `attach --ring-size`).
+        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
+        ring_size: u32,
+        /// Overhead budget: probe hits per second in the target above which SFGI degrades by
+        /// itself (samples parks, detaches the wake/exit probes, then works from inventory
+        /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
+        #[arg(long, value_name = "N", default_value_t = sfgi::budget::DEFAULT_MAX_EVENT_RATE)]
+        max_event_rate: u64,
     },
     /// Show what SFGI reads from a Go binary: version, probe points, struct offsets, wait reasons.
     Inspect {
@@ -114,6 +131,13 @@ enum Format {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 5m)"))
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n >= 4096 && n.is_power_of_two() => Ok(n),
+        _ => Err("must be a power of two of at least 4096 (bytes)".into()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -150,7 +174,48 @@ fn emit(text: &str) -> Result<()> {
     }
 }
 
+/// Refuses early, in one line, on a host or process that cannot attach (no CAP_BPF/CAP_PERFMON,
+/// no BPF ring buffers), before anything else fails with a less helpful message.
+fn preflight() -> Result<()> {
+    sfgi::target::check_host(&sfgi::target::HostSupport::probe()).map_err(anyhow::Error::msg)
+}
+
+/// Test hook, read once per run: `SFGI_TEST_PANIC=2s` makes `attach` and `watch` panic on
+/// purpose 2 s after they start (that is, while attached), so the hardening tests can check that
+/// a panic detaches every probe too. Unset in normal use.
+fn test_panic_after() -> Option<Duration> {
+    std::env::var("SFGI_TEST_PANIC")
+        .ok()
+        .and_then(|s| humantime::parse_duration(&s).ok())
+}
+
+/// Runs `f`, or panics after `after` if it is still running (see [`test_panic_after`]).
+async fn with_test_panic<T>(f: impl std::future::Future<Output = T>, after: Option<Duration>) -> T {
+    match after {
+        None => f.await,
+        Some(d) => tokio::select! {
+            r = f => r,
+            _ = tokio::time::sleep(d) => panic!("SFGI_TEST_PANIC: panicking on purpose while attached"),
+        },
+    }
+}
+
+/// An attach that failed because the target died meanwhile (e.g. `perf_event_open` on a gone
+/// process) says so first.
+fn exited_meanwhile(e: anyhow::Error, pid: u32) -> anyhow::Error {
+    let gone = matches!(
+        e.downcast_ref::<sfgi::target::TargetError>(),
+        Some(sfgi::target::TargetError::NoProcess(_))
+    );
+    if gone || sfgi::target::process_alive(pid) {
+        e
+    } else {
+        e.context(format!("PID {pid} exited while sfgi was attaching"))
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
+    let test_panic = test_panic_after();
     match cli.command {
         Command::Attach {
             pid,
@@ -164,6 +229,8 @@ fn run(cli: Cli) -> Result<()> {
             poll,
             no_stacks,
             stacks_shown,
+            ring_size,
+            max_event_rate,
         } => {
             let opts = AttachOptions {
                 pid,
@@ -179,14 +246,19 @@ fn run(cli: Cli) -> Result<()> {
                 rules,
                 tracer: TracerOptions {
                     stacks: !no_stacks,
+                    ring_bytes: ring_size,
                     ..TracerOptions::default()
                 },
+                max_event_rate,
             };
+            preflight()?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let report = rt.block_on(attach::run(&opts))?;
+            let report = rt
+                .block_on(with_test_panic(attach::run(&opts), test_panic))
+                .map_err(|e| exited_meanwhile(e, pid))?;
             match format {
                 Format::Json => emit(&report.to_json()),
                 Format::Table => emit(&report.to_table(stacks_shown)),
@@ -202,6 +274,8 @@ fn run(cli: Cli) -> Result<()> {
             token,
             rescan,
             stacks_shown,
+            ring_size,
+            max_event_rate,
         } => {
             let opts = sfgi::watch::WatchOptions {
                 attach: AttachOptions {
@@ -213,17 +287,25 @@ fn run(cli: Cli) -> Result<()> {
                         ..JudgeConfig::default()
                     },
                     rules,
+                    tracer: TracerOptions {
+                        ring_bytes: ring_size,
+                        ..TracerOptions::default()
+                    },
+                    max_event_rate,
                     ..AttachOptions::default()
                 },
                 rescan: (!rescan.is_zero()).then_some(rescan),
                 listen,
                 token,
             };
+            preflight()?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let outcome = rt.block_on(sfgi::watch::run(&opts))?;
+            let outcome = rt
+                .block_on(with_test_panic(sfgi::watch::run(&opts), test_panic))
+                .map_err(|e| exited_meanwhile(e, pid))?;
             emit(&outcome.message)?;
             emit(&outcome.report.to_table(stacks_shown))
         }
@@ -236,8 +318,16 @@ fn run(cli: Cli) -> Result<()> {
                 (Some(b), _) => b,
                 (None, Some(pid)) => {
                     let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-                    if !exe.exists() {
+                    if pid == 0 || !PathBuf::from(format!("/proc/{pid}")).exists() {
                         anyhow::bail!("no process with PID {pid}");
+                    }
+                    // The process exists; its executable may still be unreadable (another
+                    // user's process): say so rather than "no process".
+                    if let Err(e) = std::fs::read_link(&exe) {
+                        anyhow::bail!(
+                            "cannot read the executable of PID {pid}: {}",
+                            sfgi::target::exe_error(&e)
+                        );
                     }
                     exe
                 }

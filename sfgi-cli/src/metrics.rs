@@ -134,6 +134,23 @@ pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
         scans.clone(),
     );
 
+    if let Some(b) = &s.report.stats.budget {
+        let mode: Gauge = Gauge::default();
+        mode.set(b.mode.level());
+        reg.register(
+            "sfgi_overhead_mode",
+            "Overhead budget mode: 0 full, 1 sampled (ring buffer overflowed), 2 parks-only, 3 inventory-only",
+            mode,
+        );
+        let rate: Gauge = Gauge::default();
+        rate.set(b.probe_hits_per_second as i64);
+        reg.register(
+            "sfgi_probe_hits_per_second",
+            "Probe hits per second in the target over the last budget window",
+            rate,
+        );
+    }
+
     let (cpu, rss) = self_usage();
     let cpu_c: Counter<f64, AtomicU64> = Counter::default();
     cpu_c.inc_by(cpu.unwrap_or(0.0));

@@ -72,6 +72,10 @@ pub struct Stats {
     pub inventory: Option<EngineHealth>,
     /// Things that make this report incomplete, in words.
     pub warnings: Vec<String>,
+    /// The overhead budget: mode, probe hit rate, SFGI's own CPU and memory (see
+    /// `crate::budget`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::budget::BudgetStats>,
 }
 
 /// The whole report.

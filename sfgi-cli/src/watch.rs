@@ -814,7 +814,11 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
             ended = Some(e);
             break;
         }
-        if opts.rescan.is_some_and(|d| w.last_scan_at.elapsed() >= d) {
+        // The overhead budget may require more frequent re-reads (probes detached).
+        if session
+            .rescan_interval(opts.rescan)
+            .is_some_and(|d| w.last_scan_at.elapsed() >= d)
+        {
             w.scan(&mut session);
         }
         if refresh || last_refresh.elapsed() >= aopts.interval {

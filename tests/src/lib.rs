@@ -9,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod scenarios;
+
 pub use sfgi_gotool::{target_dir, workspace_root, Build, ALL, NEWEST, OLDEST};
 
 /// One leak pattern of `tests/programs/leaks`: how it is selected and what Go reports for it.

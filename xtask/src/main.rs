@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod eval;
+
 mod bench;
+
+mod fuzz;
 
 /// Nightly that builds the eBPF object: its LLVM (22) must match bpf-linker's.
 const NIGHTLY: &str = "nightly-2026-05-20";
@@ -37,9 +41,10 @@ enum Cmd {
     BuildEbpf,
     /// Build the eBPF object and the release `sfgi` binary.
     Build,
-    /// Everything CI checks: fmt, clippy, unit and integration tests (as root), every Go version.
+    /// Everything CI checks: fmt, clippy, unit and integration tests (as root) with every Go
+    /// version, a short fuzz run of every parser, and the quick accuracy evaluation.
     Test {
-        /// Only these Go versions for the integration tests (default: oldest and newest).
+        /// Developer loop: oldest and newest Go only, no fuzz run, no evaluation.
         #[arg(long)]
         quick: bool,
     },
@@ -55,6 +60,10 @@ enum Cmd {
         /// Only these sections: pingpong, http, scale, avalanche (comma-separated).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Also measure this sfgi binary (e.g. a build from before a change) in the same
+        /// ping-pong rounds.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
         /// Extra arguments for every `sfgi attach` (e.g. `--no-stacks`).
         #[arg(last = true)]
         sfgi_args: Vec<String>,
@@ -71,6 +80,10 @@ enum Cmd {
         #[arg(long, default_value = sfgi_gotool::NEWEST)]
         go: String,
     },
+    /// Detection accuracy: every scenario and Go's own leak tests under `sfgi watch`.
+    Eval(eval::EvalArgs),
+    /// A short run of every fuzz target in fuzz/ (cargo-fuzz, pinned nightly).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() {
@@ -89,8 +102,11 @@ fn main() {
             quick,
             sfgi,
             only,
+            baseline,
             sfgi_args,
-        } => bench_cmd(quick, sfgi, only, sfgi_args),
+        } => bench_cmd(quick, sfgi, only, baseline, sfgi_args),
+        Cmd::Eval(a) => eval::eval(&a),
+        Cmd::Fuzz(a) => fuzz::fuzz(&a),
     };
     if let Err(e) = res {
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -285,6 +301,15 @@ fn test(quick: bool) -> Result<()> {
         t.env("SFGI_GO_VERSIONS", versions.join(","));
     }
     run(&mut t)?;
+    if !quick {
+        step("fuzz: a short run of every target (docs/RELIABILITY.md has the long run)");
+        fuzz::fuzz(&fuzz::FuzzArgs {
+            seconds: 10,
+            target: None,
+        })?;
+        step("accuracy evaluation, quick mode (docs/ACCURACY.md)");
+        eval::eval(&eval::EvalArgs::quick())?;
+    }
     eprintln!("\nxtask test: all checks passed");
     Ok(())
 }
@@ -347,6 +372,7 @@ fn bench_cmd(
     quick: bool,
     sfgi: Option<PathBuf>,
     only: Vec<String>,
+    baseline: Option<PathBuf>,
     sfgi_args: Vec<String>,
 ) -> Result<()> {
     if !is_root() {
@@ -371,6 +397,7 @@ fn bench_cmd(
             sfgi,
             sfgi_args,
             only,
+            baseline,
         },
         &gotarget,
         &loadgen,
