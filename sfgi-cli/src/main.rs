@@ -1,7 +1,7 @@
 //! `sfgi`: the command line.
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use sfgi::attach::{self, AttachOptions};
+use sfgi::attach::{self, AttachOptions, Rescan};
 use sfgi::goexe::GoBinary;
 use sfgi::judge::JudgeConfig;
 use sfgi::probe::TracerOptions;
@@ -39,10 +39,10 @@ enum Command {
         /// How often group populations are sampled (growth resolution).
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         interval: Duration,
-        /// Re-read the goroutine inventory this often to reconcile missed events (0: only at the
-        /// start and the end).
-        #[arg(long, value_parser = parse_duration, default_value = "30s")]
-        rescan: Duration,
+        /// Re-read the goroutine inventory (finds goroutines stuck in system calls, reconciles
+        /// dropped events): `auto` (2–30 s, by the target's size), `off`, or a period.
+        #[arg(long, value_parser = Rescan::parse, default_value = "auto")]
+        rescan: Rescan,
         /// Extra classification rules (TOML; tried before the built-in rules). Repeatable.
         #[arg(long = "rules", value_name = "FILE")]
         rules: Vec<PathBuf>,
@@ -91,10 +91,10 @@ enum Command {
         /// Require `Authorization: Bearer TOKEN` on every HTTP request (stacks are sensitive).
         #[arg(long, value_name = "TOKEN", requires = "listen")]
         token: Option<String>,
-        /// Re-read the goroutine inventory this often to reconcile missed events (0: only at the
-        /// start and on trigger-scan).
-        #[arg(long, value_parser = parse_duration, default_value = "30s")]
-        rescan: Duration,
+        /// Re-read the goroutine inventory (finds goroutines stuck in system calls, reconciles
+        /// dropped events): `auto` (2–30 s, by the target's size), `off`, or a period.
+        #[arg(long, value_parser = Rescan::parse, default_value = "auto")]
+        rescan: Rescan,
         /// How many groups to print full stacks for in the final report.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
@@ -237,7 +237,7 @@ fn run(cli: Cli) -> Result<()> {
                 duration,
                 poll_interval: poll.min(interval),
                 interval,
-                rescan: (!rescan.is_zero()).then_some(rescan),
+                rescan,
                 judge: JudgeConfig {
                     threshold,
                     min_repeat,
@@ -294,7 +294,7 @@ fn run(cli: Cli) -> Result<()> {
                     max_event_rate,
                     ..AttachOptions::default()
                 },
-                rescan: (!rescan.is_zero()).then_some(rescan),
+                rescan,
                 listen,
                 token,
             };

@@ -48,7 +48,7 @@ pub struct WatchOptions {
     /// used: watch runs until stopped and re-reads the inventory every `rescan` below).
     pub attach: AttachOptions,
     /// Periodic inventory re-read (`None`: only on start and on `trigger-scan`).
-    pub rescan: Option<Duration>,
+    pub rescan: crate::attach::Rescan,
     /// `--listen` address as given (`:9090`, `127.0.0.1:9090`, `[::1]:9090`, ...).
     pub listen: Option<String>,
     /// Bearer token the HTTP endpoints require.
@@ -713,7 +713,7 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
     let started = Instant::now();
     let mut aopts = opts.attach.clone();
     aopts.duration = None;
-    aopts.rescan = None; // rescans are driven here, so each one is timed
+    aopts.rescan = crate::attach::Rescan::Off; // rescans are driven here, so each one is timed
     aopts.poll_interval = aopts.poll_interval.min(aopts.interval);
     let mut session = Session::start(&target, &aopts)?;
     eprintln!(
