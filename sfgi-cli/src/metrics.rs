@@ -120,6 +120,65 @@ pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
         dropped,
     );
 
+    // Everything that makes SFGI's picture incomplete, so dashboards can alert on it.
+    let read_errors = Family::<ProbeLabels, Counter>::default();
+    let stack_errors = Family::<ProbeLabels, Counter>::default();
+    for p in &s.report.stats.probes {
+        let l = ProbeLabels {
+            probe: p.probe.clone(),
+        };
+        read_errors.get_or_create(&l).inc_by(p.counters.read_errors);
+        stack_errors
+            .get_or_create(&l)
+            .inc_by(p.counters.stack_errors);
+    }
+    reg.register(
+        "sfgi_probe_read_errors",
+        "Failed reads of target memory inside probes, by probe",
+        read_errors,
+    );
+    reg.register(
+        "sfgi_probe_stack_errors",
+        "Failed user-stack captures inside probes, by probe",
+        stack_errors,
+    );
+    let missing = Family::<ProbeLabels, Gauge>::default();
+    for m in &s.report.stats.missing_probes {
+        missing
+            .get_or_create(&ProbeLabels {
+                probe: m.probe.to_string(),
+            })
+            .set(1);
+    }
+    reg.register(
+        "sfgi_probe_missing",
+        "1 for each probe SFGI wanted and could not place",
+        missing,
+    );
+    let decode_errors: Counter = Counter::default();
+    decode_errors.inc_by(s.report.stats.decode_errors);
+    reg.register(
+        "sfgi_event_decode_errors",
+        "Ring-buffer records that could not be decoded",
+        decode_errors,
+    );
+    let unreadable: Gauge = Gauge::default();
+    let inventory_failed: Gauge = Gauge::default();
+    if let Some(h) = &s.report.stats.inventory {
+        unreadable.set(h.inventory_unreadable as i64);
+        inventory_failed.set(i64::from(h.inventory_error.is_some()));
+    }
+    reg.register(
+        "sfgi_inventory_unreadable_goroutines",
+        "Goroutines the last inventory read could not read consistently",
+        unreadable,
+    );
+    reg.register(
+        "sfgi_inventory_failed",
+        "1 when the last inventory read failed (SFGI then works from events alone)",
+        inventory_failed,
+    );
+
     let gc: Counter = Counter::default();
     gc.inc_by(s.report.stats.gc_cycles);
     reg.register(

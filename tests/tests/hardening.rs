@@ -1223,5 +1223,19 @@ fn missing_probe_point_is_reported_everywhere() {
         "{}",
         r.stdout
     );
+    // And in /metrics.
+    let (watch, addr) = start_watch(pid, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (st, metrics, _) = get(addr, "/metrics");
+    assert_eq!(st, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sfgi_probe_missing{probe=\"gc_end\"} 1")),
+        "no sfgi_probe_missing for gc_end:\n{metrics}"
+    );
+    signal(watch.pid(), libc::SIGTERM);
+    let (st, _, err) = watch.wait();
+    assert!(st.success(), "{err}");
     target.heartbeat();
 }

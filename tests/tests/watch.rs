@@ -743,6 +743,11 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
         ("sfgi_leaked_goroutines", "gauge"),
         ("sfgi_events_total", "counter"),
         ("sfgi_events_dropped_total", "counter"),
+        ("sfgi_probe_read_errors_total", "counter"),
+        ("sfgi_probe_stack_errors_total", "counter"),
+        ("sfgi_event_decode_errors_total", "counter"),
+        ("sfgi_inventory_unreadable_goroutines", "gauge"),
+        ("sfgi_inventory_failed", "gauge"),
         ("sfgi_gc_cycles_total", "counter"),
         ("sfgi_inventory_scan_seconds", "histogram"),
         ("sfgi_process_cpu_seconds_total", "counter"),
@@ -770,6 +775,8 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
     .is_some_and(|v| v >= 5.0));
     assert!(value_of(&m, "sfgi_events_total", &[("probe", "park")]).is_some_and(|v| v > 0.0));
     assert!(value_of(&m, "sfgi_events_dropped_total", &[("probe", "park")]).is_some());
+    assert_eq!(value_of(&m, "sfgi_inventory_failed", &[]), Some(0.0));
+    assert!(value_of(&m, "sfgi_probe_read_errors_total", &[("probe", "park")]).is_some());
     assert!(value_of(&m, "sfgi_process_resident_memory_bytes", &[]).is_some_and(|v| v > 1e6));
     assert!(value_of(&m, "sfgi_process_cpu_seconds_total", &[]).is_some_and(|v| v > 0.0));
     for s in &m {
