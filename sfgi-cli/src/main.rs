@@ -30,12 +30,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// How long a group must keep growing, or members stay blocked, to be reported.
-        #[arg(long, value_parser = parse_duration, default_value = "5m")]
-        threshold: Duration,
-        /// Members blocked longer than the threshold that make a group `suspect`.
-        #[arg(long, default_value_t = 3)]
-        min_repeat: usize,
+        #[command(flatten)]
+        judge: JudgeArgs,
         /// How often group populations are sampled (growth resolution).
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         interval: Duration,
@@ -75,12 +71,8 @@ enum Command {
         /// Refresh (and population sampling) interval.
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         interval: Duration,
-        /// How long a group must keep growing, or members stay blocked, to be reported.
-        #[arg(long, value_parser = parse_duration, default_value = "5m")]
-        threshold: Duration,
-        /// Members blocked longer than the threshold that make a group `suspect`.
-        #[arg(long, default_value_t = 3)]
-        min_repeat: usize,
+        #[command(flatten)]
+        judge: JudgeArgs,
         /// Extra classification rules (TOML; tried before the built-in rules). Repeatable.
         #[arg(long = "rules", value_name = "FILE")]
         rules: Vec<PathBuf>,
@@ -119,6 +111,35 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+/// Leak-judgement flags, shared by `attach` and `watch`.
+#[derive(clap::Args, Debug)]
+struct JudgeArgs {
+    /// How long a group must keep growing, or members stay blocked, to be reported.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    threshold: Duration,
+    /// Members blocked longer than the threshold that make a group `suspect`.
+    #[arg(long, default_value_t = 3)]
+    min_repeat: usize,
+    /// Growth per minute from which a growing group is severity L3 (else L2).
+    #[arg(long, default_value_t = 60.0)]
+    fast_growth: f64,
+    /// Growth of the process's total goroutine count per minute from which a growing group is
+    /// severity L4 (an avalanche).
+    #[arg(long, default_value_t = 1000.0)]
+    avalanche: f64,
+}
+
+impl JudgeArgs {
+    fn config(&self) -> JudgeConfig {
+        JudgeConfig {
+            threshold: self.threshold,
+            min_repeat: self.min_repeat,
+            fast_growth_per_min: self.fast_growth,
+            avalanche_per_min: self.avalanche,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -221,8 +242,7 @@ fn run(cli: Cli) -> Result<()> {
             pid,
             duration,
             format,
-            threshold,
-            min_repeat,
+            judge,
             interval,
             rescan,
             rules,
@@ -238,11 +258,7 @@ fn run(cli: Cli) -> Result<()> {
                 poll_interval: poll.min(interval),
                 interval,
                 rescan,
-                judge: JudgeConfig {
-                    threshold,
-                    min_repeat,
-                    ..JudgeConfig::default()
-                },
+                judge: judge.config(),
                 rules,
                 tracer: TracerOptions {
                     stacks: !no_stacks,
@@ -267,8 +283,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Watch {
             pid,
             interval,
-            threshold,
-            min_repeat,
+            judge,
             rules,
             listen,
             token,
@@ -281,11 +296,7 @@ fn run(cli: Cli) -> Result<()> {
                 attach: AttachOptions {
                     pid,
                     interval,
-                    judge: JudgeConfig {
-                        threshold,
-                        min_repeat,
-                        ..JudgeConfig::default()
-                    },
+                    judge: judge.config(),
                     rules,
                     tracer: TracerOptions {
                         ring_bytes: ring_size,

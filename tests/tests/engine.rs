@@ -309,6 +309,39 @@ fn growing_on_a_continuous_leak_oldest_go_stripped() {
     growing(OLDEST, true);
 }
 
+/// The severity thresholds are the user's: the same 600/min leak is L3 by default (fast
+/// growth ≥ 60/min) and L2 when `--fast-growth` and `--avalanche` are set above its rate.
+#[test]
+fn severity_thresholds_are_configurable() {
+    require_root();
+    let bin = build_program("leaks", NEWEST, false);
+    let p = pattern("chan-send");
+    let (v, mut t, _) = run_attached(
+        &bin,
+        &[p.name, "-count", "1000", "-interval", "100ms"],
+        Duration::from_millis(200),
+        "4s",
+        &[
+            "--threshold",
+            "2s",
+            "--interval",
+            "100ms",
+            "--fast-growth",
+            "100000",
+            "--avalanche",
+            "1000000",
+        ],
+    );
+    let g = group_at(&v, p.wait_reason_for(NEWEST), p.blocks_in, p.spawned_by);
+    ensure!(&v, s(g, "status") == "growing", "status must be growing");
+    ensure!(
+        &v,
+        severity(g) == 2,
+        "with --fast-growth 100000 a 600/min leak is L2"
+    );
+    t.stop();
+}
+
 /// `leaks chan-send` leaks one goroutine every 100 ms (600/min) for the whole window.
 fn growing(version: &str, stripped: bool) {
     require_root();
