@@ -5,7 +5,8 @@
 //!   (normal end, SIGINT, SIGTERM, an error after attaching, a panic, `kill -9`), checked with
 //!   `bpftool -j prog show` / `bpftool -j link show` against the program and link IDs the sfgi
 //!   process held (read from its `/proc/PID/fdinfo`); a self-checking stress target stays
-//!   correct across 10 attach/detach cycles (Go 1.21 and the newest Go);
+//!   correct across 10 attach/detach cycles (Go 1.21) and across as many as it takes to churn 1M
+//!   goroutines (the newest Go);
 //! - bad input: one `sfgi: error: ...` line, a non-zero exit and no panic for a missing PID, a
 //!   PID that exits mid-attach, a non-Go binary, Go versions older or newer than known (made by
 //!   rewriting the version string of a real binary), no privileges, a kernel without ring
@@ -446,14 +447,31 @@ fn probes_are_detached_on_every_exit_path() {
 // ---------------------------------------------------------------------------------------------
 // Stress: attach/detach cycles on a self-checking target.
 
-fn stress_cycles(version: &str) {
+/// Attach/detach cycles of 1 s on the self-checking stress target: at least 10, and with
+/// `churn` more until the target has created and finished that many goroutines (bounded).
+fn stress_cycles(version: &str, churn: Option<u64>) {
     require_root();
     let t0 = Instant::now();
     let bin = build_program("stress", version, false);
-    let mut target = Target::start(&bin, &["-total", "1000000", "-live", "1000"]);
+    let total = churn.unwrap_or(1_000_000).to_string();
+    let mut target = Target::start(&bin, &["-total", &total, "-live", "1000"]);
     let pid = target.pid();
     let mut events = 0u64;
-    for i in 0..10 {
+    let mut cycles = 0;
+    for i in 0.. {
+        if i >= 10 {
+            match churn {
+                None => break,
+                Some(n) if target.heartbeat() >= n => break,
+                Some(n) => assert!(
+                    t0.elapsed() < Duration::from_secs(300),
+                    "Go {version}: {} of {n} goroutines churned after {}",
+                    target.heartbeat(),
+                    secs(t0.elapsed())
+                ),
+            }
+        }
+        cycles += 1;
         let _slot = attach_slot();
         let r = attach_json(pid, "1s", &[]);
         let ev = r["stats"]["events"].as_u64().unwrap_or(0);
@@ -474,7 +492,7 @@ fn stress_cycles(version: &str) {
         target.stderr()
     );
     eprintln!(
-        "stress Go {version}: 10 attach/detach cycles, {events} events seen, {finished_while_attached} goroutines finished by the last heartbeat; target says: {}; {}",
+        "stress Go {version}: {cycles} attach/detach cycles, {events} events seen, {finished_while_attached} goroutines finished by the last heartbeat; target says: {}; {}",
         out.lines().last().unwrap_or(""),
         secs(t0.elapsed())
     );
@@ -482,12 +500,14 @@ fn stress_cycles(version: &str) {
 
 #[test]
 fn stress_attach_detach_oldest_go() {
-    stress_cycles(OLDEST);
+    stress_cycles(OLDEST, None);
 }
 
+/// The newest Go goes on until a million goroutines have been created and finished under
+/// repeated attach/detach.
 #[test]
-fn stress_attach_detach_newest_go() {
-    stress_cycles(NEWEST);
+fn stress_attach_detach_newest_go_million_goroutines() {
+    stress_cycles(NEWEST, Some(1_000_000));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -297,10 +297,7 @@ fn test(quick: bool) -> Result<()> {
     t.args(["test", "--workspace", "--all-targets"])
         .env("SFGI_BPF_OBJECT", &obj)
         .env("SFGI_BIN", &sfgi);
-    if quick {
-        t.env("SFGI_GO_VERSIONS", versions.join(","));
-    }
-    run(&mut t)?;
+    let (passed, failed) = run_counting_tests(&mut t)?;
     if !quick {
         step("fuzz: a short run of every target (docs/RELIABILITY.md has the long run)");
         fuzz::fuzz(&fuzz::FuzzArgs {
@@ -311,7 +308,47 @@ fn test(quick: bool) -> Result<()> {
         eval::eval(&eval::EvalArgs::quick())?;
     }
     eprintln!("\nxtask test: all checks passed");
+    println!("{passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and sums its `test result:` lines.
+fn run_counting_tests(cmd: &mut Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader, Write};
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {shown}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let _ = writeln!(out, "{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |label: &str| {
+                rest.split(';')
+                    .find_map(|p| {
+                        p.trim()
+                            .strip_suffix(label)?
+                            .split_whitespace()
+                            .last()?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            passed += num(" passed");
+            failed += num(" failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("{passed} passed, {failed} failed");
+        bail!("{shown} failed ({status})");
+    }
+    Ok((passed, failed))
 }
 
 fn demo(duration: &str, threshold: &str, go: &str) -> Result<()> {
