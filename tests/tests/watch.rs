@@ -864,6 +864,35 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
     );
 }
 
+/// The target exec's another program (same PID): watch says the target is gone, prints the final
+/// report and exits 0 rather than tracing a program that is no longer there.
+#[test]
+fn watch_ends_when_the_target_execs_another_program() {
+    require_root();
+    let _slot = attach_slot();
+    let bin = build_program("leaks", NEWEST, false);
+    let mut target = Target::start(&bin, &["chan-send", "-delay", "100ms", "-exec-after", "3s"]);
+    let pid = target.pid();
+    let pid_s = pid.to_string();
+    let mut w = Watch::start(&["--pid", &pid_s, "--interval", "200ms", "--threshold", "1s"]);
+    let (st, out, err) = w.wait_exit(Duration::from_secs(20));
+    assert!(st.success(), "exit {st}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!(
+            "target PID {pid} exited (it exec'd another program"
+        )),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+    // The process is still there, running sleep: SFGI let go of it unharmed.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    assert!(
+        exe.to_string_lossy().ends_with("sleep"),
+        "PID {pid} runs {exe:?}"
+    );
+    assert!(signal(pid, libc::SIGTERM));
+    let _ = target.exit_status();
+}
+
 #[test]
 fn watch_with_token_and_a_second_sfgi_on_the_same_target() {
     require_root();

@@ -348,8 +348,18 @@ func main() {
 	fs.DurationVar(beat, "beat", 10*time.Millisecond, "pause between two heartbeats (16 checked ping-pongs each)")
 	fs.BoolVar(&printGoids, "goids", false, "print \"leaked goid=<goid> func=<function>\" from every leaking goroutine")
 	leakProfile := fs.Duration("leakprofile", 0, "run Go's goroutine leak detector every D (0: never)")
+	execAfter := fs.Duration("exec-after", 0, "after D, exec /bin/sleep 30 in place of this program (0: never)")
 	fs.Usage = usage
 	_ = fs.Parse(args)
+	if *execAfter > 0 {
+		go func() {
+			time.Sleep(*execAfter)
+			// Same PID, another program: a tracer must treat it as a new target.
+			err := syscall.Exec("/bin/sleep", []string{"sleep", "30"}, os.Environ())
+			fmt.Fprintln(os.Stderr, "exec:", err)
+			os.Exit(4)
+		}()
+	}
 	if pattern == "" && fs.NArg() > 0 {
 		pattern = fs.Arg(0)
 	}
