@@ -238,11 +238,6 @@ impl<'t> Session<'t> {
         }
     }
 
-    /// The overhead budget's mode now.
-    pub fn budget_mode(&self) -> crate::budget::Mode {
-        self.budget.mode()
-    }
-
     /// Re-reads the inventory now (drains events first so the snapshot is the newer one).
     pub fn scan(&mut self) -> ScanResult {
         self.last_scan = Instant::now();

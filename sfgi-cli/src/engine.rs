@@ -155,7 +155,6 @@ pub struct Engine<'t> {
     /// What the engine could not see.
     pub health: EngineHealth,
     wall_minus_mono_ns: i128,
-    started_ns: u64,
 }
 
 impl<'t> Engine<'t> {
@@ -182,13 +181,7 @@ impl<'t> Engine<'t> {
             extra: HashMap::new(),
             health: EngineHealth::default(),
             wall_minus_mono_ns: wall - now as i128,
-            started_ns: now,
         }
-    }
-
-    /// The judge's configuration.
-    pub fn judge_config(&self) -> &JudgeConfig {
-        self.judge.config()
     }
 
     /// Applies one runtime event; `stacks` resolves kernel stack ids the first time one is seen.
@@ -605,11 +598,6 @@ impl<'t> Engine<'t> {
                 ))
         });
         out
-    }
-
-    /// Seconds since the engine started.
-    pub fn uptime(&self, now_ns: u64) -> Duration {
-        Duration::from_nanos(now_ns.saturating_sub(self.started_ns))
     }
 
     /// A monotonic timestamp as RFC 3339 wall-clock time.

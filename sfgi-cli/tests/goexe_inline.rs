@@ -8,6 +8,7 @@ use sfgi::goexe::{GoBinary, SourceFrame};
 use sfgi::symbolize::{Frame, Symbolizer};
 use std::path::PathBuf;
 
+#[macro_use]
 mod common;
 use common::BUILD_LOCK;
 
@@ -138,26 +139,7 @@ fn check_version(version: &str) {
     assert!(saw_two_deep, "go{version}: addOne/addTwo not inlined");
 }
 
-macro_rules! versions {
-    ($($name:ident => $v:expr),* $(,)?) => {
-        $(#[test] fn $name() { check_version($v); })*
-        #[test]
-        fn all_versions_covered() {
-            let listed = [$($v),*];
-            assert_eq!(&listed[..], sfgi_gotool::ALL);
-        }
-    };
-}
-
-versions! {
-    go1_21 => "1.21.13",
-    go1_22 => "1.22.10",
-    go1_23 => "1.23.9",
-    go1_24 => "1.24.11",
-    go1_25 => "1.25.5",
-    go1_26 => "1.26.6",
-    go1_27 => "1.27.3",
-}
+every_go_version!();
 
 /// Every frame of every pc of [`FUNCTIONS`] in `bin`.
 fn all_frames(bin: &GoBinary, reference: &GoBinary) -> Vec<(u64, Vec<SourceFrame>)> {

@@ -13,6 +13,7 @@ const KNOWN_LINE: u32 = 14;
 /// Probe functions that must have a stack check before `PUSHQ BP` (all of them in 1.21–1.27).
 const STACK_CHECKED: &[&str] = PROBE_FUNCTIONS;
 
+#[macro_use]
 mod common;
 use common::BUILD_LOCK;
 
@@ -209,26 +210,7 @@ fn check_version(version: &str) {
     assert_eq!(json["go_version"], format!("go{version}"));
 }
 
-macro_rules! versions {
-    ($($name:ident => $v:expr),* $(,)?) => {
-        $(#[test] fn $name() { check_version($v); })*
-        #[test]
-        fn all_versions_covered() {
-            let listed = [$($v),*];
-            assert_eq!(&listed[..], sfgi_gotool::ALL);
-        }
-    };
-}
-
-versions! {
-    go1_21 => "1.21.13",
-    go1_22 => "1.22.10",
-    go1_23 => "1.23.9",
-    go1_24 => "1.24.11",
-    go1_25 => "1.25.5",
-    go1_26 => "1.26.6",
-    go1_27 => "1.27.3",
-}
+every_go_version!();
 
 /// `-buildmode=pie`: ET_DYN, link-time addresses, probes still found past the prologue.
 #[test]

@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 const SFGI: &str = env!("CARGO_BIN_EXE_sfgi");
 
+#[macro_use]
 mod common;
 
 fn build(version: &str, stripped: bool) -> PathBuf {
@@ -178,26 +179,7 @@ fn check_version(version: &str) {
     assert_eq!(seen[0], seen[1], "go{version}: normal vs stripped offsets");
 }
 
-macro_rules! versions {
-    ($($name:ident => $v:expr),* $(,)?) => {
-        $(#[test] fn $name() { check_version($v); })*
-        #[test]
-        fn all_versions_covered() {
-            let listed = [$($v),*];
-            assert_eq!(&listed[..], sfgi_gotool::ALL);
-        }
-    };
-}
-
-versions! {
-    go1_21 => "1.21.13",
-    go1_22 => "1.22.10",
-    go1_23 => "1.23.9",
-    go1_24 => "1.24.11",
-    go1_25 => "1.25.5",
-    go1_26 => "1.26.6",
-    go1_27 => "1.27.3",
-}
+every_go_version!();
 
 #[test]
 fn not_a_go_binary() {

@@ -37,3 +37,27 @@ pub fn minor(version: &str) -> u32 {
         .and_then(|m| m.parse().ok())
         .unwrap_or_else(|| panic!("not a Go release: {version}"))
 }
+
+/// One `#[test]` per supported Go release, each calling the including file's
+/// `check_version(VERSION)`, plus a test that the list is every release `sfgi_gotool` knows.
+macro_rules! every_go_version {
+    () => {
+        every_go_version! {
+            go1_21 => "1.21.13",
+            go1_22 => "1.22.10",
+            go1_23 => "1.23.9",
+            go1_24 => "1.24.11",
+            go1_25 => "1.25.5",
+            go1_26 => "1.26.6",
+            go1_27 => "1.27.3",
+        }
+    };
+    ($($name:ident => $v:expr),* $(,)?) => {
+        $(#[test] fn $name() { check_version($v); })*
+        #[test]
+        fn all_versions_covered() {
+            let listed = [$($v),*];
+            assert_eq!(&listed[..], sfgi_gotool::ALL);
+        }
+    };
+}
