@@ -397,13 +397,14 @@ impl<'t> Engine<'t> {
                     caller_pc: gi.stack.get(1).copied().unwrap_or(0),
                     // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
                     // unknown, not nil (else a leaked channel op would look like a nil channel).
-                    object: gi.waiting_on.first().copied().unwrap_or(
-                        if gi.status == GStatus::Leaked {
-                            UNKNOWN_OBJECT
-                        } else {
-                            0
-                        },
-                    ),
+                    object: if gi.waiting_on.is_empty() && gi.status == GStatus::Leaked {
+                        UNKNOWN_OBJECT
+                    } else {
+                        gi.waiting_on
+                            .iter()
+                            .take(sfgi_common::MAX_OBJECT_SUDOGS)
+                            .fold(0, |k, &c| sfgi_common::fold_object(k, c))
+                    },
                     stack_id: -1,
                     since_ns: since,
                     gc_at_park: self.life.gc_cycles as u32,

@@ -286,9 +286,9 @@ impl Tracer {
             (v.major == 1).then_some(v.minor),
         );
         // Only trust sudog offsets that come from DWARF or a table for this exact version.
-        let (g_waiting, sudog_c) = match sudog.source {
-            crate::inventory::SudogSource::Guess { .. } => (0u64, 0u64),
-            _ => (off.g_waiting, sudog.c),
+        let (g_waiting, sudog_c, sudog_is_select, sudog_waitlink) = match sudog.source {
+            crate::inventory::SudogSource::Guess { .. } => (0u64, 0u64, 0u64, 0u64),
+            _ => (off.g_waiting, sudog.c, sudog.is_select, sudog.waitlink),
         };
         let mut loader = EbpfLoader::new();
         loader
@@ -301,6 +301,8 @@ impl Tracer {
             .override_global(globals::G_STARTPC, &off.g_startpc, true)
             .override_global(globals::G_WAITING, &g_waiting, true)
             .override_global(globals::SUDOG_C, &sudog_c, true)
+            .override_global(globals::SUDOG_IS_SELECT, &sudog_is_select, true)
+            .override_global(globals::SUDOG_WAITLINK, &sudog_waitlink, true)
             .override_global(globals::WANT_STACKS, &want_stacks, true)
             .override_global(globals::SPAWN_REG, &spawn_reg, true)
             .map_max_entries(maps::EVENTS, opts.ring_bytes)

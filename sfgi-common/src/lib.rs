@@ -196,6 +196,25 @@ pub struct GState {
     pub _pad2: u32,
 }
 
+/// Most sudogs of one `select` folded into a park's object key (see [`fold_object`]).
+pub const MAX_OBJECT_SUDOGS: usize = 8;
+
+/// Folds one more channel into the key of what a goroutine parks on.
+///
+/// A channel operation parks on one channel: its key is that `*hchan` (`fold_object(0, c) == c`).
+/// A `select` parks on all its cases' channels, which `g.waiting` lists in lock order (sorted by
+/// address), so every goroutine in a select over the same channels gets the same key, and a
+/// goroutine with one channel of its own among shared ones (a per-request reader next to a
+/// shared `ctx.Done()`) gets a key of its own. Both the park probe and the inventory fold the
+/// first [`MAX_OBJECT_SUDOGS`] sudogs this way, so live parks and inventoried ones agree.
+pub const fn fold_object(acc: u64, c: u64) -> u64 {
+    if acc == 0 {
+        c
+    } else {
+        acc.rotate_left(23).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ c
+    }
+}
+
 /// Names of the read-only globals the loader sets before loading (`EbpfLoader::set_global`).
 pub mod globals {
     /// `u32`: the target's thread-group id (the PID users pass).
@@ -216,6 +235,10 @@ pub mod globals {
     pub const G_WAITING: &str = "G_WAITING";
     /// `u64`: offset of `c` (the `*hchan`) in `runtime.sudog`.
     pub const SUDOG_C: &str = "SUDOG_C";
+    /// `u64`: offset of `isSelect` (a bool) in `runtime.sudog`.
+    pub const SUDOG_IS_SELECT: &str = "SUDOG_IS_SELECT";
+    /// `u64`: offset of `waitlink` (the next sudog of a `select`) in `runtime.sudog`.
+    pub const SUDOG_WAITLINK: &str = "SUDOG_WAITLINK";
     /// `u32`: 1 to capture user stacks at park and spawn, 0 not to.
     pub const WANT_STACKS: &str = "WANT_STACKS";
     /// `u32`: register holding the new `g` at the spawn probe (see [`super::SpawnReg`]).
@@ -236,3 +259,23 @@ pub enum SpawnReg {
 // SAFETY: `Event` is `#[repr(C)]`, `Copy`, has no padding-dependent invariants and every bit
 // pattern is a valid value.
 unsafe impl aya::Pod for Event {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_object_keys_a_select_by_its_channel_set() {
+        // One channel: the key is the channel.
+        assert_eq!(fold_object(0, 0xc000_1000), 0xc000_1000);
+        let key = |cs: &[u64]| cs.iter().fold(0, |k, &c| fold_object(k, c));
+        // A pool's workers select over the same channels: one key.
+        assert_eq!(key(&[0x10, 0x20]), key(&[0x10, 0x20]));
+        // Consumers sharing only ctx.Done() (first in lock order): keys of their own.
+        let a = key(&[0x10, 0x20, 0x30]);
+        let b = key(&[0x10, 0x40, 0x50]);
+        assert_ne!(a, b);
+        assert_ne!(a, 0x10);
+        assert_ne!(key(&[0x10, 0x20]), key(&[0x10]));
+    }
+}

@@ -18,8 +18,8 @@ use aya_ebpf::{
     programs::{tracing::StackIdContext, ProbeContext},
 };
 use sfgi_common::{
-    config as cfg, counter_index, CounterKind, Event, EventKind, GState, ProbeId, SpawnReg,
-    COUNTER_SLOTS,
+    config as cfg, counter_index, fold_object, CounterKind, Event, EventKind, GState, ProbeId,
+    SpawnReg, COUNTER_SLOTS, MAX_OBJECT_SUDOGS,
 };
 
 /// `BPF_RB_NO_WAKEUP`: do not wake the poller for this record (userspace drains on a timer).
@@ -44,6 +44,10 @@ static G_STARTPC: u64 = 304;
 static G_WAITING: u64 = 0;
 #[unsafe(no_mangle)]
 static SUDOG_C: u64 = 0;
+#[unsafe(no_mangle)]
+static SUDOG_IS_SELECT: u64 = 0;
+#[unsafe(no_mangle)]
+static SUDOG_WAITLINK: u64 = 0;
 #[unsafe(no_mangle)]
 static WANT_STACKS: u32 = 1;
 #[unsafe(no_mangle)]
@@ -102,6 +106,18 @@ fn in_target() -> bool {
 fn read_u64(probe: ProbeId, addr: u64) -> Result<u64, ()> {
     // SAFETY: `bpf_probe_read_user` validates the address; a bad one returns an error.
     match unsafe { bpf_probe_read_user(addr as *const u64) } {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            count(probe, CounterKind::ReadErrors);
+            Err(())
+        }
+    }
+}
+
+#[inline(always)]
+fn read_u8(probe: ProbeId, addr: u64) -> Result<u8, ()> {
+    // SAFETY: `bpf_probe_read_user` validates the address; a bad one returns an error.
+    match unsafe { bpf_probe_read_user(addr as *const u8) } {
         Ok(v) => Ok(v),
         Err(_) => {
             count(probe, CounterKind::ReadErrors);
@@ -235,15 +251,37 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
     };
     let mut ev = base(EventKind::Park, goid);
     ev.addr = r.rbx;
-    // Channel operations and select hang their sudogs on g.waiting before parking: the first
-    // one's channel names the object (a pool's workers share it, leaked goroutines do not).
+    // Channel operations and select hang their sudogs on g.waiting before parking: their
+    // channels name the object (a pool's workers share it, leaked goroutines do not). A select
+    // parks on every case's channel, in lock order: fold them all (bounded) into one key.
     let g_waiting = config(&G_WAITING);
     if g_waiting != 0 {
-        if let Ok(sudog) = read_u64(P, g + g_waiting) {
-            if sudog != 0 {
-                if let Ok(c) = read_u64(P, sudog + config(&SUDOG_C)) {
-                    ev.addr = c;
+        if let Ok(first) = read_u64(P, g + g_waiting) {
+            let mut sudog = first;
+            let mut key = 0u64;
+            let mut seen = false;
+            for _ in 0..MAX_OBJECT_SUDOGS {
+                if sudog == 0 {
+                    break;
                 }
+                let Ok(c) = read_u64(P, sudog + config(&SUDOG_C)) else {
+                    break;
+                };
+                key = fold_object(key, c);
+                seen = true;
+                // Only a select's sudogs chain through waitlink (a Go 1.26+ semaphore sudog's
+                // waitlink points at other goroutines' sudogs).
+                let link = config(&SUDOG_WAITLINK);
+                if link == 0 || read_u8(P, sudog + config(&SUDOG_IS_SELECT)) != Ok(1) {
+                    break;
+                }
+                let Ok(next) = read_u64(P, sudog + link) else {
+                    break;
+                };
+                sudog = next;
+            }
+            if seen {
+                ev.addr = key;
             }
         }
     }

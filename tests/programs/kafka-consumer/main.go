@@ -78,6 +78,11 @@ func main() {
 	leakMax := flag.Int("leak-max", 1000, "requests to make with -leak-every")
 	flag.Parse()
 	ctx, cancel := context.WithCancel(context.Background())
+	// Make ctx's done channel now, before the readers' channels, so it has the lowest address
+	// and comes first in every consumer's select (Go locks a select's channels in address
+	// order): the consumers then share their first channel, like a pool's workers do, and only
+	// the rest of the select tells them apart.
+	_ = ctx.Done()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	readers := startConsumers(ctx, *n)
