@@ -154,6 +154,8 @@ pub struct Session<'t> {
     opts: AttachOptions,
     target_exited: bool,
     budget: Budget,
+    /// How to read the target's goroutines (worked out once), or why they cannot be.
+    plan: Result<inventory::Plan, String>,
 }
 
 impl<'t> Session<'t> {
@@ -175,7 +177,9 @@ impl<'t> Session<'t> {
         );
         let now = Instant::now();
         let budget = Budget::new(opts.max_event_rate, &tracer);
+        let plan = inventory::Plan::new(&target.binary).map_err(|e| e.to_string());
         let mut s = Session {
+            plan,
             budget,
             target,
             tracer,
@@ -242,18 +246,31 @@ impl<'t> Session<'t> {
     pub fn scan(&mut self) -> ScanResult {
         self.last_scan = Instant::now();
         let t0 = Instant::now();
-        let scanned =
-            match inventory::read(self.target.pid, &self.target.binary, self.target.load_bias) {
-                Ok(inv) => {
-                    let n = inv.goroutines.len();
-                    self.engine.ingest_inventory(&inv);
-                    n
-                }
-                Err(e) => {
-                    self.engine.inventory_failed(e.to_string());
-                    0
-                }
-            };
+        let engine = &mut self.engine;
+        let read = match &self.plan {
+            Ok(plan) => {
+                let mut n = 0;
+                engine.begin_inventory();
+                plan.read_each(self.target.pid, self.target.load_bias, |batch, now| {
+                    n += batch.len();
+                    engine.ingest_goroutines(batch, now);
+                })
+                .map(|inv| (inv, n))
+                .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.clone()),
+        };
+        let scanned = match read {
+            Ok((inv, n)) => {
+                engine.end_inventory(&inv);
+                n
+            }
+            // A failed read keeps what it read and drops nothing as gone.
+            Err(e) => {
+                engine.inventory_failed(e);
+                0
+            }
+        };
         let duration_ms = t0.elapsed().as_secs_f64() * 1e3;
         let now = monotonic_ns();
         let leaked = self

@@ -10,7 +10,7 @@ use crate::goexe::GoBinary;
 use crate::group::{
     blocking_frame, creation_stack, go_duration, stable_id, strip_line, StackSource,
 };
-use crate::inventory::{GStatus, Inventory};
+use crate::inventory::{GStatus, GoroutineInfo, Inventory};
 use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status, UNKNOWN_OBJECT};
 use crate::lifetime::{Creation, Lifetimes, Parked};
 use crate::symbolize::{go_dump_text, Frame, Symbolizer};
@@ -102,12 +102,6 @@ struct SiteKey {
     gopc: u64,
 }
 
-/// Per-member facts only the inventory knows.
-#[derive(Clone, Copy, Debug, Default)]
-struct MemberExtra {
-    stack_bytes: u64,
-}
-
 /// Engine tuning.
 #[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
@@ -151,7 +145,6 @@ pub struct Engine<'t> {
     ids: HashSet<String>,
     kernel_stacks: HashMap<i32, Option<Vec<u64>>>,
     unwound: HashMap<Vec<u64>, u32>,
-    extra: HashMap<u64, MemberExtra>,
     /// What the engine could not see.
     pub health: EngineHealth,
     wall_minus_mono_ns: i128,
@@ -178,7 +171,6 @@ impl<'t> Engine<'t> {
             ids: HashSet::new(),
             kernel_stacks: HashMap::new(),
             unwound: HashMap::new(),
-            extra: HashMap::new(),
             health: EngineHealth::default(),
             wall_minus_mono_ns: wall - now as i128,
         }
@@ -193,52 +185,47 @@ impl<'t> Engine<'t> {
             self.note_departure(goid, ts_ns);
         }
         self.life.apply(ev);
-        match *ev {
-            RuntimeEvent::Park {
-                goid,
+        if let RuntimeEvent::Park {
+            goid,
+            reason,
+            caller_pc,
+            stack_id,
+            gopc,
+            ..
+        } = *ev
+        {
+            let key = SiteKey {
+                stack: StackKey::Kernel(stack_id, caller_pc),
                 reason,
-                caller_pc,
-                stack_id,
                 gopc,
-                ..
-            } => {
-                let key = SiteKey {
-                    stack: StackKey::Kernel(stack_id, caller_pc),
-                    reason,
-                    gopc,
-                };
-                let group = match self.site_of.get(&key) {
-                    Some(&g) => g,
-                    None => {
-                        let ips = self
-                            .kernel_stacks
-                            .entry(stack_id)
-                            .or_insert_with(|| stacks.stack(stack_id))
-                            .clone();
-                        let pcs = park_pcs(ips.as_deref(), caller_pc);
-                        let g = self.resolve(&pcs, reason, gopc);
-                        self.site_of.insert(key, g);
-                        g
-                    }
-                };
-                if let Some(g) = self.life.get_mut(goid) {
-                    g.park.group = group;
+            };
+            let group = match self.site_of.get(&key) {
+                Some(&g) => g,
+                None => {
+                    let ips = self
+                        .kernel_stacks
+                        .entry(stack_id)
+                        .or_insert_with(|| stacks.stack(stack_id))
+                        .clone();
+                    let pcs = park_pcs(ips.as_deref(), caller_pc);
+                    let g = self.resolve(&pcs, reason, gopc);
+                    self.site_of.insert(key, g);
+                    g
                 }
+            };
+            if let Some(g) = self.life.get_mut(goid) {
+                g.park.group = group;
             }
-            RuntimeEvent::Exit { goid, .. } => {
-                self.extra.remove(&goid);
-            }
-            _ => {}
         }
     }
 
     /// A parked goroutine is leaving its group: count it if it had been there past the threshold.
     fn note_departure(&mut self, goid: u64, ts_ns: u64) {
         let threshold = self.judge.config().threshold.as_nanos() as u64;
-        let Some(g) = self.life.get_mut(goid) else {
+        let Some(g) = self.life.parked_view(goid) else {
             return;
         };
-        if !g.parked || ts_ns.saturating_sub(g.park.since_ns) <= threshold {
+        if ts_ns.saturating_sub(g.park.since_ns) <= threshold {
             return;
         }
         if let Some(n) = self.old_departed.get_mut(g.park.group as usize) {
@@ -315,35 +302,35 @@ impl<'t> Engine<'t> {
     /// Folds an inventory snapshot in: seeds goroutines SFGI has no events for (parked before
     /// it attached), and reconciles ones whose events were missed.
     pub fn ingest_inventory(&mut self, inv: &Inventory) {
-        self.health.inventories += 1;
-        self.health.inventory_unreadable = inv.unreadable;
-        self.health.inventory_error = None;
-        self.health.inventory_ms = inv.read_ns as f64 / 1e6;
-        let now = inv.now_monotonic_ns.max(0) as u64;
-        let mut seen = HashSet::with_capacity(inv.goroutines.len());
-        for gi in &inv.goroutines {
-            seen.insert(gi.goid);
-            self.extra.insert(
-                gi.goid,
-                MemberExtra {
-                    stack_bytes: gi.stack_bytes(),
-                },
-            );
+        self.begin_inventory();
+        self.ingest_goroutines(&inv.goroutines, inv.now_monotonic_ns);
+        self.end_inventory(inv);
+    }
+
+    /// Starts folding in an inventory read in batches ([`Engine::ingest_goroutines`] for each,
+    /// then [`Engine::end_inventory`]), so the whole snapshot never sits in memory at once.
+    pub fn begin_inventory(&mut self) {
+        self.life.begin_inventory();
+    }
+
+    /// Folds in one batch of an inventory read at `now_monotonic_ns`.
+    pub fn ingest_goroutines(&mut self, goroutines: &[GoroutineInfo], now_monotonic_ns: i64) {
+        let now = now_monotonic_ns.max(0) as u64;
+        for gi in goroutines {
             let parked_now = matches!(
                 gi.status,
                 GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
             );
-            let known = self.life.get_mut(gi.goid).map(|g| g.parked);
+            let leaked = parked_now.then_some(gi.status == GStatus::Leaked);
+            let known = self.life.observe(gi.goid, gi.stack_bytes(), leaked);
             match (known, parked_now) {
                 // Events are fresher than a snapshot taken while the target runs.
-                (Some(true), true) => {
-                    if let Some(g) = self.life.get_mut(gi.goid) {
-                        g.leaked = gi.status == GStatus::Leaked;
-                    }
-                    continue;
-                }
+                (Some(true), true) => continue,
                 (Some(false), false) | (None, false) => {
                     self.life.seed_active(gi.goid, now);
+                    if let Some(g) = self.life.get_mut(gi.goid) {
+                        g.stack_bytes = u32::try_from(gi.stack_bytes()).unwrap_or(u32::MAX);
+                    }
                     continue;
                 }
                 (Some(true), false) => {
@@ -418,23 +405,34 @@ impl<'t> Engine<'t> {
                     at_ns: 0,
                 },
                 gi.status == GStatus::Leaked,
+                gi.stack_bytes(),
             );
         }
-        let gone = self.life.retain(|goid| seen.contains(&goid));
-        self.health.reconciled_gone += gone as u64;
-        self.extra.retain(|goid, _| seen.contains(goid));
     }
 
-    /// Records an inventory failure (the engine then works from events alone).
+    /// Ends an inventory begun with [`Engine::begin_inventory`]: goroutines it did not see are
+    /// gone (exits SFGI missed). `inv` carries the pass's counters (its goroutines are ignored).
+    pub fn end_inventory(&mut self, inv: &Inventory) {
+        self.health.inventories += 1;
+        self.health.inventory_unreadable = inv.unreadable;
+        self.health.inventory_error = None;
+        self.health.inventory_ms = inv.read_ns as f64 / 1e6;
+        let gone = self.life.end_inventory();
+        self.health.reconciled_gone += gone as u64;
+    }
+
+    /// Records an inventory failure (the engine then works from events alone). Whatever part of
+    /// it was ingested stays; nothing is dropped as gone.
     pub fn inventory_failed(&mut self, why: String) {
+        self.life.abandon_inventory();
         self.health.inventory_error = Some(why);
     }
 
     /// Samples every group's population (call once per `--interval`).
     pub fn tick(&mut self, now_ns: u64) {
         let mut counts = vec![0usize; self.sites.len()];
-        for (_, p) in self.life.parked() {
-            if let Some(c) = counts.get_mut(p.group as usize) {
+        for v in self.life.parked() {
+            if let Some(c) = counts.get_mut(v.park.group as usize) {
                 *c += 1;
             }
         }
@@ -458,7 +456,7 @@ impl<'t> Engine<'t> {
         incomplete: bool,
     ) -> Vec<Leak> {
         struct Acc {
-            members: Vec<(u64, MemberView)>,
+            members: Vec<MemberView>,
             gc_max: u64,
             parents: HashSet<u64>,
             wakes: u64,
@@ -467,13 +465,21 @@ impl<'t> Engine<'t> {
             creation_stack: Option<i32>,
             stack_bytes: u64,
         }
+        // Members per group first, so each group's member list is allocated once, exactly.
+        let mut sizes = vec![0usize; self.sites.len()];
+        for g in self.life.parked() {
+            if let Some(n) = sizes.get_mut(g.park.group as usize) {
+                *n += 1;
+            }
+        }
         let mut by_group: HashMap<u32, Acc> = HashMap::new();
-        for (g, p) in self.life.parked() {
+        for g in self.life.parked() {
+            let p = &g.park;
             if p.group == u32::MAX {
                 continue;
             }
             let a = by_group.entry(p.group).or_insert_with(|| Acc {
-                members: Vec::new(),
+                members: Vec::with_capacity(sizes.get(p.group as usize).copied().unwrap_or(0)),
                 gc_max: 0,
                 parents: HashSet::new(),
                 wakes: 0,
@@ -482,46 +488,47 @@ impl<'t> Engine<'t> {
                 creation_stack: None,
                 stack_bytes: 0,
             });
-            a.members.push((
-                g.goid,
-                MemberView {
-                    since_ns: p.since_ns,
-                    arrived_ns: if g.streak_since_ns == 0 {
-                        p.since_ns
-                    } else {
-                        g.streak_since_ns.min(p.since_ns)
-                    },
-                    repeat_parks: g.repeat_parks,
-                    object: p.object,
-                    leaked: g.leaked,
+            a.members.push(MemberView {
+                goid: g.goid,
+                since_ns: p.since_ns,
+                arrived_ns: if g.streak_since_ns == 0 {
+                    p.since_ns
+                } else {
+                    g.streak_since_ns.min(p.since_ns)
                 },
-            ));
+                repeat_parks: g.repeat_parks,
+                object: p.object,
+                leaked: g.leaked,
+            });
             a.gc_max = a.gc_max.max(self.life.gc_cycles_blocked(p));
-            if let Some(c) = g.creation {
-                a.parents.insert(c.parent);
-                if c.stack_id >= 0 && a.creation_stack.is_none() {
-                    a.creation_stack = Some(c.stack_id);
-                }
+            if let Some(parent) = g.parent {
+                a.parents.insert(parent);
+            }
+            if g.creation_stack_id >= 0 && a.creation_stack.is_none() {
+                a.creation_stack = Some(g.creation_stack_id);
             }
             a.wakes += u64::from(g.wakes);
             if let Some(cv) = g.intervals.cv() {
                 a.cv.push(cv);
                 a.intervals.push(f64::from(g.intervals.mean));
             }
-            a.stack_bytes += self.extra.get(&g.goid).map(|e| e.stack_bytes).unwrap_or(0);
+            a.stack_bytes += g.stack_bytes;
         }
         let mut out = Vec::with_capacity(by_group.len());
         for (gidx, mut a) in by_group {
             let Some(site) = self.sites.get(gidx as usize) else {
                 continue;
             };
-            a.members.sort_by_key(|(goid, m)| (m.since_ns, *goid));
-            let views: Vec<MemberView> = a.members.iter().map(|(_, m)| *m).collect();
-            let objects: HashSet<u64> = views
+            a.members.sort_unstable_by_key(|m| (m.since_ns, m.goid));
+            let views = &a.members;
+            // Distinct objects by sorting (a million members' hash set would double the cost).
+            let mut objects: Vec<u64> = views
                 .iter()
                 .map(|m| m.object)
                 .filter(|&o| o != 0 && o != UNKNOWN_OBJECT)
                 .collect();
+            objects.sort_unstable();
+            objects.dedup();
             let unknown_objects = views.iter().any(|m| m.object == UNKNOWN_OBJECT);
             let count = views.len();
             let creation_frames = a
@@ -553,7 +560,7 @@ impl<'t> Engine<'t> {
                 &GroupView {
                     id: &site.id,
                     wait_reason: &site.wait_reason,
-                    members: &views,
+                    members: views,
                     healthy: class.healthy,
                 },
             );
@@ -579,7 +586,7 @@ impl<'t> Engine<'t> {
                 gc_cycles_blocked: a.gc_max,
                 stack_trace: go_dump_text(&site.park_frames),
                 creation_stack: go_dump_text(&creation_frames),
-                goroutine_ids: a.members.iter().take(20).map(|(goid, _)| *goid).collect(),
+                goroutine_ids: views.iter().take(20).map(|m| m.goid).collect(),
                 stack_bytes: a.stack_bytes,
                 reason: verdict.reason,
                 distinct_objects: objects.len(),

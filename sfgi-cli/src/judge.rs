@@ -117,6 +117,8 @@ impl Severity {
 /// What the judge needs of one member.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemberView {
+    /// Its goid.
+    pub goid: u64,
     /// When it parked at this site (monotonic ns): the start of its current block.
     pub since_ns: u64,
     /// Since when it has been in the group (monotonic ns): the first of its parks in a row at
@@ -510,6 +512,7 @@ mod tests {
 
     fn member(since_s: u64, object: u64) -> MemberView {
         MemberView {
+            goid: 0,
             since_ns: since_s * S,
             arrived_ns: since_s * S,
             repeat_parks: 1,
@@ -613,6 +616,7 @@ mod tests {
         let mut j = Judge::new(cfg(5));
         let m: Vec<MemberView> = (0..8)
             .map(|i| MemberView {
+                goid: 0,
                 since_ns: 19 * S,
                 arrived_ns: S,
                 repeat_parks: 40,
@@ -634,6 +638,7 @@ mod tests {
             j.observe(t * S, [("g", 1, 0)], 10);
         }
         let m = [MemberView {
+            goid: 0,
             since_ns: 10 * S - S / 10,
             arrived_ns: S,
             repeat_parks: 50,
@@ -653,6 +658,7 @@ mod tests {
             let mut m = Vec::new();
             for t in 1..=12u64 {
                 m.push(MemberView {
+                    goid: 0,
                     since_ns: 0,
                     arrived_ns: t * S,
                     repeat_parks: 1,
@@ -679,6 +685,7 @@ mod tests {
         }
         let m: Vec<MemberView> = (0..8u64)
             .map(|i| MemberView {
+                goid: 0,
                 since_ns: 10 * S - S / 20,
                 arrived_ns: if i < 3 { (7 + i) * S } else { S },
                 repeat_parks: 5,

@@ -65,6 +65,10 @@ pub struct Goroutine {
     pub intervals: IntervalStats,
     /// Whether the Go runtime marked it `_Gleaked` (seen by the inventory).
     pub leaked: bool,
+    /// Its stack's size in bytes, from the last inventory (0: unknown).
+    pub stack_bytes: u32,
+    /// The last inventory that saw it (or the one current when it was first seen).
+    epoch: u32,
 }
 
 /// Running mean and variance (Welford) of the intervals between a goroutine's parks at one site,
@@ -98,10 +102,141 @@ impl IntervalStats {
     }
 }
 
+/// A goroutine an inventory found parked that no event has touched since: what the verdicts
+/// need of it and nothing more, 64 bytes in a goid-sorted `Vec` (no hash table), so a target's
+/// million idle goroutines cost SFGI 64 MB. The first event about it promotes it to a
+/// [`Goroutine`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Dormant {
+    goid: u64,
+    since_ns: u64,
+    object: u64,
+    caller_pc: u64,
+    /// Creator goid (0: unknown).
+    parent: u64,
+    reason: u32,
+    group: u32,
+    gc_at_park: u32,
+    stack_bytes: u32,
+    /// The last inventory that saw it.
+    epoch: u32,
+    leaked: bool,
+    /// Promoted, exited or gone: a tombstone until the next compaction.
+    dead: bool,
+}
+
+impl Dormant {
+    fn park(&self) -> Parked {
+        Parked {
+            reason: self.reason,
+            caller_pc: self.caller_pc,
+            object: self.object,
+            stack_id: -1,
+            since_ns: self.since_ns,
+            gc_at_park: self.gc_at_park,
+            group: self.group,
+        }
+    }
+
+    fn view(&self) -> ParkedView {
+        ParkedView {
+            goid: self.goid,
+            park: self.park(),
+            streak_since_ns: self.since_ns,
+            repeat_parks: 1,
+            wakes: 0,
+            intervals: IntervalStats::default(),
+            parent: (self.parent != 0).then_some(self.parent),
+            creation_stack_id: -1,
+            stack_bytes: u64::from(self.stack_bytes),
+            leaked: self.leaked,
+        }
+    }
+
+    fn promote(&self) -> Goroutine {
+        Goroutine {
+            goid: self.goid,
+            parked: true,
+            park: self.park(),
+            creation: Some(Creation {
+                parent: self.parent,
+                gopc: 0,
+                startpc: 0,
+                stack_id: -1,
+                at_ns: 0,
+            }),
+            first_seen_ns: self.since_ns,
+            parks: 0,
+            wakes: 0,
+            last_waker: 0,
+            repeat_parks: 1,
+            streak_since_ns: self.since_ns,
+            intervals: IntervalStats::default(),
+            leaked: self.leaked,
+            stack_bytes: self.stack_bytes,
+            epoch: self.epoch,
+        }
+    }
+}
+
+/// A parked goroutine as the judge and the views see it (from either kind of entry).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParkedView {
+    /// Its goid.
+    pub goid: u64,
+    /// Its current park.
+    pub park: Parked,
+    /// Since when it has kept parking at this site (see [`Goroutine::streak_since_ns`]).
+    pub streak_since_ns: u64,
+    /// Parks in a row at this site.
+    pub repeat_parks: u32,
+    /// Times it was woken.
+    pub wakes: u32,
+    /// Wake history at this site.
+    pub intervals: IntervalStats,
+    /// The goroutine that created it, when known.
+    pub parent: Option<u64>,
+    /// Creation stack id (negative when none).
+    pub creation_stack_id: i32,
+    /// Its stack's size in bytes (0: unknown).
+    pub stack_bytes: u64,
+    /// Whether the Go runtime marked it `_Gleaked`.
+    pub leaked: bool,
+}
+
+impl Goroutine {
+    fn view(&self) -> ParkedView {
+        ParkedView {
+            goid: self.goid,
+            park: self.park,
+            streak_since_ns: self.streak_since_ns,
+            repeat_parks: self.repeat_parks,
+            wakes: self.wakes,
+            intervals: self.intervals,
+            parent: self.creation.map(|c| c.parent),
+            creation_stack_id: self.creation.map(|c| c.stack_id).unwrap_or(-1),
+            stack_bytes: u64::from(self.stack_bytes),
+            leaked: self.leaked,
+        }
+    }
+}
+
 /// Every live goroutine SFGI knows of, and counts over the whole session.
+///
+/// Two tiers: goroutines SFGI has seen events of live in a hash map with their full history;
+/// goroutines only an inventory has seen parked (typically most of a big idle target) live in
+/// a compact sorted table until their first event.
 #[derive(Debug, Default)]
 pub struct Lifetimes {
     live: HashMap<u64, Goroutine>,
+    /// Sorted by goid; entries with `dead` set are tombstones.
+    dormant: Vec<Dormant>,
+    /// Tombstones in `dormant`.
+    dormant_dead: usize,
+    /// Seeded by the inventory being ingested; merged into `dormant` at its end.
+    dormant_new: Vec<Dormant>,
+    /// Inventories begun.
+    epoch: u32,
     /// Goroutines seen created.
     pub spawned: u64,
     /// Goroutines seen exit.
@@ -118,7 +253,42 @@ impl Lifetimes {
         Self::default()
     }
 
+    fn find_dormant(&self, goid: u64) -> Option<usize> {
+        let i = self.dormant.binary_search_by_key(&goid, |d| d.goid).ok()?;
+        (!self.dormant[i].dead).then_some(i)
+    }
+
+    /// Marks a dormant entry dead; compacts the table once half of it is tombstones.
+    fn bury(&mut self, i: usize) {
+        if let Some(d) = self.dormant.get_mut(i) {
+            if !d.dead {
+                d.dead = true;
+                self.dormant_dead += 1;
+            }
+        }
+        if self.dormant_dead > 1024 && self.dormant_dead * 2 > self.dormant.len() {
+            self.dormant.retain(|d| !d.dead);
+            self.dormant.shrink_to_fit();
+            self.dormant_dead = 0;
+        }
+    }
+
+    /// Moves a dormant goroutine into the live map (its first event).
+    fn promote(&mut self, goid: u64) -> bool {
+        let Some(i) = self.find_dormant(goid) else {
+            return false;
+        };
+        let g = self.dormant[i].promote();
+        self.bury(i);
+        self.live.insert(goid, g);
+        true
+    }
+
     fn entry(&mut self, goid: u64, ts_ns: u64) -> &mut Goroutine {
+        if !self.live.contains_key(&goid) {
+            self.promote(goid);
+        }
+        let epoch = self.epoch;
         self.live.entry(goid).or_insert(Goroutine {
             goid,
             parked: false,
@@ -132,7 +302,17 @@ impl Lifetimes {
             streak_since_ns: 0,
             intervals: IntervalStats::default(),
             leaked: false,
+            stack_bytes: 0,
+            epoch,
         })
+    }
+
+    /// Forgets `goid` entirely (it exited, or its goid reappeared in a spawn).
+    fn forget(&mut self, goid: u64) {
+        self.live.remove(&goid);
+        if let Some(i) = self.find_dormant(goid) {
+            self.bury(i);
+        }
     }
 
     /// Applies one event.
@@ -150,7 +330,7 @@ impl Lifetimes {
                 self.spawned += 1;
                 // A goid is never reused while its goroutine lives; a stale entry means an exit
                 // was missed: start afresh.
-                self.live.remove(&goid);
+                self.forget(goid);
                 let g = self.entry(goid, ts_ns);
                 g.creation = Some(Creation {
                     parent,
@@ -216,31 +396,76 @@ impl Lifetimes {
             }
             RuntimeEvent::Exit { goid, .. } => {
                 self.exited += 1;
-                self.live.remove(&goid);
+                self.forget(goid);
             }
             RuntimeEvent::GcStart { .. } => {}
             RuntimeEvent::GcEnd { .. } => self.gc_cycles += 1,
         }
     }
 
-    /// Live goroutines SFGI knows of.
-    pub fn live(&self) -> impl Iterator<Item = &Goroutine> {
-        self.live.values()
-    }
-
     /// How many live goroutines SFGI knows of.
     pub fn len(&self) -> usize {
-        self.live.len()
+        self.live.len() + self.dormant.len() - self.dormant_dead + self.dormant_new.len()
     }
 
     /// Whether SFGI knows of no live goroutine.
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
+        self.len() == 0
     }
 
-    /// The goroutine `goid`, if SFGI knows of it.
+    /// The goroutine `goid` with its full history, if SFGI knows of it (a goroutine known only
+    /// from an inventory gets its full entry now).
     pub fn get_mut(&mut self, goid: u64) -> Option<&mut Goroutine> {
+        if !self.live.contains_key(&goid) {
+            self.promote(goid);
+        }
         self.live.get_mut(&goid)
+    }
+
+    /// Whether `goid` is parked (`Some(true)`), running or runnable (`Some(false)`), or unknown.
+    pub fn is_parked(&self, goid: u64) -> Option<bool> {
+        match self.live.get(&goid) {
+            Some(g) => Some(g.parked),
+            None => self.find_dormant(goid).map(|_| true),
+        }
+    }
+
+    /// The parked goroutine `goid`, if SFGI knows it parked.
+    pub fn parked_view(&self, goid: u64) -> Option<ParkedView> {
+        match self.live.get(&goid) {
+            Some(g) => g.parked.then(|| g.view()),
+            None => self.find_dormant(goid).map(|i| self.dormant[i].view()),
+        }
+    }
+
+    /// Starts folding in an inventory: goroutines it does not [`Lifetimes::observe`] are
+    /// dropped by [`Lifetimes::end_inventory`].
+    pub fn begin_inventory(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.dormant_new.clear();
+    }
+
+    /// The current inventory saw `goid` (with a stack of `stack_bytes`, a `_Gleaked` mark or
+    /// not); returns whether SFGI knew it parked, as [`Lifetimes::is_parked`].
+    pub fn observe(&mut self, goid: u64, stack_bytes: u64, leaked: Option<bool>) -> Option<bool> {
+        let epoch = self.epoch;
+        let bytes = u32::try_from(stack_bytes).unwrap_or(u32::MAX);
+        if let Some(g) = self.live.get_mut(&goid) {
+            g.epoch = epoch;
+            g.stack_bytes = bytes;
+            if let Some(l) = leaked.filter(|_| g.parked) {
+                g.leaked = l;
+            }
+            return Some(g.parked);
+        }
+        let i = self.find_dormant(goid)?;
+        let d = &mut self.dormant[i];
+        d.epoch = epoch;
+        d.stack_bytes = bytes;
+        if let Some(l) = leaked {
+            d.leaked = l;
+        }
+        Some(true)
     }
 
     /// Records a goroutine an inventory found running or runnable.
@@ -250,25 +475,84 @@ impl Lifetimes {
     }
 
     /// Records a goroutine an inventory found parked (SFGI saw no event of this park).
-    pub fn seed_parked(&mut self, goid: u64, park: Parked, creation: Creation, leaked: bool) {
-        let g = self.entry(goid, park.since_ns);
-        if g.streak_since_ns == 0 || g.park.caller_pc != park.caller_pc {
-            g.streak_since_ns = park.since_ns;
+    pub fn seed_parked(
+        &mut self,
+        goid: u64,
+        park: Parked,
+        creation: Creation,
+        leaked: bool,
+        stack_bytes: u64,
+    ) {
+        let stack_bytes = u32::try_from(stack_bytes).unwrap_or(u32::MAX);
+        if let Some(g) = self.live.get_mut(&goid) {
+            if g.streak_since_ns == 0 || g.park.caller_pc != park.caller_pc {
+                g.streak_since_ns = park.since_ns;
+            }
+            g.parked = true;
+            g.park = park;
+            g.repeat_parks = g.repeat_parks.max(1);
+            g.leaked = leaked;
+            g.stack_bytes = stack_bytes;
+            g.epoch = self.epoch;
+            if g.creation.is_none() {
+                g.creation = Some(creation);
+            }
+            return;
         }
-        g.parked = true;
-        g.park = park;
-        g.repeat_parks = g.repeat_parks.max(1);
-        g.leaked = leaked;
-        if g.creation.is_none() {
-            g.creation = Some(creation);
-        }
+        self.dormant_new.push(Dormant {
+            goid,
+            since_ns: park.since_ns,
+            object: park.object,
+            caller_pc: park.caller_pc,
+            parent: creation.parent,
+            reason: park.reason,
+            group: park.group,
+            gc_at_park: park.gc_at_park,
+            stack_bytes,
+            epoch: self.epoch,
+            leaked,
+            dead: false,
+        });
     }
 
-    /// Keeps only the goroutines for which `keep(goid)` holds; returns how many were dropped.
-    pub fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) -> usize {
+    /// Ends an inventory: drops the goroutines it did not see; returns how many.
+    pub fn end_inventory(&mut self) -> usize {
+        self.finish_inventory(true)
+    }
+
+    /// Ends an inventory that failed part-way: keeps what it seeded, drops nothing.
+    pub fn abandon_inventory(&mut self) {
+        self.finish_inventory(false);
+    }
+
+    fn finish_inventory(&mut self, complete: bool) -> usize {
+        let epoch = self.epoch;
         let before = self.live.len();
-        self.live.retain(|&goid, _| keep(goid));
-        before - self.live.len()
+        if complete {
+            self.live.retain(|_, g| g.epoch == epoch);
+        }
+        let mut gone = before - self.live.len();
+        let mut new = std::mem::take(&mut self.dormant_new);
+        new.sort_unstable_by_key(|d| d.goid);
+        new.dedup_by_key(|d| d.goid);
+        new.retain(|d| !self.live.contains_key(&d.goid));
+        // In place, never a second copy of the table (a million entries are 64 MB).
+        let before = self.dormant.len() - self.dormant_dead;
+        self.dormant
+            .retain(|d| !d.dead && (!complete || d.epoch == epoch));
+        gone += before - self.dormant.len();
+        self.dormant_dead = 0;
+        if self.dormant.is_empty() {
+            self.dormant = new;
+        } else if !new.is_empty() {
+            self.dormant.reserve_exact(new.len());
+            self.dormant.append(&mut new);
+            self.dormant.sort_unstable_by_key(|d| d.goid);
+            // A goid both dormant and newly seeded cannot happen (seeding checks first).
+            self.dormant.dedup_by_key(|d| d.goid);
+        }
+        self.dormant.shrink_to_fit();
+        gone
     }
 
     /// GC cycles a parked goroutine has stayed blocked across.
@@ -277,10 +561,12 @@ impl Lifetimes {
     }
 
     /// Parked goroutines.
-    pub fn parked(&self) -> impl Iterator<Item = (&Goroutine, &Parked)> {
+    pub fn parked(&self) -> impl Iterator<Item = ParkedView> + '_ {
         self.live
             .values()
-            .filter_map(|g| g.parked.then_some((g, &g.park)))
+            .filter(|g| g.parked)
+            .map(Goroutine::view)
+            .chain(self.dormant.iter().filter(|d| !d.dead).map(Dormant::view))
     }
 }
 
@@ -315,10 +601,11 @@ mod tests {
         l.apply(&park(7, 5));
         assert_eq!(l.parked().count(), 1);
         l.apply(&RuntimeEvent::GcEnd { ts_ns: 6 });
-        let (g, p) = l.parked().next().expect("parked");
-        assert_eq!((g.goid, p.reason, p.since_ns), (7, 14, 5));
-        assert_eq!(l.gc_cycles_blocked(p), 1);
-        assert_eq!(g.creation.map(|c| c.parent), Some(1));
+        let g = l.parked().next().expect("parked");
+        assert_eq!((g.goid, g.park.reason, g.park.since_ns), (7, 14, 5));
+        assert_eq!(l.gc_cycles_blocked(&g.park), 1);
+        assert_eq!(g.parent, Some(1));
+        assert_eq!(g.creation_stack_id, 2);
         l.apply(&RuntimeEvent::Ready {
             ts_ns: 8,
             goid: 7,
@@ -345,7 +632,7 @@ mod tests {
             });
         }
         l.apply(&park(4, 1_100_000_000));
-        let (g, _) = l.parked().next().expect("parked");
+        let g = l.parked().next().expect("parked");
         assert_eq!(g.repeat_parks, 11);
         assert_eq!(
             g.streak_since_ns, 100_000_000,
@@ -369,8 +656,134 @@ mod tests {
     fn goroutines_seen_only_parking_are_tracked_without_creation() {
         let mut l = Lifetimes::new();
         l.apply(&park(3, 1));
-        let (g, _) = l.parked().next().expect("parked");
+        assert_eq!(l.parked().next().map(|g| g.parent), Some(None));
+        let g = l.get_mut(3).expect("known");
         assert_eq!(g.creation, None);
         assert_eq!(g.first_seen_ns, 1);
+    }
+
+    fn seed(l: &mut Lifetimes, goid: u64, since_ns: u64) {
+        l.seed_parked(
+            goid,
+            Parked {
+                reason: 14,
+                caller_pc: 0x10,
+                object: 0x100 + goid,
+                stack_id: -1,
+                since_ns,
+                gc_at_park: 0,
+                group: 2,
+            },
+            Creation {
+                parent: 1,
+                gopc: 0x40,
+                startpc: 0x50,
+                stack_id: -1,
+                at_ns: 0,
+            },
+            false,
+            8192,
+        );
+    }
+
+    #[test]
+    fn a_dormant_goroutine_stays_compact() {
+        assert_eq!(std::mem::size_of::<Dormant>(), 64);
+    }
+
+    #[test]
+    fn inventory_seeds_dormant_goroutines_that_events_promote() {
+        let mut l = Lifetimes::new();
+        l.begin_inventory();
+        for goid in [30, 10, 20] {
+            seed(&mut l, goid, goid * 1000);
+        }
+        assert_eq!(l.end_inventory(), 0);
+        assert_eq!(l.len(), 3);
+        assert!(
+            l.live.is_empty(),
+            "no hash-map entry for inventory-only goroutines"
+        );
+        let mut v: Vec<ParkedView> = l.parked().collect();
+        v.sort_by_key(|g| g.goid);
+        assert_eq!(v.iter().map(|g| g.goid).collect::<Vec<_>>(), [10, 20, 30]);
+        assert_eq!(
+            (
+                v[1].park.since_ns,
+                v[1].park.object,
+                v[1].parent,
+                v[1].stack_bytes
+            ),
+            (20_000, 0x114, Some(1), 8192)
+        );
+        assert_eq!(l.is_parked(20), Some(true));
+        assert_eq!(l.is_parked(21), None);
+        // Its wake promotes it: running now, history kept.
+        l.apply(&RuntimeEvent::Run {
+            ts_ns: 50_000,
+            goid: 20,
+        });
+        assert_eq!(l.is_parked(20), Some(false));
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.parked().count(), 2);
+        let g = l.get_mut(20).expect("promoted");
+        assert_eq!((g.park.since_ns, g.stack_bytes, g.wakes), (20_000, 8192, 1));
+        // Parks again at the same site: a repeat park, as if SFGI had seen the first one.
+        l.apply(&park(20, 60_000));
+        assert_eq!(l.get_mut(20).map(|g| g.repeat_parks), Some(2));
+        // An exit of a dormant one forgets it.
+        l.apply(&RuntimeEvent::Exit {
+            ts_ns: 70_000,
+            goid: 30,
+        });
+        assert_eq!((l.len(), l.is_parked(30)), (2, None));
+    }
+
+    #[test]
+    fn the_next_inventory_drops_what_it_did_not_see() {
+        let mut l = Lifetimes::new();
+        l.begin_inventory();
+        for goid in 1..=5 {
+            seed(&mut l, goid, 1);
+        }
+        l.end_inventory();
+        l.apply(&park(6, 2)); // seen by events only
+        l.begin_inventory();
+        for goid in [2, 4, 6] {
+            assert_eq!(l.observe(goid, 4096, Some(goid == 4)), Some(true));
+        }
+        seed(&mut l, 7, 3);
+        assert_eq!(l.end_inventory(), 3, "1, 3 and 5 are gone");
+        let mut v: Vec<(u64, bool, u64)> = l
+            .parked()
+            .map(|g| (g.goid, g.leaked, g.stack_bytes))
+            .collect();
+        v.sort_unstable();
+        assert_eq!(
+            v,
+            [
+                (2, false, 4096),
+                (4, true, 4096),
+                (6, false, 4096),
+                (7, false, 8192)
+            ]
+        );
+    }
+
+    #[test]
+    fn many_exits_of_dormant_goroutines_compact_the_table() {
+        let mut l = Lifetimes::new();
+        l.begin_inventory();
+        for goid in 1..=10_000 {
+            seed(&mut l, goid, 1);
+        }
+        l.end_inventory();
+        for goid in 1..=9_000 {
+            l.apply(&RuntimeEvent::Exit { ts_ns: 2, goid });
+        }
+        assert_eq!(l.len(), 1000);
+        assert!(l.dormant.len() < 10_000, "tombstones were compacted");
+        assert_eq!(l.parked().count(), 1000);
+        assert_eq!(l.is_parked(9_500), Some(true));
     }
 }

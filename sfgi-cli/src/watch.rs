@@ -430,15 +430,16 @@ impl Watcher<'_> {
         }
         let life = &session.engine.life;
         let mut group_of_site: HashMap<u32, u32> = HashMap::new();
-        for (g, p) in life.parked() {
+        for g in life.parked() {
             if let Some(&i) = group_of_goid.get(&g.goid) {
-                group_of_site.insert(p.group, i);
+                group_of_site.insert(g.park.group, i);
             }
         }
         let mut states = StateCounts::default();
         let mut members = Vec::new();
         let mut parked = 0;
-        for (g, p) in life.parked() {
+        for g in life.parked() {
+            let p = &g.park;
             parked += 1;
             let group = group_of_site.get(&p.group).copied();
             if g.leaked {

@@ -1143,3 +1143,47 @@ fn kafka_rules_example() {
         },
     );
 }
+
+/// Issue #7's scale goal: a target with a million goroutines parked before SFGI attached is
+/// inventoried and reported whole, with SFGI's own peak RSS within 256 MiB (the inventory is
+/// streamed into the engine, and goroutines known only from it are kept in a 64-byte table).
+#[test]
+fn a_million_parked_goroutines_within_256_mib() {
+    require_root();
+    let bin = build_program("parked", NEWEST, false);
+    let _slot = attach_slot();
+    let t = Target::start(&bin, &["-n", "1", "-scale", "1000000"]);
+    let v = attach_json(t.pid(), "1s", &["--rescan", "0"]);
+    let st = &v["stats"];
+    let total = st["goroutines"].as_u64().unwrap_or(0);
+    ensure!(
+        &v,
+        total >= 1_000_000,
+        "stats.goroutines {total}: every goroutine must be known"
+    );
+    let scale = groups(&v)
+        .into_iter()
+        .find(|g| {
+            contains_func(s(g, "blocked_at"), "main.parkRecv")
+                && g["count"].as_u64() >= Some(1_000_000)
+        })
+        .map(|g| g["count"].as_u64().unwrap_or(0));
+    ensure!(
+        &v,
+        scale.is_some(),
+        "no group of >= 1000000 goroutines blocked in main.parkRecv"
+    );
+    let peak = st["budget"]["self_peak_rss_bytes"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(
+        peak <= 256 << 20,
+        "SFGI's peak RSS with {total} goroutines: {} MiB (goal <= 256 MiB)",
+        peak >> 20
+    );
+    eprintln!(
+        "1M parked: {total} goroutines, inventory {} ms, SFGI peak RSS {} MiB",
+        st["inventory"]["inventory_ms"],
+        peak >> 20
+    );
+}

@@ -399,6 +399,9 @@ pub fn read(pid: u32, bin: &GoBinary, bias: u64) -> Result<Inventory, InventoryE
     Plan::new(bin)?.read(pid, bias)
 }
 
+/// What [`Plan::read_each`] hands each batch of goroutines to.
+type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], i64) + 'a;
+
 /// Everything about a binary the inventory needs, worked out once.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -446,6 +449,28 @@ impl Plan {
 
     /// Reads the inventory of process `pid` (loaded with `bias`; see [`read`]).
     pub fn read(&self, pid: u32, bias: u64) -> Result<Inventory, InventoryError> {
+        self.read_batches(pid, bias, None)
+    }
+
+    /// Reads the inventory of process `pid` in batches of a few thousand goroutines, handing
+    /// each to `visit` (with the read's CLOCK_MONOTONIC start) instead of keeping them: a
+    /// million goroutines never sit in memory at once. The returned [`Inventory`] has the
+    /// counters and no goroutines.
+    pub fn read_each(
+        &self,
+        pid: u32,
+        bias: u64,
+        mut visit: impl FnMut(&[GoroutineInfo], i64),
+    ) -> Result<Inventory, InventoryError> {
+        self.read_batches(pid, bias, Some(&mut visit))
+    }
+
+    fn read_batches(
+        &self,
+        pid: u32,
+        bias: u64,
+        mut visit: Option<&mut BatchVisitor<'_>>,
+    ) -> Result<Inventory, InventoryError> {
         check_offsets(&self.offsets)?;
         let reader = Reader {
             remote: Remote { pid },
@@ -500,6 +525,10 @@ impl Plan {
         };
         for group in gptrs.chunks(GROUP) {
             reader.read_group(group, now_monotonic_ns, &mut inv)?;
+            if let Some(visit) = visit.as_mut() {
+                visit(&inv.goroutines, now_monotonic_ns);
+                inv.goroutines.clear();
+            }
         }
         inv.read_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         Ok(inv)
