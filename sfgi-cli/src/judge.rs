@@ -16,7 +16,9 @@
 //!
 //! Severity: `L1` suspect; `L2` growing; `L3` growing fast (≥ `fast_growth_per_min`) or proven;
 //! `L4` avalanche: a growing group while the process's total goroutine count runs away
-//! (≥ `avalanche_per_min`).
+//! (≥ `avalanche_per_min`). An avalanche is reported without waiting for a longer threshold: a
+//! group that gains members at `avalanche_per_min` for [`AVALANCHE_WINDOW`] (30 s), never
+//! shrinking or losing a member, while the total rises as fast, is `growing L4`.
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -182,6 +184,10 @@ struct Sample {
     old_departed: u64,
 }
 
+/// How long a group must run away before it is reported as an avalanche ahead of a longer
+/// threshold (with a threshold this short or shorter, the threshold's own rules apply).
+pub const AVALANCHE_WINDOW: Duration = Duration::from_secs(30);
+
 /// Most samples kept per group; older ones are thinned out.
 const MAX_SAMPLES: usize = 512;
 /// Most groups with history; the least recently seen are forgotten first.
@@ -328,6 +334,19 @@ impl Judge {
                 ),
             };
         }
+        if !active_pool {
+            if let Some((gained, rate, total_rate)) = self.avalanche(now_ns, g) {
+                return Verdict {
+                    status: Status::Growing,
+                    severity: Some(Severity::L4),
+                    growth_per_minute: rate,
+                    reason: format!(
+                        "avalanche: +{gained} members in {} ({rate:.0}/min) while the process's goroutines rose {total_rate:.0}/min, and none left",
+                        crate::group::go_duration(AVALANCHE_WINDOW.as_secs_f64())
+                    ),
+                };
+            }
+        }
         if healthy_shape {
             let why = if g.healthy {
                 "a healthy shape per the rules"
@@ -374,6 +393,41 @@ impl Judge {
             growth_per_minute: growth,
             reason: format!("{old} of {count} members blocked longer than the threshold"),
         }
+    }
+
+    /// The avalanche window, when it is shorter than the threshold.
+    fn avalanche_window(&self) -> Option<Duration> {
+        (self.cfg.threshold > AVALANCHE_WINDOW).then_some(AVALANCHE_WINDOW)
+    }
+
+    /// An avalanche, reported without waiting for the threshold: over the last
+    /// [`AVALANCHE_WINDOW`] the group gained members at `avalanche_per_min` or more, its sampled
+    /// population never fell, every member it had at the window's start is still there, and the
+    /// process's total goroutine count rose as fast. Only with a threshold longer than the
+    /// window. Returns (gained, group rate, total rate).
+    fn avalanche(&self, now_ns: u64, g: &GroupView<'_>) -> Option<(usize, f64, f64)> {
+        let window = self.avalanche_window()?;
+        let start = now_ns.checked_sub(window.as_nanos() as u64)?;
+        let h = self.history.get(g.id)?;
+        let first = h.iter().rev().find(|s| s.t <= start)?;
+        let inside: Vec<usize> = h
+            .iter()
+            .filter(|s| s.t >= first.t)
+            .map(|s| s.count)
+            .collect();
+        if inside.len() < 3 || inside.windows(2).any(|w| w[1] < w[0]) {
+            return None;
+        }
+        let stayed = g.members.iter().filter(|m| m.arrived_ns <= start).count();
+        if stayed < first.count {
+            return None;
+        }
+        let gained = g.members.len().checked_sub(first.count)?;
+        let minutes = now_ns.saturating_sub(first.t) as f64 / 60e9;
+        let rate = gained as f64 / minutes.max(1e-9);
+        let total_rate = rate_per_minute(&self.total, now_ns, window);
+        let limit = self.cfg.avalanche_per_min;
+        (limit > 0.0 && rate >= limit && total_rate >= limit).then_some((gained, rate, total_rate))
     }
 
     /// Members gained per minute over the window: from the sampled history when it covers the
@@ -554,6 +608,80 @@ mod tests {
         assert_eq!(v.status, Status::Growing, "{v:?}");
         assert_eq!(v.severity, Some(Severity::L3), "60/min is fast: {v:?}");
         assert!((v.growth_per_minute - 60.0).abs() < 7.0, "{v:?}");
+    }
+
+    /// A leak of `per_s` goroutines per second on their own channels, sampled every second
+    /// for `secs` seconds; the process gains only these.
+    fn runaway(judge: &mut Judge, per_s: u64, secs: u64) -> Vec<MemberView> {
+        let mut members = Vec::new();
+        for t in 1..=secs {
+            for k in 0..per_s {
+                members.push(member(t, 0x10_0000 + t * per_s + k));
+            }
+            judge.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
+        }
+        members
+    }
+
+    #[test]
+    fn an_avalanche_is_growing_l4_within_the_avalanche_window() {
+        // 20 goroutines/s = 1200/min, default threshold (5 min): reported after 30 s, not 5 min.
+        let mut j = Judge::new(JudgeConfig::default());
+        let m = runaway(&mut j, 20, 25);
+        let v = j.judge(25 * S, &view(&m, "chan send"));
+        assert_eq!(v.status, Status::Normal, "not yet a whole window: {v:?}");
+        let mut j = Judge::new(JudgeConfig::default());
+        let m = runaway(&mut j, 20, 32);
+        let v = j.judge(32 * S, &view(&m, "chan send"));
+        assert_eq!(
+            (v.status, v.severity),
+            (Status::Growing, Some(Severity::L4)),
+            "{v:?}"
+        );
+        assert!(v.reason.starts_with("avalanche: +"), "{v:?}");
+        assert!((v.growth_per_minute - 1200.0).abs() < 100.0, "{v:?}");
+    }
+
+    #[test]
+    fn a_slower_rise_or_a_burst_that_drains_is_no_avalanche() {
+        // 10/s = 600/min: below --avalanche (1000/min), so it waits for the threshold.
+        let mut j = Judge::new(JudgeConfig::default());
+        let m = runaway(&mut j, 10, 40);
+        assert_eq!(
+            j.judge(40 * S, &view(&m, "chan send")).status,
+            Status::Normal
+        );
+        // 40/s for 35 s, but the population dipped once (requests finishing): not a runaway.
+        let mut j = Judge::new(JudgeConfig::default());
+        let mut m = Vec::new();
+        for t in 1..=35u64 {
+            for k in 0..40 {
+                m.push(member(t, 0x20_0000 + t * 40 + k));
+            }
+            if t == 20 {
+                m.drain(..100);
+            }
+            j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+        }
+        assert_eq!(
+            j.judge(35 * S, &view(&m, "chan send")).status,
+            Status::Normal
+        );
+        // A pool's workers ramping up as fast are still a pool.
+        let mut j = Judge::new(JudgeConfig::default());
+        let mut m = Vec::new();
+        for t in 1..=35u64 {
+            for _ in 0..40 {
+                let mut w = member(t, 0xfeed);
+                w.repeat_parks = 5;
+                m.push(w);
+            }
+            j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+        }
+        assert_eq!(
+            j.judge(35 * S, &view(&m, "chan receive")).status,
+            Status::Resident
+        );
     }
 
     #[test]

@@ -126,7 +126,8 @@ struct JudgeArgs {
     #[arg(long, default_value_t = 60.0)]
     fast_growth: f64,
     /// Growth of the process's total goroutine count per minute from which a growing group is
-    /// severity L4 (an avalanche).
+    /// severity L4 (an avalanche). A group that itself gains members this fast for 30 s without
+    /// losing any is reported then, before a longer threshold.
     #[arg(long, default_value_t = 1000.0)]
     avalanche: f64,
 }
