@@ -79,6 +79,8 @@ pub struct AttachOptions {
     /// Overhead budget: probe hits per second in the target (0: unlimited), see
     /// [`crate::budget`].
     pub max_event_rate: u64,
+    /// How long after degrading the budget tries full tracing again (zero: never).
+    pub budget_retry: Duration,
 }
 
 impl Default for AttachOptions {
@@ -93,6 +95,7 @@ impl Default for AttachOptions {
             rules: Vec::new(),
             tracer: TracerOptions::default(),
             max_event_rate: crate::budget::DEFAULT_MAX_EVENT_RATE,
+            budget_retry: crate::budget::DEFAULT_RETRY,
         }
     }
 }
@@ -176,7 +179,7 @@ impl<'t> Session<'t> {
             },
         );
         let now = Instant::now();
-        let budget = Budget::new(opts.max_event_rate, &tracer);
+        let budget = Budget::new(opts.max_event_rate, opts.budget_retry, &tracer);
         let plan = inventory::Plan::new(&target.binary).map_err(|e| e.to_string());
         let mut s = Session {
             plan,

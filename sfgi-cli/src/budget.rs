@@ -17,9 +17,18 @@
 //! Independently, when the ring buffer drops events (userspace cannot keep up), repeat parks are
 //! sampled ([`SAMPLE_EVERY`]) in any mode: mode `sampled`.
 //!
-//! Stepping down is sticky for the session (re-attaching to measure again would itself cost the
-//! target). Every step is printed on stderr, recorded in `stats.budget.steps`, turned into a
-//! report warning and exported as the `sfgi_overhead_mode` metric: never silent.
+//! A window is [`WINDOW`] long, but a rate far over the budget (≥ [`CLEAR_EXCESS`] times it)
+//! steps down after [`MIN_WINDOW`] already: every window over budget costs the target.
+//!
+//! Stepping back up: `--budget-retry` after a step down (default [`DEFAULT_RETRY`]) SFGI
+//! re-attaches the probes it detached for one window. If the target now stays within the budget
+//! it traces fully again (said on stderr and in the steps); if not, it detaches them again at
+//! once and waits twice as long before the next try (at most [`MAX_RETRY`]): a trial costs the
+//! target one window of full tracing, under 1 % of the time at the default.
+//!
+//! Every step down or back up is printed on stderr, recorded in `stats.budget.steps`, turned
+//! into a report warning while degraded and exported as the `sfgi_overhead_mode` metric: never
+//! silent. (Failed trials are recorded in the steps only.)
 use crate::probe::{probe_name, Tracer, ALL_PROBES};
 use sfgi_common::ProbeId;
 use std::time::{Duration, Instant};
@@ -30,6 +39,14 @@ pub const DEFAULT_MAX_EVENT_RATE: u64 = 20_000;
 /// How long hit rates are measured before deciding (short: while over budget, every window
 /// costs the target).
 pub const WINDOW: Duration = Duration::from_millis(500);
+/// Shortest measurement before stepping down, for a rate far over the budget.
+pub const MIN_WINDOW: Duration = Duration::from_millis(100);
+/// How far over the budget a rate must be to step down after [`MIN_WINDOW`].
+pub const CLEAR_EXCESS: f64 = 4.0;
+/// Default `--budget-retry`: how long after stepping down SFGI first tries tracing fully again.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(60);
+/// Longest wait between two tries (the wait doubles after each failed one).
+pub const MAX_RETRY: Duration = Duration::from_secs(600);
 /// 1-in-N sampling of repeat parks when degraded.
 pub const SAMPLE_EVERY: u32 = 16;
 /// Longest interval between inventory re-reads once probes are detached.
@@ -95,9 +112,24 @@ pub struct BudgetStats {
     pub self_peak_rss_bytes: u64,
 }
 
+/// A try at tracing fully again: what to go back to if it fails.
+struct Trial {
+    mode: Mode,
+    reattached: Vec<ProbeId>,
+}
+
 /// The overhead budget of one session.
 pub struct Budget {
     max_rate: u64,
+    /// First wait before a try at stepping back up (zero: never).
+    retry: Duration,
+    /// The current wait (doubles after each failed try).
+    backoff: Duration,
+    /// When to try next.
+    retry_at: Option<Instant>,
+    trial: Option<Trial>,
+    /// Record steps without printing them (a failed trial).
+    quiet: bool,
     mode: Mode,
     sample_every: u32,
     detached: Vec<ProbeId>,
@@ -122,12 +154,18 @@ fn totals(tracer: &Tracer) -> (u64, u64, u64) {
 }
 
 impl Budget {
-    /// A budget of `max_rate` probe hits per second (0: unlimited), starting now.
-    pub fn new(max_rate: u64, tracer: &Tracer) -> Budget {
+    /// A budget of `max_rate` probe hits per second (0: unlimited), starting now, that tries to
+    /// step back up `retry` after stepping down (zero: never).
+    pub fn new(max_rate: u64, retry: Duration, tracer: &Tracer) -> Budget {
         let (hits, kept, dropped) = totals(tracer);
         let now = Instant::now();
         Budget {
             max_rate,
+            retry,
+            backoff: retry,
+            retry_at: None,
+            trial: None,
+            quiet: false,
             mode: Mode::Full,
             sample_every: 1,
             detached: Vec::new(),
@@ -156,12 +194,23 @@ impl Budget {
     /// Measures the last window and steps down if over budget. `inventory_ms` is how long the
     /// last inventory took (degraded modes re-read it at most 5 % of the time).
     pub fn check(&mut self, tracer: &mut Tracer, inventory_ms: f64) {
+        if self.trial.is_none()
+            && self.mode > Mode::Sampled
+            && self.retry_at.is_some_and(|at| Instant::now() >= at)
+        {
+            self.begin_trial(tracer);
+            return;
+        }
         let secs = self.window_start.elapsed().as_secs_f64();
-        if secs < WINDOW.as_secs_f64() {
+        if secs < MIN_WINDOW.as_secs_f64() {
             return;
         }
         let (hits, kept, dropped) = totals(tracer);
         let rate = hits.saturating_sub(self.hits_at_start) as f64 / secs;
+        let clearly_over = self.max_rate > 0 && rate >= CLEAR_EXCESS * self.max_rate as f64;
+        if secs < WINDOW.as_secs_f64() && !clearly_over {
+            return;
+        }
         // What the park and GC probes alone cost: the rate parks-only mode would leave.
         let kept_rate = kept.saturating_sub(self.kept_at_start) as f64 / secs;
         let new_drops = dropped.saturating_sub(self.dropped_at_start);
@@ -180,8 +229,30 @@ impl Budget {
             ));
         }
         if self.max_rate == 0 || rate <= self.max_rate as f64 {
+            if let Some(t) = self.trial.take() {
+                let names: Vec<&str> = t.reattached.into_iter().map(probe_name).collect();
+                self.rescan = None;
+                self.backoff = self.retry;
+                self.retry_at = None;
+                self.step(format!(
+                    "{rate:.0} probe hits/s <= --max-event-rate {}: re-attached {}; tracing fully again",
+                    self.max_rate,
+                    names.join(", ")
+                ));
+            }
             return;
         }
+        if let Some(t) = self.trial.take() {
+            // Back where it was, quietly, and wait twice as long before the next try.
+            self.quiet = true;
+            self.step(format!(
+                "tried tracing fully again: {rate:.0} probe hits/s > --max-event-rate {}; back to {}",
+                self.max_rate,
+                t.mode.as_str()
+            ));
+            self.backoff = (self.backoff * 2).min(MAX_RETRY);
+        }
+        let was = self.mode;
         let rescan = DEGRADED_RESCAN.max(Duration::from_secs_f64(inventory_ms * 20.0 / 1e3));
         match self.mode {
             // Parks alone would still be over budget: go straight to inventory-only.
@@ -228,6 +299,46 @@ impl Budget {
             }
             Mode::InventoryOnly => {}
         }
+        self.quiet = false;
+        if self.mode != was && !self.retry.is_zero() {
+            self.retry_at = Some(Instant::now() + self.backoff);
+        }
+    }
+
+    /// Re-attaches every probe the budget detached, for one window.
+    fn begin_trial(&mut self, tracer: &mut Tracer) {
+        let mut back = Vec::new();
+        for id in std::mem::take(&mut self.detached) {
+            match tracer.reattach(id) {
+                Ok(()) => back.push(id),
+                Err(e) => {
+                    self.detached.push(id);
+                    self.step(format!("could not re-attach {}: {e}", probe_name(id)));
+                }
+            }
+        }
+        if !self.detached.is_empty() {
+            // Could not restore full tracing: take the rest off again and stay degraded.
+            for id in back {
+                self.detach(tracer, id);
+            }
+            self.retry_at = None;
+            return;
+        }
+        self.trial = Some(Trial {
+            mode: self.mode,
+            reattached: back,
+        });
+        self.mode = if self.sample_every > 1 {
+            Mode::Sampled
+        } else {
+            Mode::Full
+        };
+        let (hits, kept, dropped) = totals(tracer);
+        self.window_start = Instant::now();
+        self.hits_at_start = hits;
+        self.kept_at_start = kept;
+        self.dropped_at_start = dropped;
     }
 
     fn sample(&mut self, tracer: &mut Tracer) {
@@ -251,7 +362,9 @@ impl Budget {
 
     fn step(&mut self, what: String) {
         let at = self.started.elapsed().as_secs_f64();
-        eprintln!("sfgi: overhead budget: {what}");
+        if !self.quiet {
+            eprintln!("sfgi: overhead budget: {what}");
+        }
         self.steps.push(format!("at {at:.1}s: {what}"));
     }
 

@@ -55,11 +55,8 @@ enum Command {
         /// events sooner (they are counted and reported); for tests and tuning.
         #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
         ring_size: u32,
-        /// Overhead budget: probe hits per second in the target above which SFGI degrades by
-        /// itself (samples parks, detaches the wake/exit probes, then works from inventory
-        /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
-        #[arg(long, value_name = "N", default_value_t = sfgi::budget::DEFAULT_MAX_EVENT_RATE)]
-        max_event_rate: u64,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Attach and keep watching: a live table of leak groups, refreshed every --interval, until
     /// Ctrl-C or the target exits (then the final report). With --listen, also serves
@@ -93,11 +90,8 @@ enum Command {
         /// Event ring-buffer size in bytes (see `attach --ring-size`).
         #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
         ring_size: u32,
-        /// Overhead budget: probe hits per second in the target above which SFGI degrades by
-        /// itself (samples parks, detaches the wake/exit probes, then works from inventory
-        /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
-        #[arg(long, value_name = "N", default_value_t = sfgi::budget::DEFAULT_MAX_EVENT_RATE)]
-        max_event_rate: u64,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Show what SFGI reads from a Go binary: version, probe points, struct offsets, wait reasons.
     Inspect {
@@ -130,6 +124,20 @@ struct JudgeArgs {
     /// losing any is reported then, before a longer threshold.
     #[arg(long, default_value_t = 1000.0)]
     avalanche: f64,
+}
+
+/// The overhead budget's flags, shared by `attach` and `watch`.
+#[derive(clap::Args, Clone, Debug)]
+struct BudgetArgs {
+    /// Overhead budget: probe hits per second in the target above which SFGI degrades by
+    /// itself (samples parks, detaches the wake/exit probes, then works from inventory
+    /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
+    #[arg(long, value_name = "N", default_value_t = sfgi::budget::DEFAULT_MAX_EVENT_RATE)]
+    max_event_rate: u64,
+    /// After degrading, try full tracing again this long later, for 0.5 s; if the target is
+    /// still over budget, wait twice as long next time (up to 10m). 0: never.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    budget_retry: Duration,
 }
 
 impl JudgeArgs {
@@ -251,7 +259,7 @@ fn run(cli: Cli) -> Result<()> {
             no_stacks,
             stacks_shown,
             ring_size,
-            max_event_rate,
+            budget,
         } => {
             let opts = AttachOptions {
                 pid,
@@ -266,7 +274,8 @@ fn run(cli: Cli) -> Result<()> {
                     ring_bytes: ring_size,
                     ..TracerOptions::default()
                 },
-                max_event_rate,
+                max_event_rate: budget.max_event_rate,
+                budget_retry: budget.budget_retry,
             };
             preflight()?;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -291,7 +300,7 @@ fn run(cli: Cli) -> Result<()> {
             rescan,
             stacks_shown,
             ring_size,
-            max_event_rate,
+            budget,
         } => {
             let opts = sfgi::watch::WatchOptions {
                 attach: AttachOptions {
@@ -303,7 +312,8 @@ fn run(cli: Cli) -> Result<()> {
                         ring_bytes: ring_size,
                         ..TracerOptions::default()
                     },
-                    max_event_rate,
+                    max_event_rate: budget.max_event_rate,
+                    budget_retry: budget.budget_retry,
                     ..AttachOptions::default()
                 },
                 rescan,
