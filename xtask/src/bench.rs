@@ -252,7 +252,12 @@ fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -485,21 +490,39 @@ fn load(loadgen: &Path, addr: &str, secs: u32, pid: u32) -> Result<Load> {
 }
 
 fn http(o: &Opts, gotarget: &Path, loadgen: &Path, bg: u32, out: &mut Out) -> Result<()> {
-    let (pairs, secs) = if o.quick { (2, 6) } else { (4, 15) };
+    let (pairs, secs) = if o.quick { (2, 6) } else { (6, 10) };
+    // Every measured phase follows 2 s of the same load, unmeasured: in B phases SFGI attaches
+    // just before it, so B measures SFGI settled (its budget decided, its first inventory read)
+    // — what a service attached for a while sees. Pairs alternate AB, BA, ... so a drift of
+    // the machine's speed hits both sides alike, and the loss is the median of per-pair ratios.
+    const SETTLE: u32 = 2;
     let t = GoTarget::start(gotarget, &["-bg", &bg.to_string(), "-http", "127.0.0.1:0"])?;
     let addr = t.addr.clone().context("no HTTP address")?;
     // Warm up.
     load(loadgen, &addr, 1, t.pid)?;
     let (mut a, mut b, mut costs) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..pairs {
-        a.push(load(loadgen, &addr, secs, t.pid)?);
-        let (l, cost) = attached(o, t.pid, || load(loadgen, &addr, secs, t.pid))?;
+    for i in 0..pairs {
+        let native = |a: &mut Vec<Load>| -> Result<()> {
+            load(loadgen, &addr, SETTLE, t.pid)?;
+            a.push(load(loadgen, &addr, secs, t.pid)?);
+            Ok(())
+        };
+        if i % 2 == 0 {
+            native(&mut a)?;
+        }
+        let (l, cost) = attached(o, t.pid, || {
+            load(loadgen, &addr, SETTLE, t.pid)?;
+            load(loadgen, &addr, secs, t.pid)
+        })?;
         b.push(l);
         costs.push(cost);
+        if i % 2 == 1 {
+            native(&mut a)?;
+        }
     }
     let m = |v: &[Load], f: fn(&Load) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
     out.line(format!(
-        "\n### HTTP service, {bg} background parked goroutines ({pairs}× A/B, {secs} s phases, 16 conns)\n"
+        "\n### HTTP service, {bg} background parked goroutines ({pairs} pairs AB/BA, {secs} s phases after {SETTLE} s of settling, 16 conns)\n"
     ));
     out.line("| | req/s | p50 µs | p99 µs | p999 µs | target CPU (cores) |");
     out.line("|---|---|---|---|---|---|");
@@ -513,7 +536,9 @@ fn http(o: &Opts, gotarget: &Path, loadgen: &Path, bg: u32, out: &mut Out) -> Re
             m(v, |l| l.cpu)
         ));
     }
-    let loss = 1.0 - m(&b, |l| l.rps) / m(&a, |l| l.rps);
+    let mut pair_loss: Vec<f64> = a.iter().zip(&b).map(|(x, y)| 1.0 - y.rps / x.rps).collect();
+    let loss = median(&pair_loss);
+    pair_loss.sort_by(|x, y| x.total_cmp(y));
     let noise = {
         let r: Vec<f64> = a.iter().map(|l| l.rps).collect();
         let (lo, hi) = (
@@ -524,8 +549,13 @@ fn http(o: &Opts, gotarget: &Path, loadgen: &Path, bg: u32, out: &mut Out) -> Re
     };
     let p99n: Vec<f64> = a.iter().map(|l| l.p99).collect();
     out.line(format!(
-        "\nthroughput loss {:.1}% (A-to-A spread {:.1}%); p99 ratio {:.2} (A p99 range {:.0}–{:.0} µs); per phase A/B req/s: {}",
+        "\nthroughput loss {:.1}% (median of per-pair losses {}; A-to-A spread {:.1}%); p99 ratio {:.2} (A p99 range {:.0}–{:.0} µs); per pair A/B req/s: {}",
         loss * 100.0,
+        pair_loss
+            .iter()
+            .map(|l| format!("{:.1}%", l * 100.0))
+            .collect::<Vec<_>>()
+            .join(" "),
         noise * 100.0,
         m(&b, |l| l.p99) / m(&a, |l| l.p99),
         p99n.iter().cloned().fold(f64::MAX, f64::min),
@@ -607,47 +637,68 @@ fn http_get(addr: &str, path: &str) -> Result<String> {
 }
 
 fn avalanche(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
-    let mut t = GoTarget::start(gotarget, &["-bg", "1000"])?;
-    let args: Vec<String> = [
-        "watch",
-        "--pid",
-        &t.pid.to_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--threshold",
-        "10s",
-        "--interval",
-        "1s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut s = Sfgi::start(&o.sfgi, &args)?;
-    let line = s.wait_line("serving on http://")?;
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .context("no address")?
-        .trim()
-        .to_string();
-    t.cmd("avalanche 200")?;
-    let t0 = Instant::now();
-    let mut first = None;
-    while t0.elapsed() < Duration::from_secs(60) {
-        let r = http_get(&addr, "/sfgi/leaks").unwrap_or_default();
-        if r.contains("leakOne") {
-            first = Some(t0.elapsed().as_secs_f64());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = s.stop();
     out.line("\n### Avalanche: start of a 200 goroutines/s leak → first signal\n");
-    out.line(format!(
-        "`sfgi watch --threshold 10s --interval 1s`: first leak group on /sfgi/leaks after {}",
-        first
-            .map(|f| format!("{f:.1} s"))
-            .unwrap_or_else(|| "(none within 60 s)".to_string())
-    ));
+    out.line(
+        "| sfgi watch flags | first leak group on /sfgi/leaks after | its status and severity |",
+    );
+    out.line("|---|---|---|");
+    // The default threshold (5 min) shows the avalanche rule (30 s of runaway growth); a
+    // 10 s threshold shows the ordinary growing rule (threshold + one interval).
+    for extra in [
+        &["--interval", "1s"][..],
+        &["--threshold", "10s", "--interval", "1s"][..],
+    ] {
+        let mut t = GoTarget::start(gotarget, &["-bg", "1000"])?;
+        let mut args: Vec<String> = [
+            "watch",
+            "--pid",
+            &t.pid.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(o.sfgi_args.iter().cloned());
+        let mut s = Sfgi::start(&o.sfgi, &args)?;
+        let line = s.wait_line("serving on http://")?;
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .context("no address")?
+            .trim()
+            .to_string();
+        t.cmd("avalanche 200")?;
+        let t0 = Instant::now();
+        let mut first = None;
+        while t0.elapsed() < Duration::from_secs(90) {
+            let r = http_get(&addr, "/sfgi/leaks").unwrap_or_default();
+            if r.contains("leakOne") {
+                let body = r.split("\r\n\r\n").nth(1).unwrap_or("");
+                let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+                let g = v
+                    .as_array()
+                    .and_then(|a| a.iter().find(|g| g.to_string().contains("leakOne")))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                first = Some((
+                    t0.elapsed().as_secs_f64(),
+                    format!(
+                        "{} {}",
+                        g["status"].as_str().unwrap_or("?"),
+                        g["severity"].as_str().unwrap_or("")
+                    ),
+                ));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = s.stop();
+        let (after, what) = first
+            .map(|(f, w)| (format!("{f:.1} s"), w))
+            .unwrap_or_else(|| ("(none within 90 s)".to_string(), "-".to_string()));
+        out.line(format!("| `{}` | {after} | {what} |", extra.join(" ")));
+    }
     Ok(())
 }
