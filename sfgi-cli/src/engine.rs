@@ -8,7 +8,8 @@ use crate::classify::{Classification, Classifier, GroupFeatures};
 use crate::event::RuntimeEvent;
 use crate::goexe::GoBinary;
 use crate::group::{
-    blocking_frame, creation_stack, go_duration, stable_id, strip_line, StackSource,
+    blocking_frame, created_by_site, creation_stack, go_duration, stable_id, strip_line,
+    StackSource,
 };
 use crate::inventory::{GStatus, GoroutineInfo, Inventory};
 use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status, UNKNOWN_OBJECT};
@@ -263,7 +264,7 @@ impl<'t> Engine<'t> {
             self.sym
                 .frames(gopc, true)
                 .first()
-                .map(Frame::site)
+                .map(created_by_site)
                 .unwrap_or_else(|| format!("{gopc:#x}"))
         };
         let key = (wait_reason, blocked_at, created_by);
