@@ -268,6 +268,13 @@ fn test(quick: bool) -> Result<()> {
     run(clean("rustfmt")
         .args(["--check", "--edition", "2021"])
         .arg(workspace_root().join("sfgi-ebpf/src/main.rs")))?;
+    // So is the fuzz crate (cargo-fuzz's own layout).
+    let mut fmt_fuzz = clean("rustfmt");
+    fmt_fuzz.args(["--check", "--edition", "2021"]);
+    for entry in std::fs::read_dir(workspace_root().join("fuzz/fuzz_targets"))? {
+        fmt_fuzz.arg(entry?.path());
+    }
+    run(&mut fmt_fuzz)?;
 
     step("clippy -D warnings");
     run(cargo()
@@ -292,6 +299,16 @@ fn test(quick: bool) -> Result<()> {
         eprintln!("Go {v}: {}", go.display());
     }
 
+    if !quick {
+        // Before the long tests: the fuzz crate is outside the workspace, so this is also
+        // where it is first compiled against the library's current API.
+        step("fuzz: a short run of every target (docs/RELIABILITY.md has the long run)");
+        fuzz::fuzz(&fuzz::FuzzArgs {
+            seconds: 10,
+            target: None,
+        })?;
+    }
+
     step("unit and integration tests");
     let mut t = cargo();
     t.args(["test", "--workspace", "--all-targets"])
@@ -299,11 +316,6 @@ fn test(quick: bool) -> Result<()> {
         .env("SFGI_BIN", &sfgi);
     let (passed, failed) = run_counting_tests(&mut t)?;
     if !quick {
-        step("fuzz: a short run of every target (docs/RELIABILITY.md has the long run)");
-        fuzz::fuzz(&fuzz::FuzzArgs {
-            seconds: 10,
-            target: None,
-        })?;
         step("accuracy evaluation, quick mode (docs/ACCURACY.md)");
         eval::eval(&eval::EvalArgs::quick())?;
     }
