@@ -215,10 +215,7 @@ impl Budget {
         let kept_rate = kept.saturating_sub(self.kept_at_start) as f64 / secs;
         let new_drops = dropped.saturating_sub(self.dropped_at_start);
         self.last_rate = rate;
-        self.window_start = Instant::now();
-        self.hits_at_start = hits;
-        self.kept_at_start = kept;
-        self.dropped_at_start = dropped;
+        self.start_window((hits, kept, dropped));
         if new_drops > 0 && self.sample_every == 1 && self.mode < Mode::InventoryOnly {
             self.sample(tracer);
             if self.mode == Mode::Full {
@@ -334,7 +331,11 @@ impl Budget {
         } else {
             Mode::Full
         };
-        let (hits, kept, dropped) = totals(tracer);
+        self.start_window(totals(tracer));
+    }
+
+    /// Starts a measurement window at these (hits, park+GC hits, drops) totals.
+    fn start_window(&mut self, (hits, kept, dropped): (u64, u64, u64)) {
         self.window_start = Instant::now();
         self.hits_at_start = hits;
         self.kept_at_start = kept;

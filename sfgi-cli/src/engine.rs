@@ -328,10 +328,7 @@ impl<'t> Engine<'t> {
                 // Events are fresher than a snapshot taken while the target runs.
                 (Some(true), true) => continue,
                 (Some(false), false) | (None, false) => {
-                    self.life.seed_active(gi.goid, now);
-                    if let Some(g) = self.life.get_mut(gi.goid) {
-                        g.stack_bytes = u32::try_from(gi.stack_bytes()).unwrap_or(u32::MAX);
-                    }
+                    self.life.seed_active(gi.goid, now, gi.stack_bytes());
                     continue;
                 }
                 (Some(true), false) => {

@@ -102,6 +102,11 @@ impl IntervalStats {
     }
 }
 
+/// A stack size as the tables keep it (Go stacks are at most 1 GB on 64-bit).
+fn stack_size(bytes: u64) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 /// A goroutine an inventory found parked that no event has touched since: what the verdicts
 /// need of it and nothing more, 64 bytes in a goid-sorted `Vec` (no hash table), so a target's
 /// million idle goroutines cost SFGI 64 MB. The first event about it promotes it to a
@@ -273,21 +278,21 @@ impl Lifetimes {
         }
     }
 
-    /// Moves a dormant goroutine into the live map (its first event).
-    fn promote(&mut self, goid: u64) -> bool {
-        let Some(i) = self.find_dormant(goid) else {
-            return false;
-        };
-        let g = self.dormant[i].promote();
-        self.bury(i);
-        self.live.insert(goid, g);
-        true
+    /// Moves a dormant goroutine into the live map (its first event); nothing if it is already
+    /// there or unknown.
+    fn promote(&mut self, goid: u64) {
+        if self.live.contains_key(&goid) {
+            return;
+        }
+        if let Some(i) = self.find_dormant(goid) {
+            let g = self.dormant[i].promote();
+            self.bury(i);
+            self.live.insert(goid, g);
+        }
     }
 
     fn entry(&mut self, goid: u64, ts_ns: u64) -> &mut Goroutine {
-        if !self.live.contains_key(&goid) {
-            self.promote(goid);
-        }
+        self.promote(goid);
         let epoch = self.epoch;
         self.live.entry(goid).or_insert(Goroutine {
             goid,
@@ -416,9 +421,7 @@ impl Lifetimes {
     /// The goroutine `goid` with its full history, if SFGI knows of it (a goroutine known only
     /// from an inventory gets its full entry now).
     pub fn get_mut(&mut self, goid: u64) -> Option<&mut Goroutine> {
-        if !self.live.contains_key(&goid) {
-            self.promote(goid);
-        }
+        self.promote(goid);
         self.live.get_mut(&goid)
     }
 
@@ -449,7 +452,7 @@ impl Lifetimes {
     /// not); returns whether SFGI knew it parked, as [`Lifetimes::is_parked`].
     pub fn observe(&mut self, goid: u64, stack_bytes: u64, leaked: Option<bool>) -> Option<bool> {
         let epoch = self.epoch;
-        let bytes = u32::try_from(stack_bytes).unwrap_or(u32::MAX);
+        let bytes = stack_size(stack_bytes);
         if let Some(g) = self.live.get_mut(&goid) {
             g.epoch = epoch;
             g.stack_bytes = bytes;
@@ -468,10 +471,11 @@ impl Lifetimes {
         Some(true)
     }
 
-    /// Records a goroutine an inventory found running or runnable.
-    pub fn seed_active(&mut self, goid: u64, now_ns: u64) {
+    /// Records a goroutine an inventory found running or runnable, with its stack size.
+    pub fn seed_active(&mut self, goid: u64, now_ns: u64, stack_bytes: u64) {
         let g = self.entry(goid, now_ns);
         g.parked = false;
+        g.stack_bytes = stack_size(stack_bytes);
     }
 
     /// Records a goroutine an inventory found parked (SFGI saw no event of this park).
@@ -483,7 +487,7 @@ impl Lifetimes {
         leaked: bool,
         stack_bytes: u64,
     ) {
-        let stack_bytes = u32::try_from(stack_bytes).unwrap_or(u32::MAX);
+        let stack_bytes = stack_size(stack_bytes);
         if let Some(g) = self.live.get_mut(&goid) {
             if g.streak_since_ns == 0 || g.park.caller_pc != park.caller_pc {
                 g.streak_since_ns = park.since_ns;

@@ -501,23 +501,19 @@ fn http(o: &Opts, gotarget: &Path, loadgen: &Path, bg: u32, out: &mut Out) -> Re
     // Warm up.
     load(loadgen, &addr, 1, t.pid)?;
     let (mut a, mut b, mut costs) = (Vec::new(), Vec::new(), Vec::new());
+    let phase = || -> Result<Load> {
+        load(loadgen, &addr, SETTLE, t.pid)?;
+        load(loadgen, &addr, secs, t.pid)
+    };
     for i in 0..pairs {
-        let native = |a: &mut Vec<Load>| -> Result<()> {
-            load(loadgen, &addr, SETTLE, t.pid)?;
-            a.push(load(loadgen, &addr, secs, t.pid)?);
-            Ok(())
-        };
         if i % 2 == 0 {
-            native(&mut a)?;
+            a.push(phase()?);
         }
-        let (l, cost) = attached(o, t.pid, || {
-            load(loadgen, &addr, SETTLE, t.pid)?;
-            load(loadgen, &addr, secs, t.pid)
-        })?;
+        let (l, cost) = attached(o, t.pid, phase)?;
         b.push(l);
         costs.push(cost);
         if i % 2 == 1 {
-            native(&mut a)?;
+            a.push(phase()?);
         }
     }
     let m = |v: &[Load], f: fn(&Load) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
