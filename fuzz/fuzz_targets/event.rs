@@ -1,12 +1,12 @@
-//! The ring-buffer event decoder (`sfgi::event::decode`) on arbitrary records, and the decoded
-//! events folded into the goroutine lifetime table (`sfgi::lifetime::Lifetimes`), the first
+//! The ring-buffer event decoder (`sfgi_engine::event::decode`) on arbitrary records, and the decoded
+//! events folded into the goroutine lifetime table (`sfgi_engine::lifetime::Lifetimes`), the first
 //! consumer of what the kernel side wrote: events about goroutines an inventory seeded (the
 //! compact tier) and ones it did not, then a second inventory that sees only some of them.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sfgi::event::{decode, raw_event};
-use sfgi::lifetime::{Creation, Lifetimes, Parked};
 use sfgi_common::Event;
+use sfgi_engine::event::{decode, raw_event};
+use sfgi_engine::lifetime::{Creation, Lifetimes, Parked};
 
 fuzz_target!(|data: &[u8]| {
     // The whole input as one record (any length), then as a stream of fixed-size records.

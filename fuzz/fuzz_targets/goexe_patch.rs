@@ -11,7 +11,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use object::{Object, ObjectSection};
-use sfgi::goexe::{GoBinary, PROBE_FUNCTIONS};
+use sfgi_goexe::{GoBinary, PROBE_FUNCTIONS};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::OnceLock;

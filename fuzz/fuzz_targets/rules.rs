@@ -3,8 +3,8 @@
 //! compiled conditions and the placeholder templates are exercised too.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sfgi::classify::{Classifier, GroupFeatures};
-use sfgi::rules::RuleSet;
+use sfgi_engine::classify::{Classifier, GroupFeatures};
+use sfgi_engine::rules::RuleSet;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

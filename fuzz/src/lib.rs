@@ -1,5 +1,5 @@
 //! Shared helpers of SFGI's fuzz targets.
-use sfgi::goexe::{GoBinary, PROBE_FUNCTIONS};
+use sfgi_goexe::{GoBinary, PROBE_FUNCTIONS};
 use std::path::PathBuf;
 
 /// Calls every query a parsed binary answers (what `sfgi inspect` and `sfgi attach` use), so a
@@ -38,7 +38,7 @@ pub fn exercise(bin: &GoBinary) {
     }
     let _ = bin.wait_reasons().name(0);
     let _ = bin.wait_reasons().name(u32::MAX);
-    let _ = sfgi::inspect::render_text(&sfgi::inspect::report(bin));
+    let _ = sfgi_goexe::inspect::render_text(&sfgi_goexe::inspect::report(bin));
 }
 
 /// Parses `data` as a Go binary and exercises it.

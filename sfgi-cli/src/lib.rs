@@ -1,28 +1,13 @@
-//! SFGI, the SiliconFlow Goroutine Inspector: finds goroutine leaks in a running Go program from
-//! the outside, with eBPF uprobes on the Go runtime.
+//! SFGI, the SiliconFlow Goroutine Inspector: the front ends.
 //!
-//! Data flow, one module per step:
-//! `goexe` (what the binary is: version, probe points, struct offsets, wait reasons)
-//! → `probe` (load and attach the eBPF programs, drain the ring buffer)
-//! → `event` (decoded runtime events) → `lifetime` (one state machine per goroutine)
-//! → `group` (goroutines by wait reason, blocking site, creation site)
-//! → `report` (table / JSON).
+//! Sources (`sfgi-trace`: eBPF probes and the memory inventory) → engine (`sfgi-engine`) →
+//! front ends, here: `attach` (one session to a report), `watch` (a live table and, through
+//! `serve` and `metrics`, HTTP and Prometheus), and the `inspect` command (rendering `sfgi_goexe::inspect`);
+//! `report` and `snapshot` are what they print and publish. See docs/ARCHITECTURE.md.
 pub mod attach;
-pub mod budget;
-pub mod classify;
-pub mod engine;
-pub mod event;
-pub mod goexe;
-pub mod group;
-pub mod inspect;
-pub mod inventory;
-pub mod judge;
-pub mod lifetime;
 pub mod metrics;
-pub mod probe;
 pub mod report;
-pub mod rules;
 pub mod serve;
-pub mod symbolize;
-pub mod target;
+pub mod session;
+pub mod snapshot;
 pub mod watch;

@@ -1,10 +1,11 @@
 //! `sfgi`: the command line.
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use sfgi::attach::{self, AttachOptions, Rescan};
-use sfgi::goexe::GoBinary;
-use sfgi::judge::JudgeConfig;
-use sfgi::probe::TracerOptions;
+use sfgi::attach;
+use sfgi::session::{AttachOptions, Rescan};
+use sfgi_engine::judge::JudgeConfig;
+use sfgi_goexe::GoBinary;
+use sfgi_trace::probe::TracerOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,6 +16,12 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more (to stderr): `-v` shows SFGI's debug records, among them the eBPF probes'
+    /// diagnostics (which probe could not read which field, at which address, with which
+    /// error); `-vv` also trace records. Without it the probes write none. `RUST_LOG` works too
+    /// (`RUST_LOG=sfgi=debug` is `-v`).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,7 +139,7 @@ struct BudgetArgs {
     /// Overhead budget: probe hits per second in the target above which SFGI degrades by
     /// itself (samples parks, detaches the wake/exit probes, then works from inventory
     /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
-    #[arg(long, value_name = "N", default_value_t = sfgi::budget::DEFAULT_MAX_EVENT_RATE)]
+    #[arg(long, value_name = "N", default_value_t = sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE)]
     max_event_rate: u64,
     /// After degrading, try full tracing again this long later, for 0.5 s; if the target is
     /// still over budget, wait twice as long next time (up to 10m). 0: never.
@@ -170,9 +177,24 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
     }
 }
 
+/// Logs to stderr: `RUST_LOG` (default `warn`), with SFGI's own level raised by `-v`.
+fn init_logging(verbose: u8) {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    match verbose {
+        0 => {}
+        1 => {
+            b.filter_module("sfgi", log::LevelFilter::Debug);
+        }
+        _ => {
+            b.filter_module("sfgi", log::LevelFilter::Trace);
+        }
+    }
+    b.init();
+}
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -207,21 +229,26 @@ fn emit(text: &str) -> Result<()> {
 /// Refuses early, in one line, on a host or process that cannot attach (no CAP_BPF/CAP_PERFMON,
 /// no BPF ring buffers), before anything else fails with a less helpful message.
 fn preflight() -> Result<()> {
-    sfgi::target::check_host(&sfgi::target::HostSupport::probe()).map_err(anyhow::Error::msg)
+    sfgi_trace::target::check_host(&sfgi_trace::target::HostSupport::probe())
+        .map_err(anyhow::Error::msg)
 }
 
 /// Test hook, read once per run: `SFGI_TEST_PANIC=2s` makes `attach` and `watch` panic on
 /// purpose 2 s after they start (that is, while attached), so the hardening tests can check that
-/// a panic detaches every probe too. Unset in normal use.
+/// a panic detaches every probe too. Only in builds with the `test-hooks` feature (which
+/// `cargo xtask test` makes for that test); a normal build never reads the variable.
+#[cfg(feature = "test-hooks")]
 fn test_panic_after() -> Option<Duration> {
     std::env::var("SFGI_TEST_PANIC")
         .ok()
         .and_then(|s| humantime::parse_duration(&s).ok())
 }
 
-/// Runs `f`, or panics after `after` if it is still running (see [`test_panic_after`]).
-async fn with_test_panic<T>(f: impl std::future::Future<Output = T>, after: Option<Duration>) -> T {
-    match after {
+/// Runs `f`, or panics if it is still running after the time `SFGI_TEST_PANIC` gives (see
+/// [`test_panic_after`]).
+#[cfg(feature = "test-hooks")]
+async fn with_test_panic<T>(f: impl std::future::Future<Output = T>) -> T {
+    match test_panic_after() {
         None => f.await,
         Some(d) => tokio::select! {
             r = f => r,
@@ -230,14 +257,21 @@ async fn with_test_panic<T>(f: impl std::future::Future<Output = T>, after: Opti
     }
 }
 
+/// Runs `f`. (Built with the `test-hooks` feature, this is where the `SFGI_TEST_PANIC` hook
+/// panics on purpose; without it there is no hook.)
+#[cfg(not(feature = "test-hooks"))]
+async fn with_test_panic<T>(f: impl std::future::Future<Output = T>) -> T {
+    f.await
+}
+
 /// An attach that failed because the target died meanwhile (e.g. `perf_event_open` on a gone
 /// process) says so first.
 fn exited_meanwhile(e: anyhow::Error, pid: u32) -> anyhow::Error {
     let gone = matches!(
-        e.downcast_ref::<sfgi::target::TargetError>(),
-        Some(sfgi::target::TargetError::NoProcess(_))
+        e.downcast_ref::<sfgi_trace::target::TargetError>(),
+        Some(sfgi_trace::target::TargetError::NoProcess(_))
     );
-    if gone || sfgi::target::process_alive(pid) {
+    if gone || sfgi_trace::target::process_alive(pid) {
         e
     } else {
         e.context(format!("PID {pid} exited while sfgi was attaching"))
@@ -245,7 +279,6 @@ fn exited_meanwhile(e: anyhow::Error, pid: u32) -> anyhow::Error {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let test_panic = test_panic_after();
     match cli.command {
         Command::Attach {
             pid,
@@ -283,7 +316,7 @@ fn run(cli: Cli) -> Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             let report = rt
-                .block_on(with_test_panic(attach::run(&opts), test_panic))
+                .block_on(with_test_panic(attach::run(&opts)))
                 .map_err(|e| exited_meanwhile(e, pid))?;
             match format {
                 Format::Json => emit(&report.to_json()),
@@ -326,7 +359,7 @@ fn run(cli: Cli) -> Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             let outcome = rt
-                .block_on(with_test_panic(sfgi::watch::run(&opts), test_panic))
+                .block_on(with_test_panic(sfgi::watch::run(&opts)))
                 .map_err(|e| exited_meanwhile(e, pid))?;
             emit(&outcome.message)?;
             emit(&outcome.report.to_table(stacks_shown))
@@ -348,7 +381,7 @@ fn run(cli: Cli) -> Result<()> {
                     if let Err(e) = std::fs::read_link(&exe) {
                         anyhow::bail!(
                             "cannot read the executable of PID {pid}: {}",
-                            sfgi::target::exe_error(&e)
+                            sfgi_trace::target::exe_error(&e)
                         );
                     }
                     exe
@@ -357,12 +390,12 @@ fn run(cli: Cli) -> Result<()> {
             };
             let bin =
                 GoBinary::open(&path).with_context(|| format!("reading {}", path.display()))?;
-            let report = sfgi::inspect::report(&bin);
+            let report = sfgi_goexe::inspect::report(&bin);
             match format {
                 Format::Json => {
                     emit(&serde_json::to_string_pretty(&report).context("encoding JSON")?)
                 }
-                Format::Table => emit(&sfgi::inspect::render_text(&report)),
+                Format::Table => emit(&sfgi_goexe::inspect::render_text(&report)),
             }
         }
     }

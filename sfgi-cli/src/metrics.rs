@@ -3,8 +3,8 @@
 //!
 //! Label cardinality is bounded in `/metrics`: states, statuses, severities, patterns and probes
 //! only — never goroutine or group ids. The profile is an explicit per-group view and does carry
-//! group ids (at most [`crate::watch::PROFILE_GROUPS`] per sample).
-use crate::watch::Snapshot;
+//! group ids (at most [`crate::snapshot::PROFILE_GROUPS`] per sample).
+use crate::snapshot::Snapshot;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,29 +35,7 @@ struct ProbeLabels {
     probe: String,
 }
 
-/// SFGI's own CPU time (user + system, seconds) and resident memory (bytes), from
-/// `/proc/self/stat` and `/proc/self/status`.
-pub fn self_usage() -> (Option<f64>, Option<u64>) {
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // Fields 14 (utime) and 15 (stime); `rest` starts at field 3.
-            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-            // SAFETY: sysconf has no preconditions.
-            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-            (hz > 0).then(|| ticks as f64 / hz as f64)
-        });
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kb * 1024)
-        });
-    (cpu, rss)
-}
+pub use sfgi_trace::procfs::self_usage;
 
 /// `GET /metrics`: the snapshot's numbers plus the scan-duration histogram and SFGI's own usage,
 /// in the Prometheus text format (0.0.4).

@@ -1,8 +1,8 @@
 //! What `sfgi attach` prints: a table for people, JSON for tools.
-use crate::engine::{EngineHealth, Leak};
-use crate::judge::Status;
-use crate::probe::{MissingProbe, ProbeCounters};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
+use sfgi_engine::engine::{EngineHealth, Leak};
+use sfgi_engine::judge::Status;
+use sfgi_trace::probe::{MissingProbe, ProbeCounters};
 
 /// The traced process.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -73,9 +73,13 @@ pub struct Stats {
     /// Things that make this report incomplete, in words.
     pub warnings: Vec<String>,
     /// The overhead budget: mode, probe hit rate, SFGI's own CPU and memory (see
-    /// `crate::budget`).
+    /// `sfgi_trace::budget`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget: Option<crate::budget::BudgetStats>,
+    pub budget: Option<sfgi_trace::budget::BudgetStats>,
+    /// The eBPF programs' own diagnostics (`-v`): records logged and records the rate limit left
+    /// out, per kind. The failures themselves are counted in `read_errors`, `stack_errors`,
+    /// `dropped` and per probe, with or without `-v`.
+    pub ebpf_log: sfgi_trace::probe::DiagStats,
 }
 
 /// The whole report.
@@ -119,6 +123,12 @@ impl Report {
         }
         if s.target_exited {
             out.push_str("the target exited while SFGI was attached\n");
+        }
+        if s.ebpf_log.enabled {
+            out.push_str(&format!(
+                "eBPF diagnostics: {} logged, {} left out by the rate limit ({} per kind and CPU)\n",
+                s.ebpf_log.logged, s.ebpf_log.suppressed, s.ebpf_log.limit_per_cpu
+            ));
         }
         if let Some(h) = &s.inventory {
             if h.inventories > 0 {

@@ -17,10 +17,8 @@
 //!
 //! The server runs on its own thread and runtime; it never touches the session, only the
 //! published [`Snapshot`]s and the trigger channel.
-use crate::engine::Leak;
-use crate::judge::{Severity, Status};
 use crate::metrics;
-use crate::watch::{Snapshot, TriggerRequest};
+use crate::snapshot::{Snapshot, TriggerRequest};
 use anyhow::{bail, Context, Result};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -29,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus_client::metrics::histogram::Histogram;
+use sfgi_engine::engine::Leak;
+use sfgi_engine::judge::{Severity, Status};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;

@@ -9,31 +9,27 @@
 //! when it gets to them (and every one that arrived while the scan ran) with ONE scan, and
 //! answers requests within a second of the last scan with that scan's result instead of scanning
 //! again.
-use crate::attach::{monotonic_ns, open_target, AttachOptions, ScanResult, Session};
-use crate::engine::{Leak, SYSCALL_REASON};
-use crate::group::go_duration;
-use crate::judge::Status;
 use crate::report::{short_site, Report};
 use crate::serve;
-use crate::target::Target;
+use crate::session::{drive, FrontEnd, Pace, Session, Signals, Stop};
+use crate::session::{open_target, AttachOptions};
+use crate::snapshot::*;
 use anyhow::{Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
 use prometheus_client::metrics::histogram::Histogram;
+use sfgi_engine::engine::{Leak, SYSCALL_REASON};
+use sfgi_engine::format::go_duration;
+use sfgi_engine::judge::Status;
+use sfgi_trace::clock::monotonic_ns;
+use sfgi_trace::target::Target;
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// Samples of a group's population kept for its trend sparkline.
 pub const TREND_SAMPLES: usize = 20;
-/// Spacing of the samples `GET /sfgi/profile` serves.
-pub const PROFILE_EVERY: Duration = Duration::from_secs(300);
-/// How many profile samples are kept (one hour at [`PROFILE_EVERY`]).
-pub const PROFILE_KEEP: usize = 12;
-/// Most leak groups recorded per profile sample.
-pub const PROFILE_GROUPS: usize = 100;
 /// Triggered scans closer together than this share the earlier result.
 pub const SCAN_MIN_SPACING: Duration = Duration::from_secs(1);
 /// Most leak groups drawn in the live table.
@@ -48,246 +44,25 @@ pub struct WatchOptions {
     /// used: watch runs until stopped and re-reads the inventory every `rescan` below).
     pub attach: AttachOptions,
     /// Periodic inventory re-read (`None`: only on start and on `trigger-scan`).
-    pub rescan: crate::attach::Rescan,
+    pub rescan: crate::session::Rescan,
     /// `--listen` address as given (`:9090`, `127.0.0.1:9090`, `[::1]:9090`, ...).
     pub listen: Option<String>,
     /// Bearer token the HTTP endpoints require.
     pub token: Option<String>,
 }
 
-/// Why a watch ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// The target process exited.
-    TargetExited,
-    /// The target exec'd another program (its `/proc/PID/exe` changed).
-    TargetExeced,
-    /// Ctrl-C or SIGTERM.
-    Stopped,
-    /// Nobody reads stdout any more.
-    OutputClosed,
-}
-
 /// The end of a watch: why, the line that says so, and the final report.
 pub struct WatchOutcome {
     /// Why it ended.
-    pub ended: Ended,
+    pub ended: Stop,
     /// One line saying so (`sfgi: target PID 123 exited`).
     pub message: String,
     /// The final report.
     pub report: Report,
 }
 
-/// Goroutines of the target by state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StateCounts {
-    /// Running or runnable (not parked as far as SFGI knows).
-    pub running: usize,
-    /// Parked (channel, lock, select, sleep, I/O...).
-    pub waiting: usize,
-    /// In a system call (found so by an inventory).
-    pub syscall: usize,
-    /// Marked `_Gleaked` by the Go runtime itself.
-    pub leaked: usize,
-}
-
-impl StateCounts {
-    /// `(state name, count)` pairs, in a fixed order.
-    pub fn by_name(&self) -> [(&'static str, usize); 4] {
-        [
-            ("running", self.running),
-            ("waiting", self.waiting),
-            ("syscall", self.syscall),
-            ("leaked", self.leaked),
-        ]
-    }
-
-    /// All of them.
-    pub fn total(&self) -> usize {
-        self.running + self.waiting + self.syscall + self.leaked
-    }
-}
-
-/// One parked goroutine in a snapshot.
-#[derive(Clone, Copy, Debug)]
-pub struct Member {
-    /// Its goid.
-    pub goid: u64,
-    /// Index of its group in the snapshot's `report.groups`.
-    pub group: u32,
-    /// When it blocked (monotonic ns).
-    pub since_ns: u64,
-}
-
-/// One leak group in a profile sample.
-#[derive(Clone, Debug)]
-pub struct ProfileGroup {
-    /// Group id.
-    pub id: String,
-    /// Status then.
-    pub status: Status,
-    /// Pattern.
-    pub pattern: String,
-    /// Members then.
-    pub count: usize,
-}
-
-/// One goroutine-count sample of the profile.
-#[derive(Clone, Debug)]
-pub struct ProfileSample {
-    /// Wall-clock time, ms since the Unix epoch.
-    pub ts_ms: i64,
-    /// Goroutines by state.
-    pub states: StateCounts,
-    /// Leak groups (`growing`, `suspect`, `proven`), largest first, at most [`PROFILE_GROUPS`].
-    pub groups: Vec<ProfileGroup>,
-}
-
-/// Everything the HTTP endpoints serve, as of one refresh. Immutable once published.
-pub struct Snapshot {
-    /// Wall-clock time of the snapshot, ms since the Unix epoch.
-    pub ts_ms: i64,
-    /// Monotonic time of the snapshot, ns.
-    pub now_ns: u64,
-    /// Wall-clock minus monotonic time, ns (to print member times).
-    pub wall_minus_mono_ns: i128,
-    /// The report now (target, leaks, every group, stats).
-    pub report: Report,
-    /// Goroutines by state.
-    pub states: StateCounts,
-    /// Every parked goroutine: most severe group first, then oldest first.
-    pub members: Vec<Member>,
-    /// Events per second since the previous refresh.
-    pub events_per_sec: f64,
-    /// Older profile samples (one per [`PROFILE_EVERY`], oldest first; the current value is this
-    /// snapshot itself).
-    pub profile: Arc<Vec<ProfileSample>>,
-    /// Other sfgi processes attached to the same PID.
-    pub peers: Vec<u32>,
-    /// Seconds attached.
-    pub attached_secs: f64,
-}
-
-impl Snapshot {
-    /// The profile sample this snapshot is.
-    pub fn profile_sample(&self) -> ProfileSample {
-        ProfileSample {
-            ts_ms: self.ts_ms,
-            states: self.states,
-            groups: profile_groups(&self.report.groups),
-        }
-    }
-
-    /// A member's blocking time as Go prints durations.
-    pub fn member_duration(&self, m: &Member) -> String {
-        go_duration(self.now_ns.saturating_sub(m.since_ns) as f64 / 1e9)
-    }
-
-    /// When a member blocked, RFC 3339 (ms).
-    pub fn member_first_seen(&self, m: &Member) -> String {
-        let wall = m.since_ns as i128 + self.wall_minus_mono_ns;
-        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.max(0) as u64);
-        humantime::format_rfc3339_millis(t).to_string()
-    }
-}
-
-fn profile_groups(groups: &[Leak]) -> Vec<ProfileGroup> {
-    let mut v: Vec<ProfileGroup> = groups
-        .iter()
-        .filter(|g| g.status.is_leak())
-        .map(|g| ProfileGroup {
-            id: g.id.clone(),
-            status: g.status,
-            pattern: g.pattern.clone(),
-            count: g.count,
-        })
-        .collect();
-    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
-    v.truncate(PROFILE_GROUPS);
-    v
-}
-
-/// A scan result as handed to a `trigger-scan` request.
-#[derive(Clone, Debug)]
-pub struct ScanReply {
-    /// The scan.
-    pub result: ScanResult,
-    /// Whether the scan ran for this batch of requests (false: an earlier scan, less than a second
-    /// old, was reused).
-    pub fresh: bool,
-}
-
-/// A `trigger-scan` request: where to send the result.
-pub type TriggerRequest = oneshot::Sender<ScanReply>;
-
-/// What identifies the traced program: a process exec'ing another binary, or a reused PID,
-/// is a different target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct ProcIdent {
-    dev: u64,
-    ino: u64,
-    start_time: Option<u64>,
-}
-
-impl ProcIdent {
-    fn read(pid: u32) -> Option<ProcIdent> {
-        let md = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
-        Some(ProcIdent {
-            dev: md.dev(),
-            ino: md.ino(),
-            start_time: start_time(pid),
-        })
-    }
-}
-
-/// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // Fields after the command name start at field 3 (state).
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Other `sfgi attach`/`sfgi watch` processes with `--pid PID` (not this one).
-pub fn other_sfgi_attached(pid: u32) -> Vec<u32> {
-    let me = std::process::id();
-    let pid_s = pid.to_string();
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if p == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
-        let Some(argv0) = args.first() else {
-            continue;
-        };
-        let name = argv0.rsplit(|&b| b == b'/').next().unwrap_or(argv0);
-        if name != b"sfgi" {
-            continue;
-        }
-        let attaching = args.iter().any(|a| *a == b"attach" || *a == b"watch");
-        let names_pid = args
-            .windows(2)
-            .any(|w| w[0] == b"--pid" && w[1] == pid_s.as_bytes())
-            || args
-                .iter()
-                .any(|a| a.strip_prefix(b"--pid=") == Some(pid_s.as_bytes()));
-        if attaching && names_pid {
-            out.push(p);
-        }
-    }
-    out.sort_unstable();
-    out
-}
+pub use sfgi_trace::procfs::other_sfgi_attached;
+use sfgi_trace::procfs::ProcIdent;
 
 /// A sparkline of `samples` scaled between their minimum and maximum.
 pub fn sparkline(samples: impl IntoIterator<Item = usize>) -> String {
@@ -346,17 +121,26 @@ struct Watcher<'a> {
     tty: bool,
     frames: u64,
     listen_note: Option<String>,
+    /// When the views were last refreshed.
+    last_refresh: Instant,
+    /// Where snapshots are published for the HTTP handlers.
+    snap_tx: Option<watch::Sender<Arc<Snapshot>>>,
 }
 
 impl Watcher<'_> {
     /// Re-reads the inventory now and records how long it took.
     fn scan(&mut self, session: &mut Session<'_>) -> ScanResult {
-        session.poll();
+        while session.poll() {}
         let r = session.scan();
+        self.record_scan(&r);
+        r
+    }
+
+    /// Notes a finished scan: its duration in the histogram, its result for trigger-scan.
+    fn record_scan(&mut self, r: &ScanResult) {
         self.scans.observe(r.duration_ms / 1e3);
         self.last_scan_at = Instant::now();
         self.last_scan = Some(r.clone());
-        r
     }
 
     /// Answers `first` and every other queued trigger with one scan (or the last one, if it is
@@ -396,17 +180,17 @@ impl Watcher<'_> {
     }
 
     /// Whether the target is gone: exited, or became another program.
-    fn target_gone(&mut self, session: &mut Session<'_>) -> Option<Ended> {
+    fn target_gone(&mut self, session: &mut Session<'_>) -> Option<Stop> {
         if !session.target_alive() {
-            return Some(Ended::TargetExited);
+            return Some(Stop::TargetExited);
         }
         match (&self.ident, ProcIdent::read(self.pid)) {
             (Some(a), Some(b)) if *a != b => Some(if a.start_time == b.start_time {
-                Ended::TargetExeced
+                Stop::TargetExeced
             } else {
-                Ended::TargetExited
+                Stop::TargetExited
             }),
-            (Some(_), None) => Some(Ended::TargetExited),
+            (Some(_), None) => Some(Stop::TargetExited),
             _ => None,
         }
     }
@@ -700,21 +484,57 @@ impl Watcher<'_> {
     }
 }
 
+impl FrontEnd for Watcher<'_> {
+    fn after_pass(&mut self, session: &mut Session<'_>, refresh_now: bool) -> Option<Stop> {
+        if let Some(stop) = self.target_gone(session) {
+            return Some(stop);
+        }
+        if !refresh_now && self.last_refresh.elapsed() < self.opts.attach.interval {
+            return None;
+        }
+        self.last_refresh = Instant::now();
+        let snap = Arc::new(self.snapshot(session));
+        if let Some(tx) = &self.snap_tx {
+            let _ = tx.send(Arc::clone(&snap));
+        }
+        (!self.draw(&snap)).then_some(Stop::OutputClosed)
+    }
+
+    fn scanned(&mut self, result: &ScanResult) {
+        self.record_scan(result);
+    }
+
+    fn trigger(
+        &mut self,
+        session: &mut Session<'_>,
+        first: TriggerRequest,
+        rest: &mut mpsc::Receiver<TriggerRequest>,
+    ) -> bool {
+        self.serve_triggers(session, first, rest)
+    }
+}
+
 /// Runs `sfgi watch` until Ctrl-C/SIGTERM or the target exits, and returns the final report.
 /// Probes are detached before it returns (the session is dropped).
 pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
-    let listen = opts
-        .listen
-        .as_deref()
-        .map(serve::parse_listen)
-        .transpose()?;
+    let mut signals = Signals::new()?;
+    // Bound before anything is attached: a bad or busy address fails in milliseconds.
+    let listener = match opts.listen.as_deref() {
+        Some(text) => {
+            let addr = serve::parse_listen(text)?;
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("listening on {addr}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
     let target: Target = open_target(opts.attach.pid)?;
     let pid = target.pid;
     let ident = ProcIdent::read(pid);
     let started = Instant::now();
     let mut aopts = opts.attach.clone();
     aopts.duration = None;
-    aopts.rescan = crate::attach::Rescan::Off; // rescans are driven here, so each one is timed
+    aopts.rescan = opts.rescan;
     aopts.poll_interval = aopts.poll_interval.min(aopts.interval);
     let mut session = Session::start(&target, &aopts)?;
     eprintln!(
@@ -736,10 +556,6 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
     if session.engine.health.inventories > 0 {
         scans.observe(session.engine.health.inventory_ms / 1e3);
     }
-    let wall = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
     let mut w = Watcher {
         opts,
         pid,
@@ -748,23 +564,23 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
         profile: Arc::new(Vec::new()),
         last_profile: None,
         last_events: (0, started),
-        wall_minus_mono_ns: wall - monotonic_ns() as i128,
+        wall_minus_mono_ns: sfgi_trace::clock::wall_minus_mono_ns(),
         scans: scans.clone(),
-        last_scan_at: Instant::now(),
+        last_scan_at: session.last_scan(),
         last_scan: None,
         peers: Vec::new(),
         last_peer_check: None,
         tty: std::io::stdout().is_terminal(),
         frames: 0,
         listen_note: None,
+        last_refresh: Instant::now(),
+        snap_tx: None,
     };
     let first = Arc::new(w.snapshot(&mut session));
     let (snap_tx, snap_rx) = watch::channel(Arc::clone(&first));
     let (trig_tx, mut trig_rx) = mpsc::channel::<TriggerRequest>(256);
-    let server = match listen {
-        Some(addr) => {
-            let listener = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("listening on {addr}"))?;
+    let server = match listener {
+        Some(listener) => {
             let bound = listener.local_addr().context("reading the bound address")?;
             if !bound.ip().is_loopback() && opts.token.is_none() {
                 eprintln!(
@@ -789,71 +605,36 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
             None
         }
     };
-
-    let mut tick = tokio::time::interval(aopts.poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut last_refresh = Instant::now();
-    let mut ended = if w.draw(&first) {
-        None
+    w.snap_tx = Some(snap_tx);
+    let ended = if w.draw(&first) {
+        drop(first);
+        let pace = Pace {
+            poll: aopts.poll_interval,
+            deadline: None,
+        };
+        let triggers = server.is_some().then_some(&mut trig_rx);
+        drive(&mut session, &mut signals, pace, triggers, &mut w).await
     } else {
-        Some(Ended::OutputClosed)
+        Stop::OutputClosed
     };
-    drop(first);
-    while ended.is_none() {
-        let mut refresh = false;
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(req) = trig_rx.recv() => {
-                refresh = w.serve_triggers(&mut session, req, &mut trig_rx);
-            }
-            _ = tokio::signal::ctrl_c() => { ended = Some(Ended::Stopped); break; }
-            _ = sigterm.recv() => { ended = Some(Ended::Stopped); break; }
-        }
-        session.poll();
-        if let Some(e) = w.target_gone(&mut session) {
-            ended = Some(e);
-            break;
-        }
-        // The overhead budget may require more frequent re-reads (probes detached).
-        if session
-            .rescan_interval(opts.rescan)
-            .is_some_and(|d| w.last_scan_at.elapsed() >= d)
-        {
-            w.scan(&mut session);
-        }
-        if refresh || last_refresh.elapsed() >= aopts.interval {
-            last_refresh = Instant::now();
-            let snap = Arc::new(w.snapshot(&mut session));
-            let _ = snap_tx.send(Arc::clone(&snap));
-            if !w.draw(&snap) {
-                ended = Some(Ended::OutputClosed);
-            }
-        }
-    }
-    let ended = ended.unwrap_or(Ended::Stopped);
     // Stop serving before detaching: handlers only ever see a live session's snapshots.
     drop(trig_rx);
     if let Some(s) = server {
         s.stop(Duration::from_secs(2));
     }
-    session.poll();
-    if ended == Ended::Stopped || ended == Ended::OutputClosed {
-        session.scan();
-    }
-    session.engine.tick(monotonic_ns());
+    session.finish(ended);
     let report = session.report();
     drop(session); // detaches the probes
     if w.tty && w.frames > 0 {
         println!();
     }
     let message = match ended {
-        Ended::TargetExited => format!("sfgi: target PID {pid} exited"),
-        Ended::TargetExeced => format!(
+        Stop::TargetExited => format!("sfgi: target PID {pid} exited"),
+        Stop::TargetExeced => format!(
             "sfgi: target PID {pid} exited (it exec'd another program; a new program is a new target)"
         ),
-        Ended::Stopped => format!("sfgi: stopped; detached from PID {pid}"),
-        Ended::OutputClosed => format!("sfgi: output closed; detached from PID {pid}"),
+        Stop::Signal | Stop::Deadline => format!("sfgi: stopped; detached from PID {pid}"),
+        Stop::OutputClosed => format!("sfgi: output closed; detached from PID {pid}"),
     };
     Ok(WatchOutcome {
         ended,
@@ -873,15 +654,5 @@ mod tests {
         assert_eq!(sparkline([5, 5]), "▄▄");
         assert_eq!(sparkline(Vec::<usize>::new()), "");
         assert_eq!(sparkline([10, 20]), "▁█");
-    }
-
-    #[test]
-    fn start_time_of_self_is_readable() {
-        assert!(start_time(std::process::id()).is_some());
-    }
-
-    #[test]
-    fn this_process_is_not_its_own_peer() {
-        assert!(other_sfgi_attached(std::process::id()).is_empty());
     }
 }

@@ -1,7 +1,7 @@
-//! `sfgi::goexe` must reject malformed input with an error and never panic: empty files, random
+//! `sfgi_goexe` must reject malformed input with an error and never panic: empty files, random
 //! bytes, non-Go ELF files, truncated and bit-flipped Go binaries.
 
-use sfgi::goexe::{GoBinary, GoExeError, PROBE_FUNCTIONS};
+use sfgi_goexe::{GoBinary, GoExeError, PROBE_FUNCTIONS};
 use std::path::{Path, PathBuf};
 
 /// Tests run in parallel and share build outputs: build one at a time.
@@ -10,7 +10,7 @@ static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn build(stripped: bool) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     sfgi_gotool::build(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hello"),
+        &sfgi_gotool::fixtures::fixture("hello"),
         &sfgi_gotool::Build {
             version: sfgi_gotool::NEWEST,
             stripped,
@@ -64,7 +64,7 @@ fn exercise(bin: &GoBinary) {
         let _ = bin.frames_for_pc(pc);
     }
     let _ = bin.wait_reasons().name(u32::MAX);
-    let _ = sfgi::inspect::render_text(&sfgi::inspect::report(bin));
+    let _ = sfgi_goexe::inspect::render_text(&sfgi_goexe::inspect::report(bin));
 }
 
 fn section_range(data: &[u8], name: &str) -> (usize, usize) {
@@ -223,7 +223,7 @@ fn inline_tree_mutations_never_panic() {
     let path = {
         let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         sfgi_gotool::build(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inline"),
+            &sfgi_gotool::fixtures::fixture("inline"),
             &sfgi_gotool::Build {
                 version: sfgi_gotool::NEWEST,
                 stripped: true,

@@ -131,6 +131,51 @@ pub const fn counter_index(probe: ProbeId, kind: CounterKind) -> u32 {
     probe as u32 * COUNTER_KINDS + kind as u32
 }
 
+/// Kinds of eBPF-side diagnostics: aya-log records from the rare failure paths of the probes,
+/// each kind rate-limited on its own (the first [`DIAG_LOG_LIMIT`] per CPU are logged, the rest
+/// only counted). Index of each in the `DIAG` per-CPU array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagKind {
+    /// A failed read of target memory (`bpf_probe_read_user`): probe, field, address, error.
+    ReadError = 0,
+    /// A failed insert into the per-goroutine state map (`GSTATE`).
+    StateInsert = 1,
+    /// A user stack the stack map did not store (full, or a hash collision).
+    StackError = 2,
+    /// A ring-buffer reservation that failed (the event is dropped).
+    RingReserve = 3,
+}
+
+impl DiagKind {
+    /// Every kind, in `DIAG` order.
+    pub const ALL: [DiagKind; DIAG_KINDS as usize] = [
+        DiagKind::ReadError,
+        DiagKind::StateInsert,
+        DiagKind::StackError,
+        DiagKind::RingReserve,
+    ];
+
+    /// Short name (`read_error`, …), as the report's stats show it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DiagKind::ReadError => "read_error",
+            DiagKind::StateInsert => "state_insert",
+            DiagKind::StackError => "stack_error",
+            DiagKind::RingReserve => "ring_reserve",
+        }
+    }
+}
+
+/// Number of diagnostic kinds (length of the `DIAG` array).
+pub const DIAG_KINDS: u32 = 4;
+
+/// Records of one diagnostic kind logged per CPU; past it they are only counted.
+pub const DIAG_LOG_LIMIT: u64 = 16;
+
+/// The `log` target of the eBPF programs' records (aya-log forwards them to the `log` crate).
+pub const EBPF_LOG_TARGET: &str = "sfgi::ebpf";
+
 /// Maximum user-stack depth the `STACKS` map stores (the kernel's `PERF_MAX_STACK_DEPTH` is 127).
 pub const MAX_STACK_DEPTH: usize = 127;
 
@@ -164,6 +209,8 @@ pub mod maps {
     pub const GSTATE: &str = "GSTATE";
     /// `u32` array of runtime knobs userspace may change while attached, see [`super::config`].
     pub const CONFIG: &str = "CONFIG";
+    /// Per-CPU `u64` count of diagnostics per [`super::DiagKind`] while eBPF logging is on.
+    pub const DIAG: &str = "DIAG";
 }
 
 /// Slots of the `CONFIG` array (`u32` each), read by the probes on every hit, so userspace can
@@ -269,8 +316,19 @@ mod tests {
         // One channel: the key is the channel.
         assert_eq!(fold_object(0, 0xc000_1000), 0xc000_1000);
         let key = |cs: &[u64]| cs.iter().fold(0, |k, &c| fold_object(k, c));
-        // A pool's workers select over the same channels: one key.
-        assert_eq!(key(&[0x10, 0x20]), key(&[0x10, 0x20]));
+        // A pool's workers select over the same channels: one key, a fixed function of the
+        // channels. The expected values are computed by hand from the definition
+        // (`rotl(acc, 23) * 0x9E37_79B9_7F4A_7C15 ^ c`, wrapping): the probe and the inventory
+        // must keep agreeing with each other, so the formula must not drift unnoticed.
+        assert_eq!(key(&[0x10, 0x20]), 0xcbfa_53e0_a800_0020);
+        assert_eq!(
+            key(&[0xc000_1000, 0xc000_2000, 0xc000_3000]),
+            0x0786_4e8f_dd47_50b0
+        );
+        // The fold is order sensitive: both sides must feed the channels in the same (lock)
+        // order, as `g.waiting` lists them.
+        assert_eq!(key(&[0x20, 0x10]), 0x97f4_a7c1_5000_0010);
+        assert_ne!(key(&[0x10, 0x20]), key(&[0x20, 0x10]));
         // Consumers sharing only ctx.Done() (first in lock order): keys of their own.
         let a = key(&[0x10, 0x20, 0x30]);
         let b = key(&[0x10, 0x40, 0x50]);

@@ -7,6 +7,14 @@
 //!
 //! Go's register ABI on amd64: integer arguments in RAX, RBX, RCX, RDI, RSI, …; the current `g`
 //! in R14. Functions that run on the system stack see `g0` (goid 0) in R14.
+//!
+//! Diagnostics: the rare failure paths (a read of target memory that fails, a state insert, a
+//! stack or a ring-buffer reservation the kernel refuses) also log an aya-log record naming the
+//! probe, the field, the address and the error, when userspace asked for them (`AYA_LOG_LEVEL`,
+//! set at load; `sfgi -v`). The level is a constant of the frozen `.rodata`, so with logging off
+//! the verifier removes those branches: nothing is formatted or written, and a successful hit
+//! runs the same code as without them. Records are rate-limited per kind (`DIAG`); the per-probe
+//! counters count every failure either way.
 #![no_std]
 #![no_main]
 
@@ -17,9 +25,14 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::{tracing::StackIdContext, ProbeContext},
 };
+use aya_log_ebpf::{
+    debug,
+    macro_support::{level_enabled, Level},
+};
 use sfgi_common::{
-    config as cfg, counter_index, fold_object, CounterKind, Event, EventKind, GState, ProbeId,
-    SpawnReg, COUNTER_SLOTS, MAX_OBJECT_SUDOGS,
+    config as cfg, counter_index, fold_object, CounterKind, DiagKind, Event, EventKind, GState,
+    ProbeId, SpawnReg, COUNTER_SLOTS, DIAG_KINDS, DIAG_LOG_LIMIT, EBPF_LOG_TARGET,
+    MAX_OBJECT_SUDOGS,
 };
 
 /// `BPF_RB_NO_WAKEUP`: do not wake the poller for this record (userspace drains on a timer).
@@ -76,6 +89,11 @@ static GSTATE: LruHashMap<u64, GState> = LruHashMap::with_max_entries(1 << 18, 0
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(cfg::SLOTS, 0);
 
+/// Per-CPU count of diagnostics per kind (`DiagKind`) while logging is on: the first
+/// `DIAG_LOG_LIMIT` of a kind on a CPU are logged, the rest only counted.
+#[map]
+static DIAG: PerCpuArray<u64> = PerCpuArray::with_max_entries(DIAG_KINDS, 0);
+
 #[inline(always)]
 fn config<T: Copy>(v: &'static T) -> T {
     // SAFETY: `v` is a valid, aligned static; the volatile read keeps the compiler from folding
@@ -102,25 +120,153 @@ fn in_target() -> bool {
     (bpf_get_current_pid_tgid() >> 32) as u32 == config(&TARGET_TGID)
 }
 
+/// Short name of a probe, as the report's stats name it (folded to a constant: every caller
+/// passes a constant probe).
 #[inline(always)]
-fn read_u64(probe: ProbeId, addr: u64) -> Result<u64, ()> {
+fn probe_name(probe: ProbeId) -> &'static str {
+    match probe {
+        ProbeId::Spawn => "spawn",
+        ProbeId::Park => "park",
+        ProbeId::Ready => "ready",
+        ProbeId::Run => "run",
+        ProbeId::Exit => "exit",
+        ProbeId::GcStart => "gc_start",
+        ProbeId::GcEnd => "gc_end",
+    }
+}
+
+/// Whether userspace wants the diagnostics (debug records). `AYA_LOG_LEVEL` lives in the frozen
+/// `.rodata`: with logging off the verifier knows this is false and drops the branch it guards.
+#[inline(always)]
+fn diag_on() -> bool {
+    level_enabled(Level::Debug)
+}
+
+/// Counts one diagnostic of `kind` on this CPU; whether it is still under the log limit.
+#[inline(always)]
+fn diag_allowed(kind: DiagKind) -> bool {
+    match DIAG.get_ptr_mut(kind as u32) {
+        // SAFETY: per-CPU slot, so no other CPU writes it; the pointer comes from the map lookup.
+        Some(p) => unsafe {
+            *p += 1;
+            *p <= DIAG_LOG_LIMIT
+        },
+        None => false,
+    }
+}
+
+/// What a failed read was (passed by reference: a BPF call takes at most five arguments).
+struct ReadFailure {
+    probe: &'static str,
+    field: &'static str,
+    addr: u64,
+    err: i32,
+}
+
+// The log records are written by out-of-line functions (BPF-to-BPF calls), one per kind, so
+// that each record's formatting code is in the object once, not at every call site.
+
+#[inline(never)]
+fn log_read_failure(f: &ReadFailure) {
+    if diag_allowed(DiagKind::ReadError) {
+        debug!(
+            &(),
+            target: EBPF_LOG_TARGET,
+            "probe {}: cannot read {} at 0x{:x} (error {})",
+            f.probe,
+            f.field,
+            f.addr,
+            f.err
+        );
+    }
+}
+
+#[inline(never)]
+fn log_state_insert(probe: &'static str, goid: u64, err: i32) {
+    if diag_allowed(DiagKind::StateInsert) {
+        debug!(
+            &(),
+            target: EBPF_LOG_TARGET,
+            "probe {}: the goroutine state map refused goid {} (error {})",
+            probe,
+            goid,
+            err
+        );
+    }
+}
+
+#[inline(never)]
+fn log_stack_error(probe: &'static str, goid: u64, err: i32) {
+    if diag_allowed(DiagKind::StackError) {
+        debug!(
+            &(),
+            target: EBPF_LOG_TARGET,
+            "probe {}: user stack of goid {} not stored (error {}; -17: hash collision, -12: stack map full)",
+            probe,
+            goid,
+            err
+        );
+    }
+}
+
+#[inline(never)]
+fn log_ring_reserve(probe: &'static str, kind: u32, goid: u64) {
+    if diag_allowed(DiagKind::RingReserve) {
+        debug!(
+            &(),
+            target: EBPF_LOG_TARGET,
+            "probe {}: event ring buffer full: event kind {} of goid {} dropped",
+            probe,
+            kind,
+            goid
+        );
+    }
+}
+
+/// Counts a failed read of `field` at `addr` and, when asked for, logs it.
+#[inline(always)]
+fn read_failed(probe: ProbeId, field: &'static str, addr: u64, err: i32) {
+    count(probe, CounterKind::ReadErrors);
+    if diag_on() {
+        log_read_failure(&ReadFailure {
+            probe: probe_name(probe),
+            field,
+            addr,
+            err,
+        });
+    }
+}
+
+/// Inserts `goid`'s probe state. A refused insert has no counter of its own: when asked for, it
+/// is logged.
+#[inline(always)]
+fn state_insert(probe: ProbeId, goid: u64, st: GState) {
+    if let Err(e) = GSTATE.insert(goid, st, 0) {
+        if diag_on() {
+            log_state_insert(probe_name(probe), goid, e);
+        }
+    }
+}
+
+#[inline(always)]
+fn read_u64(probe: ProbeId, field: &'static str, addr: u64) -> Result<u64, ()> {
     // SAFETY: `bpf_probe_read_user` validates the address; a bad one returns an error.
     match unsafe { bpf_probe_read_user(addr as *const u64) } {
         Ok(v) => Ok(v),
-        Err(_) => {
-            count(probe, CounterKind::ReadErrors);
+        Err(e) => {
+            read_failed(probe, field, addr, e);
             Err(())
         }
     }
 }
 
 #[inline(always)]
-fn read_u8(probe: ProbeId, addr: u64) -> Result<u8, ()> {
+fn read_u8(probe: ProbeId, field: &'static str, addr: u64) -> Result<u8, ()> {
     // SAFETY: `bpf_probe_read_user` validates the address; a bad one returns an error.
     match unsafe { bpf_probe_read_user(addr as *const u8) } {
         Ok(v) => Ok(v),
-        Err(_) => {
-            count(probe, CounterKind::ReadErrors);
+        Err(e) => {
+            read_failed(probe, field, addr, e);
             Err(())
         }
     }
@@ -130,27 +276,27 @@ fn read_u8(probe: ProbeId, addr: u64) -> Result<u8, ()> {
 #[inline(always)]
 fn current_goid(probe: ProbeId, r: &pt_regs) -> u64 {
     let g = r.r14;
-    let goid = read_u64(probe, g + config(&G_GOID)).unwrap_or(0);
+    let goid = read_u64(probe, "g.goid", g + config(&G_GOID)).unwrap_or(0);
     if goid != 0 {
         return goid;
     }
-    let Ok(m) = read_u64(probe, g + config(&G_M)) else {
+    let Ok(m) = read_u64(probe, "g.m", g + config(&G_M)) else {
         return 0;
     };
     if m == 0 {
         return 0;
     }
-    let Ok(curg) = read_u64(probe, m + config(&M_CURG)) else {
+    let Ok(curg) = read_u64(probe, "m.curg", m + config(&M_CURG)) else {
         return 0;
     };
     if curg == 0 || curg == g {
         return 0;
     }
-    read_u64(probe, curg + config(&G_GOID)).unwrap_or(0)
+    read_u64(probe, "m.curg.goid", curg + config(&G_GOID)).unwrap_or(0)
 }
 
 #[inline(always)]
-fn user_stack(ctx: &ProbeContext, probe: ProbeId) -> i32 {
+fn user_stack(ctx: &ProbeContext, probe: ProbeId, goid: u64) -> i32 {
     if config(&WANT_STACKS) == 0 {
         return -1;
     }
@@ -159,6 +305,9 @@ fn user_stack(ctx: &ProbeContext, probe: ProbeId) -> i32 {
         Ok(id) => id as i32,
         Err(e) => {
             count(probe, CounterKind::StackErrors);
+            if diag_on() {
+                log_stack_error(probe_name(probe), goid, e);
+            }
             e
         }
     }
@@ -173,7 +322,12 @@ fn emit(probe: ProbeId, ev: Event) {
             slot.submit(BPF_RB_NO_WAKEUP);
             count(probe, CounterKind::Emitted);
         }
-        None => count(probe, CounterKind::Dropped),
+        None => {
+            count(probe, CounterKind::Dropped);
+            if diag_on() {
+                log_ring_reserve(probe_name(probe), ev.kind, ev.goid);
+            }
+        }
     }
 }
 
@@ -213,24 +367,24 @@ pub fn sfgi_spawn(ctx: ProbeContext) -> u32 {
     } else {
         rbx
     };
-    let Ok(goid) = read_u64(P, newg + config(&G_GOID)) else {
+    let Ok(goid) = read_u64(P, "g.goid", newg + config(&G_GOID)) else {
         return 0;
     };
     let mut ev = base(EventKind::Spawn, goid);
-    ev.other_goid = read_u64(P, newg + config(&G_PARENT_GOID)).unwrap_or(0);
-    ev.gopc = read_u64(P, newg + config(&G_GOPC)).unwrap_or(0);
-    ev.addr = read_u64(P, newg + config(&G_STARTPC)).unwrap_or(0);
+    ev.other_goid = read_u64(P, "g.parentGoid", newg + config(&G_PARENT_GOID)).unwrap_or(0);
+    ev.gopc = read_u64(P, "g.gopc", newg + config(&G_GOPC)).unwrap_or(0);
+    ev.addr = read_u64(P, "g.startpc", newg + config(&G_STARTPC)).unwrap_or(0);
     // On the system stack, but Go's systemstack keeps the caller's frame pointer in BP, so the
     // frame-pointer walk continues into the creating goroutine's stack.
-    ev.stack_id = user_stack(&ctx, P);
+    ev.stack_id = user_stack(&ctx, P, goid);
     // Known to `execute` from its first run on: it has nothing to report then.
-    let _ = GSTATE.insert(
+    state_insert(
+        P,
         goid,
         GState {
             stack_id: -1,
             ..GState::default()
         },
-        0,
     );
     emit(P, ev);
     0
@@ -246,7 +400,7 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
     count(P, CounterKind::Hits);
     let r = regs(&ctx);
     let g = r.r14;
-    let Ok(goid) = read_u64(P, g + config(&G_GOID)) else {
+    let Ok(goid) = read_u64(P, "g.goid", g + config(&G_GOID)) else {
         return 0;
     };
     let mut ev = base(EventKind::Park, goid);
@@ -256,7 +410,7 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
     // parks on every case's channel, in lock order: fold them all (bounded) into one key.
     let g_waiting = config(&G_WAITING);
     if g_waiting != 0 {
-        if let Ok(first) = read_u64(P, g + g_waiting) {
+        if let Ok(first) = read_u64(P, "g.waiting", g + g_waiting) {
             let mut sudog = first;
             let mut key = 0u64;
             let mut seen = false;
@@ -264,7 +418,7 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
                 if sudog == 0 {
                     break;
                 }
-                let Ok(c) = read_u64(P, sudog + config(&SUDOG_C)) else {
+                let Ok(c) = read_u64(P, "sudog.c", sudog + config(&SUDOG_C)) else {
                     break;
                 };
                 key = fold_object(key, c);
@@ -272,10 +426,12 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
                 // Only a select's sudogs chain through waitlink (a Go 1.26+ semaphore sudog's
                 // waitlink points at other goroutines' sudogs).
                 let link = config(&SUDOG_WAITLINK);
-                if link == 0 || read_u8(P, sudog + config(&SUDOG_IS_SELECT)) != Ok(1) {
+                if link == 0
+                    || read_u8(P, "sudog.isSelect", sudog + config(&SUDOG_IS_SELECT)) != Ok(1)
+                {
                     break;
                 }
-                let Ok(next) = read_u64(P, sudog + link) else {
+                let Ok(next) = read_u64(P, "sudog.waitlink", sudog + link) else {
                     break;
                 };
                 sudog = next;
@@ -286,13 +442,13 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
         }
     }
     // Creation site and creator, so goroutines created before SFGI attached still have one.
-    ev.gopc = read_u64(P, g + config(&G_GOPC)).unwrap_or(0);
-    ev.other_goid = read_u64(P, g + config(&G_PARENT_GOID)).unwrap_or(0);
+    ev.gopc = read_u64(P, "g.gopc", g + config(&G_GOPC)).unwrap_or(0);
+    ev.other_goid = read_u64(P, "g.parentGoid", g + config(&G_PARENT_GOID)).unwrap_or(0);
     // `reason` is a uint8 in CL; the rest of RCX is not defined.
     ev.aux = (r.rcx & 0xff) as u32;
     // Before `PUSHQ BP` the return address into gopark's caller is at the top of the stack; the
     // frame-pointer walk starts at the caller's caller, so keep it here.
-    ev.pc = read_u64(P, r.rsp).unwrap_or(0);
+    ev.pc = read_u64(P, "return address at SP", r.rsp).unwrap_or(0);
     // Walking the user stack (`bpf_get_stackid`) is the most expensive part of a park (several
     // µs measured on Go stacks here). A goroutine that parks again with the same stack pointer,
     // the same caller and the same three frame-pointer return addresses above it is parked at
@@ -325,7 +481,7 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
         ev.stack_id = cached_stack;
         count(P, CounterKind::StackReused);
     } else {
-        ev.stack_id = user_stack(&ctx, P);
+        ev.stack_id = user_stack(&ctx, P, goid);
     }
     match st {
         // SAFETY: as above.
@@ -337,18 +493,16 @@ pub fn sfgi_park(ctx: ProbeContext) -> u32 {
             (*p).stack_id = ev.stack_id;
             (*p).parked = 1;
         },
-        None => {
-            let _ = GSTATE.insert(
-                goid,
-                GState {
-                    sig,
-                    stack_id: ev.stack_id,
-                    parked: 1,
-                    ..GState::default()
-                },
-                0,
-            );
-        }
+        None => state_insert(
+            P,
+            goid,
+            GState {
+                sig,
+                stack_id: ev.stack_id,
+                parked: 1,
+                ..GState::default()
+            },
+        ),
     }
     emit(P, ev);
     0
@@ -365,9 +519,12 @@ fn park_signature(probe: ProbeId, r: &pt_regs, caller_pc: u64) -> u64 {
             break;
         }
         // SAFETY: `bpf_probe_read_user` validates the address.
-        let Ok(frame) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
-            count(probe, CounterKind::ReadErrors);
-            break;
+        let frame = match unsafe { bpf_probe_read_user(fp as *const [u64; 2]) } {
+            Ok(f) => f,
+            Err(e) => {
+                read_failed(probe, "frame at BP", fp, e);
+                break;
+            }
         };
         h = mix(h ^ frame[1]);
         fp = frame[0];
@@ -407,7 +564,7 @@ pub fn sfgi_ready(ctx: ProbeContext) -> u32 {
     const P: ProbeId = ProbeId::Ready;
     count(P, CounterKind::Hits);
     let r = regs(&ctx);
-    let Ok(goid) = read_u64(P, r.rax + config(&G_GOID)) else {
+    let Ok(goid) = read_u64(P, "g.goid", r.rax + config(&G_GOID)) else {
         return 0;
     };
     // A wake of a park SFGI left out (sampling) or already paired carries nothing. A goroutine
@@ -436,22 +593,20 @@ pub fn sfgi_run(ctx: ProbeContext) -> u32 {
     const P: ProbeId = ProbeId::Run;
     count(P, CounterKind::Hits);
     let r = regs(&ctx);
-    let Ok(goid) = read_u64(P, r.rax + config(&G_GOID)) else {
+    let Ok(goid) = read_u64(P, "g.goid", r.rax + config(&G_GOID)) else {
         return 0;
     };
     match take_parked(goid) {
         Some(true) => {}
         Some(false) => return 0,
-        None => {
-            let _ = GSTATE.insert(
-                goid,
-                GState {
-                    stack_id: -1,
-                    ..GState::default()
-                },
-                0,
-            );
-        }
+        None => state_insert(
+            P,
+            goid,
+            GState {
+                stack_id: -1,
+                ..GState::default()
+            },
+        ),
     }
     emit(P, base(EventKind::Run, goid));
     0
@@ -466,7 +621,7 @@ pub fn sfgi_exit(ctx: ProbeContext) -> u32 {
     const P: ProbeId = ProbeId::Exit;
     count(P, CounterKind::Hits);
     let r = regs(&ctx);
-    let Ok(goid) = read_u64(P, r.r14 + config(&G_GOID)) else {
+    let Ok(goid) = read_u64(P, "g.goid", r.r14 + config(&G_GOID)) else {
         return 0;
     };
     let _ = GSTATE.remove(goid);

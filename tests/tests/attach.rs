@@ -207,9 +207,10 @@ fn names_line(site: &str, file: &str, line: u32) -> bool {
     })
 }
 
-/// A failed attach must be a clean user error: non-zero exit code (no signal), a single line on
-/// stderr, no Rust panic, no partial report on stdout.
-fn assert_clean_failure(run: &SfgiRun, what: &str) {
+/// A failed attach must be a clean user error: exit code 1 (no signal), a single
+/// `sfgi: error: ` line on stderr saying `says` (SFGI's own words), no Rust panic, no partial
+/// report on stdout.
+fn assert_clean_failure(run: &SfgiRun, what: &str, says: &str) {
     let msg = format!(
         "sfgi {} ({what}): status {}\nstderr:\n{}\nstdout:\n{}",
         run.args.join(" "),
@@ -219,11 +220,17 @@ fn assert_clean_failure(run: &SfgiRun, what: &str) {
     );
     assert!(!run.status.success(), "expected a failure: {msg}");
     assert!(run.status.code().is_some(), "killed by a signal: {msg}");
+    assert_eq!(run.status.code(), Some(1), "want exit code 1: {msg}");
     assert!(!run.stderr.contains("panicked"), "panicked: {msg}");
     assert_eq!(
         run.stderr.trim().lines().count(),
         1,
         "want a one-line error: {msg}"
+    );
+    let line = run.stderr.trim();
+    assert!(
+        line.starts_with("sfgi: error: ") && line.contains(says),
+        "want `sfgi: error: ...{says}...`: {msg}"
     );
     assert!(run.stdout.trim().is_empty(), "printed a report: {msg}");
 }
@@ -244,7 +251,11 @@ fn attach_to_missing_pid_fails_cleanly() {
         ],
         Duration::from_secs(60),
     );
-    assert_clean_failure(&run, "no such process");
+    assert_clean_failure(
+        &run,
+        "no such process",
+        &format!("no process with PID {pid}"),
+    );
 }
 
 #[test]
@@ -270,6 +281,11 @@ fn attach_to_non_go_process_fails_cleanly() {
     let still_running = matches!(sleep.try_wait(), Ok(None));
     let _ = sleep.kill();
     let _ = sleep.wait();
-    assert_clean_failure(&run, "sleep 30 is not a Go program");
+    assert_clean_failure(&run, "sleep 30 is not a Go program", "is not a Go program");
+    assert!(
+        run.stderr.contains(&format!("PID {pid} ")),
+        "the error does not name PID {pid}: {}",
+        run.stderr
+    );
     assert!(still_running, "sfgi killed or disturbed `sleep 30`");
 }

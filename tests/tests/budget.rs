@@ -1,4 +1,4 @@
-//! The overhead budget end to end (`sfgi-cli/src/budget.rs`): a target far over
+//! The overhead budget end to end (`sfgi-trace/src/budget.rs`): a target far over
 //! `--max-event-rate` makes SFGI detach its probes and say so; once the target goes quiet, SFGI
 //! re-attaches them (`--budget-retry`) and traces fully again. Needs root.
 use serde_json::Value;

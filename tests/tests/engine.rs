@@ -2,7 +2,7 @@
 //! (`growing`, `suspect`, `resident`, `proven`) reached by a real program, every leak scenario of
 //! `tests/scenarios.toml` reported with its pattern, blocking site and creator, every healthy
 //! scenario kept out of `growing`/`proven`, the rules-file example (`--rules
-//! sfgi-cli/rules/examples/kafka.toml`) on a consumer with kafka-go's real frame names, and the
+//! sfgi-engine/rules/examples/kafka.toml`) on a consumer with kafka-go's real frame names, and the
 //! inventory of goroutines parked before SFGI attached (exact goids, wait reasons and stacks).
 //!
 //! Targets are started inside an [`attach_slot`] (at most 4 attaches at once, process-wide) and
@@ -1062,7 +1062,7 @@ fn healthy_scenarios_stay_out_of_growing_and_proven() {
 
 const KAFKA_FETCH: &str = "github.com/segmentio/kafka-go.(*Reader).FetchMessage";
 
-/// `sfgi-cli/rules/examples/kafka.toml` on a consumer whose goroutines block in kafka-go's real
+/// `sfgi-engine/rules/examples/kafka.toml` on a consumer whose goroutines block in kafka-go's real
 /// `(*Reader).FetchMessage` (a local stand-in module under the real module path): idle consumers
 /// are `kafka-consumer-idle` residents with the rules, a long-blocked `select` without them, and
 /// a Reader leaked per request still grows with them.
@@ -1070,7 +1070,7 @@ const KAFKA_FETCH: &str = "github.com/segmentio/kafka-go.(*Reader).FetchMessage"
 fn kafka_rules_example() {
     require_root();
     let bin = build_program("kafka-consumer", NEWEST, false);
-    let rules = workspace_root().join("sfgi-cli/rules/examples/kafka.toml");
+    let rules = workspace_root().join("sfgi-engine/rules/examples/kafka.toml");
     let rules = rules.to_str().expect("utf-8 path").to_string();
     // (with rules?, leak per request?)
     let runs = [(true, false), (false, false), (true, true)];

@@ -71,6 +71,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     if !crate::is_root() {
         bail!("the evaluation attaches eBPF probes: run `cargo xtask eval` as root (sudo -E)");
     }
+    crate::external_tools()?;
     let sfgi = crate::build()?;
     crate::step("sfgi-eval (tests/src/bin/sfgi-eval.rs)");
     let mut c = crate::cargo();

@@ -27,7 +27,7 @@ pub struct FuzzArgs {
 fn prepare_bases(fuzz: &Path) -> Result<()> {
     let bases = fuzz.join("bases");
     std::fs::create_dir_all(&bases)?;
-    let src = workspace_root().join("sfgi-cli/tests/fixtures/hello");
+    let src = workspace_root().join("sfgi-goexe/tests/fixtures/hello");
     let builds: [(&str, &str, bool, &[&str]); 3] = [
         ("hello-1.21-stripped", sfgi_gotool::OLDEST, true, &[]),
         (

@@ -12,6 +12,8 @@ mod bench;
 
 mod fuzz;
 
+mod layers;
+
 /// Nightly that builds the eBPF object: its LLVM (22) must match bpf-linker's.
 const NIGHTLY: &str = "nightly-2026-05-20";
 /// bpf-linker release built from crates.io against LLVM 22.
@@ -84,6 +86,13 @@ enum Cmd {
     Eval(eval::EvalArgs),
     /// A short run of every fuzz target in fuzz/ (cargo-fuzz, pinned nightly).
     Fuzz(fuzz::FuzzArgs),
+    /// Check the layering: the pure crates' dependencies (cargo metadata) and no import cycle
+    /// between the modules of any crate.
+    Layers {
+        /// Only print the module import cycles of this `src/` directory (any Rust crate).
+        #[arg(long)]
+        src: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -107,6 +116,8 @@ fn main() {
         } => bench_cmd(quick, sfgi, only, baseline, sfgi_args),
         Cmd::Eval(a) => eval::eval(&a),
         Cmd::Fuzz(a) => fuzz::fuzz(&a),
+        Cmd::Layers { src: None } => layers::check(),
+        Cmd::Layers { src: Some(dir) } => layers::report_dir(&dir),
     };
     if let Err(e) = res {
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -220,6 +231,17 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
+/// Installs the external programs the tests and steps call (bpftool, …; the list and the reason
+/// for each is `sfgi_gotool::tools::TOOLS`) and prints their versions. Once per xtask run.
+fn external_tools() -> Result<()> {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
+    step("external programs the tests and steps call (sfgi-gotool/src/tools.rs)");
+    sfgi_gotool::tools::ensure()
+}
+
 fn bpf_object() -> PathBuf {
     target_dir().join("bpf").join("sfgi.bpf.o")
 }
@@ -259,6 +281,7 @@ fn test(quick: bool) -> Result<()> {
     if !is_root() {
         bail!("the integration tests attach eBPF probes: run `cargo xtask test` as root (sudo -E)");
     }
+    external_tools()?;
     let sfgi = build()?;
     let obj = bpf_object();
 
@@ -276,12 +299,32 @@ fn test(quick: bool) -> Result<()> {
     }
     run(&mut fmt_fuzz)?;
 
+    step("layers: crate dependencies and module import cycles (cargo xtask layers)");
+    layers::check()?;
+
     step("clippy -D warnings");
     run(cargo()
         .args([
             "clippy",
             "--workspace",
             "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env("SFGI_BPF_OBJECT", &obj))?;
+    // The `test-hooks` code of sfgi-cli (and sfgi-trace's, which it enables) is compiled out
+    // above: lint it too.
+    run(cargo()
+        .args([
+            "clippy",
+            "-p",
+            "sfgi-cli",
+            "-p",
+            "sfgi-trace",
+            "--all-targets",
+            "--features",
+            "test-hooks",
             "--",
             "-D",
             "warnings",
@@ -309,11 +352,14 @@ fn test(quick: bool) -> Result<()> {
         })?;
     }
 
+    let hooks = build_test_hooks(&obj)?;
+
     step("unit and integration tests");
     let mut t = cargo();
     t.args(["test", "--workspace", "--all-targets"])
         .env("SFGI_BPF_OBJECT", &obj)
-        .env("SFGI_BIN", &sfgi);
+        .env("SFGI_BIN", &sfgi)
+        .env("SFGI_TEST_HOOKS_BIN", &hooks);
     let (passed, failed) = run_counting_tests(&mut t)?;
     if !quick {
         step("accuracy evaluation, quick mode (docs/ACCURACY.md)");
@@ -322,6 +368,38 @@ fn test(quick: bool) -> Result<()> {
     eprintln!("\nxtask test: all checks passed");
     println!("{passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Builds `sfgi` with the `test-hooks` feature (the `SFGI_TEST_PANIC` hook) for the hardening
+/// test of the panic exit path; returns its path, which the tests get as `SFGI_TEST_HOOKS_BIN`.
+///
+/// Built in the debug profile into `target/debug/sfgi`, then copied to `target/test-hooks/sfgi`:
+/// the `cargo test --workspace` that follows rebuilds `target/debug/sfgi` without the feature
+/// (for sfgi-cli's own integration tests) and would overwrite it in place. The copy is a file of
+/// its own (not cargo's hard link into `deps/`), so that rebuild cannot change it. This shares
+/// the dependencies' debug artifacts with that `cargo test`, where a separate `--target-dir`
+/// would compile every dependency a second time.
+fn build_test_hooks(obj: &Path) -> Result<PathBuf> {
+    step("sfgi with the test hooks (debug, --features test-hooks)");
+    run(cargo()
+        .args(["build", "-p", "sfgi-cli", "--features", "test-hooks"])
+        .env("SFGI_BPF_OBJECT", obj))?;
+    let built = target_dir().join("debug").join("sfgi");
+    let dir = target_dir().join("test-hooks");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let out = dir.join("sfgi");
+    // Remove first: a copy from an earlier run that is still running cannot be overwritten
+    // (ETXTBSY), but it can be unlinked.
+    match std::fs::remove_file(&out) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing {}", out.display()));
+        }
+        _ => {}
+    }
+    std::fs::copy(&built, &out)
+        .with_context(|| format!("copying {} to {}", built.display(), out.display()))?;
+    eprintln!("sfgi with test hooks: {}", out.display());
+    Ok(out)
 }
 
 /// Runs `cargo test`, echoing its output, and sums its `test result:` lines.
@@ -367,6 +445,7 @@ fn demo(duration: &str, threshold: &str, go: &str) -> Result<()> {
     if !is_root() {
         bail!("attaching eBPF probes needs root: run `sudo -E cargo xtask demo`");
     }
+    external_tools()?;
     let sfgi = build()?;
     step(&format!(
         "leaky-service (examples/leaky-service) built with Go {go}"
@@ -427,6 +506,7 @@ fn bench_cmd(
     if !is_root() {
         bail!("the benchmarks attach eBPF probes: run `cargo xtask bench` as root (sudo -E)");
     }
+    external_tools()?;
     let sfgi = match sfgi {
         Some(p) => p,
         None => build()?,

@@ -1,0 +1,612 @@
+//! The one session loop, shared by `attach` and `watch` (and any front end to come).
+//!
+//! A [`Session`] is one target traced: its probes, the engine they feed, the overhead budget and
+//! the inventory reader. [`drive`] runs it: it drains the ring buffer in bounded passes, re-reads
+//! the inventory when due, hands each pass to the front end, and stops on Ctrl-C/SIGTERM (the
+//! listeners are made once, in [`Signals::new`], before the probes go in, so a signal that comes
+//! during an inventory read is kept, not lost), a deadline, the target's exit, or the front end's
+//! word. A flood of events cannot starve it: no pass folds more than
+//! [`MAX_RECORDS_PER_PASS`] records before signals, HTTP requests and the clock get a turn.
+use crate::report::{ProbeStats, Report, Stats, TargetInfo};
+use crate::snapshot::{ScanResult, TriggerRequest};
+use anyhow::{bail, Context, Result};
+use sfgi_engine::classify::Classifier;
+use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass};
+use sfgi_engine::event::{decode, RuntimeEvent};
+use sfgi_engine::judge::JudgeConfig;
+use sfgi_trace::budget::Budget;
+use sfgi_trace::clock::monotonic_ns;
+use sfgi_trace::inventory;
+use sfgi_trace::probe::{gstate_entries_for, Tracer, TracerOptions, ALL_PROBES};
+use sfgi_trace::symbolize::Symbolizer;
+use sfgi_trace::target::Target;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// Most ring-buffer records folded into the engine per pass (≈ 1 MiB of decoded events).
+pub const MAX_RECORDS_PER_PASS: usize = 16_384;
+
+/// SIGINT and SIGTERM listeners, made once per process run, before anything slow.
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    /// Installs the listeners. From here on a Ctrl-C is recorded even while the session is busy
+    /// (attaching, reading the inventory) and ends it at the next turn of the loop.
+    pub fn new() -> Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// Resolves when SIGINT or SIGTERM arrived (at once if one came since the last call).
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// Why a session loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Signal,
+    /// `--duration` elapsed.
+    Deadline,
+    /// The target exited.
+    TargetExited,
+    /// The target exec'd another program (same PID, a new target).
+    TargetExeced,
+    /// Standard output went away (`| head`).
+    OutputClosed,
+}
+
+/// What a front end does with a running session.
+pub trait FrontEnd {
+    /// After every pass (events folded, re-read done if due): refresh views (at once when
+    /// `refresh_now`, after a triggered scan), check the target; `Some` ends the loop.
+    fn after_pass(&mut self, _session: &mut Session<'_>, _refresh_now: bool) -> Option<Stop> {
+        None
+    }
+
+    /// An inventory re-read the loop ran because it was due.
+    fn scanned(&mut self, _result: &ScanResult) {}
+
+    /// A `trigger-scan` request (and any others queued behind it); returns whether views
+    /// should refresh now.
+    fn trigger(
+        &mut self,
+        _session: &mut Session<'_>,
+        _first: TriggerRequest,
+        _rest: &mut mpsc::Receiver<TriggerRequest>,
+    ) -> bool {
+        false
+    }
+}
+
+/// How the loop paces itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// How often the ring buffer is drained when there is no backlog.
+    pub poll: Duration,
+    /// Stop at this instant (`--duration`).
+    pub deadline: Option<Instant>,
+}
+
+/// Runs `session` for `front` until a [`Stop`]. Probes stay attached; the caller reports and
+/// drops the session (which detaches them).
+pub async fn drive(
+    session: &mut Session<'_>,
+    signals: &mut Signals,
+    pace: Pace,
+    mut triggers: Option<&mut mpsc::Receiver<TriggerRequest>>,
+    front: &mut dyn FrontEnd,
+) -> Stop {
+    let mut tick = tokio::time::interval(pace.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backlog = false;
+    loop {
+        let mut refresh = false;
+        tokio::select! {
+            biased;
+            _ = signals.recv() => return Stop::Signal,
+            Some(req) = next_trigger(&mut triggers) => {
+                if let Some(rx) = triggers.as_deref_mut() {
+                    refresh = front.trigger(session, req, rx);
+                }
+            }
+            // With records left over from the last pass, only yield (HTTP and signals run),
+            // then go on draining.
+            _ = tokio::task::yield_now(), if backlog => {}
+            _ = tick.tick(), if !backlog => {}
+        }
+        backlog = session.poll();
+        if !session.target_alive() {
+            return Stop::TargetExited;
+        }
+        if pace.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Stop::Deadline;
+        }
+        if session.rescan_due() {
+            let r = session.scan();
+            front.scanned(&r);
+        }
+        if let Some(stop) = front.after_pass(session, refresh) {
+            return stop;
+        }
+    }
+}
+
+/// The next trigger request, or never when there is no channel (or it closed).
+async fn next_trigger(
+    rx: &mut Option<&mut mpsc::Receiver<TriggerRequest>>,
+) -> Option<TriggerRequest> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How often the inventory is re-read. Goroutines stuck in a system call never park, so only
+/// a re-read finds them; re-reads also reconcile events the ring buffer dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rescan {
+    /// 100 times the last read's duration, within 2–30 s: a small target is re-read every 2 s,
+    /// a million-goroutine one (≈ 1.5 s a read) every 30 s — under 1% of a core either way.
+    Auto,
+    /// A fixed period.
+    Every(Duration),
+    /// Only at the start and the end (and on trigger-scan).
+    Off,
+}
+
+impl Rescan {
+    /// Parses `auto`, `0`/`off`, or a duration (`500ms`, `30s`).
+    pub fn parse(s: &str) -> Result<Rescan, String> {
+        match s.trim() {
+            "auto" => Ok(Rescan::Auto),
+            "0" | "off" => Ok(Rescan::Off),
+            d => humantime::parse_duration(d)
+                .map(|d| {
+                    if d.is_zero() {
+                        Rescan::Off
+                    } else {
+                        Rescan::Every(d)
+                    }
+                })
+                .map_err(|e| format!("{e} (auto, off, or a duration such as 10s)")),
+        }
+    }
+
+    /// The period now, given how long the last read took.
+    pub fn period(self, last_read_ms: f64) -> Option<Duration> {
+        match self {
+            Rescan::Auto => Some(Duration::from_secs_f64(
+                (last_read_ms * 100.0 / 1e3).clamp(2.0, 30.0),
+            )),
+            Rescan::Every(d) => Some(d),
+            Rescan::Off => None,
+        }
+    }
+}
+
+/// Options of one attach session.
+#[derive(Clone, Debug)]
+pub struct AttachOptions {
+    /// Target PID.
+    pub pid: u32,
+    /// Stop after this long (`None`: until Ctrl-C/SIGTERM or the target exits).
+    pub duration: Option<Duration>,
+    /// How often the ring buffer is drained.
+    pub poll_interval: Duration,
+    /// How often group populations are sampled (growth resolution).
+    pub interval: Duration,
+    /// How often the inventory is re-read (goroutines in system calls, missed events).
+    pub rescan: Rescan,
+    /// Leak thresholds.
+    pub judge: JudgeConfig,
+    /// User rules files (tried before the built-in rules).
+    pub rules: Vec<PathBuf>,
+    /// Kernel-side tuning.
+    pub tracer: TracerOptions,
+    /// Overhead budget: probe hits per second in the target (0: unlimited), see
+    /// [`sfgi_trace::budget`].
+    pub max_event_rate: u64,
+    /// How long after degrading the budget tries full tracing again (zero: never).
+    pub budget_retry: Duration,
+}
+
+impl Default for AttachOptions {
+    fn default() -> Self {
+        Self {
+            pid: 0,
+            duration: None,
+            poll_interval: Duration::from_millis(50),
+            interval: Duration::from_secs(1),
+            rescan: Rescan::Auto,
+            judge: JudgeConfig::default(),
+            rules: Vec::new(),
+            tracer: TracerOptions::default(),
+            max_event_rate: sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE,
+            budget_retry: sfgi_trace::budget::DEFAULT_RETRY,
+        }
+    }
+}
+
+/// Opens the target, checking SFGI can trace it.
+pub fn open_target(pid: u32) -> Result<Target> {
+    let target = Target::open(pid)?;
+    let support = target.binary.support();
+    if !support.probes_supported {
+        bail!(
+            "cannot trace PID {} ({}): {}",
+            target.pid,
+            target.exe_display.display(),
+            support.problems.join("; ")
+        );
+    }
+    Ok(target)
+}
+
+/// A live attach session.
+pub struct Session<'t> {
+    /// The target.
+    pub target: &'t Target,
+    tracer: Tracer,
+    /// The engine.
+    pub engine: Engine<'t>,
+    started: Instant,
+    decode_errors: u64,
+    last_tick: Instant,
+    last_scan: Instant,
+    opts: AttachOptions,
+    /// Records of the current pass, reused (at most [`MAX_RECORDS_PER_PASS`]).
+    batch: Vec<RuntimeEvent>,
+    target_exited: bool,
+    budget: Budget,
+    /// How to read the target's goroutines (worked out once), or why they cannot be.
+    plan: Result<inventory::Plan, String>,
+}
+
+impl<'t> Session<'t> {
+    /// Attaches the probes, then reads the inventory of goroutines parked before they went in.
+    pub fn start(target: &'t Target, opts: &AttachOptions) -> Result<Session<'t>> {
+        let classifier = if opts.rules.is_empty() {
+            Classifier::builtin()
+        } else {
+            Classifier::with_user_rules(&opts.rules)?
+        };
+        let plan = inventory::Plan::new(&target.binary).map_err(|e| e.to_string());
+        // Room in the probes' per-goroutine state for every goroutine the target has now.
+        let mut tracer_opts = opts.tracer.clone();
+        if let Ok(n) = plan
+            .as_ref()
+            .map_err(|_| ())
+            .and_then(|p| p.allgs_len(target.pid, target.load_bias).map_err(|_| ()))
+        {
+            tracer_opts.gstate_entries = gstate_entries_for(n);
+        }
+        let tracer = Tracer::attach(target.pid, &target.exe_path, &target.binary, &tracer_opts)?;
+        let engine = Engine::new(
+            Box::new(Symbolizer::new(&target.binary, target.load_bias)),
+            classifier,
+            EngineConfig {
+                judge: opts.judge.clone(),
+                wall_minus_mono_ns: sfgi_trace::clock::wall_minus_mono_ns(),
+                ..EngineConfig::default()
+            },
+        );
+        let now = Instant::now();
+        let budget = Budget::new(opts.max_event_rate, opts.budget_retry, &tracer);
+        let mut s = Session {
+            plan,
+            budget,
+            target,
+            tracer,
+            engine,
+            started: now,
+            decode_errors: 0,
+            last_tick: now,
+            last_scan: now,
+            opts: opts.clone(),
+            batch: Vec::new(),
+            target_exited: false,
+        };
+        while s.poll() {}
+        eprintln!(
+            "sfgi: reading the goroutine inventory of PID {} (no stop)",
+            target.pid
+        );
+        s.scan();
+        s.engine.tick(monotonic_ns());
+        Ok(s)
+    }
+
+    /// The probes that were placed and the ones that could not be.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// Folds up to [`MAX_RECORDS_PER_PASS`] ring-buffer records into the engine, samples
+    /// populations when due and lets the overhead budget act. Returns whether more records
+    /// were left waiting (call again after giving other work its turn).
+    pub fn poll(&mut self) -> bool {
+        let Self {
+            tracer,
+            engine,
+            decode_errors,
+            batch,
+            ..
+        } = self;
+        batch.clear();
+        let n = tracer.drain(MAX_RECORDS_PER_PASS, |rec| match decode(rec) {
+            Ok(ev) => batch.push(ev),
+            Err(_) => *decode_errors += 1,
+        });
+        for ev in batch.iter() {
+            engine.apply(ev, &*tracer);
+        }
+        // The probes' diagnostics (only with `-v`/RUST_LOG=sfgi=debug; otherwise nothing).
+        tracer.flush_log();
+        if self.last_tick.elapsed() >= self.opts.interval {
+            self.last_tick = Instant::now();
+            self.engine.tick(monotonic_ns());
+        }
+        self.budget
+            .check(&mut self.tracer, self.engine.health.inventory_ms);
+        n == MAX_RECORDS_PER_PASS
+    }
+
+    /// Whether an inventory re-read is due (see [`Session::rescan_interval`]).
+    pub fn rescan_due(&self) -> bool {
+        self.rescan_interval(self.opts.rescan)
+            .is_some_and(|d| self.last_scan.elapsed() >= d)
+    }
+
+    /// When the inventory was last read.
+    pub fn last_scan(&self) -> Instant {
+        self.last_scan
+    }
+
+    /// How often the inventory must be re-read: as `wanted`, or more often when the overhead
+    /// budget detached probes (their events then come from the inventory).
+    pub fn rescan_interval(&self, wanted: Rescan) -> Option<Duration> {
+        let wanted = wanted.period(self.engine.health.inventory_ms);
+        match (wanted, self.budget.rescan()) {
+            (Some(w), Some(b)) => Some(w.min(b)),
+            (w, b) => w.or(b),
+        }
+    }
+
+    /// Re-reads the inventory now (drains events first so the snapshot is the newer one).
+    pub fn scan(&mut self) -> ScanResult {
+        self.last_scan = Instant::now();
+        let t0 = Instant::now();
+        let engine = &mut self.engine;
+        let read = match &self.plan {
+            Ok(plan) => {
+                let mut n = 0;
+                engine.begin_inventory();
+                plan.read_each(self.target.pid, self.target.load_bias, |batch, now| {
+                    n += batch.len();
+                    engine.ingest_goroutines(batch, now);
+                })
+                .map(|inv| (inv, n))
+                .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.clone()),
+        };
+        let scanned = match read {
+            Ok((inv, n)) => {
+                engine.end_inventory(InventoryPass {
+                    unreadable: inv.unreadable,
+                    read_ns: inv.read_ns,
+                });
+                n
+            }
+            // A failed read keeps what it read and drops nothing as gone.
+            Err(e) => {
+                engine.inventory_failed(e);
+                0
+            }
+        };
+        let duration_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let now = monotonic_ns();
+        let leaked = self
+            .engine
+            .verdicts(now, &self.tracer, false)
+            .iter()
+            .filter(|l| l.status.is_leak())
+            .map(|l| l.count)
+            .sum();
+        ScanResult {
+            scanned,
+            leaked,
+            duration_ms: (duration_ms * 10.0).round() / 10.0,
+        }
+    }
+
+    /// Brings the session up to date after its loop stopped for `why`: the last events, and a
+    /// last inventory read when the target is still there, then a final population sample.
+    pub fn finish(&mut self, why: Stop) {
+        while self.poll() {}
+        if matches!(why, Stop::Signal | Stop::Deadline | Stop::OutputClosed) && self.target_alive()
+        {
+            self.scan();
+        }
+        self.engine.tick(monotonic_ns());
+    }
+
+    /// Whether the target is still running (remembers when it is not).
+    pub fn target_alive(&mut self) -> bool {
+        if !self.target_exited && !self.target.alive() {
+            self.target_exited = true;
+        }
+        !self.target_exited
+    }
+
+    /// Seconds attached.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Counters and warnings of the session so far.
+    pub fn stats(&self) -> Stats {
+        let life = &self.engine.life;
+        let mut stats = Stats {
+            events: life.events,
+            decode_errors: self.decode_errors,
+            gc_cycles: life.gc_cycles,
+            spawned: life.spawned,
+            exited: life.exited,
+            goroutines: life.len(),
+            parked: life.parked().count(),
+            duration_seconds: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            target_exited: self.target_exited,
+            missing_probes: self.tracer.plan.missing.clone(),
+            inventory: Some(self.engine.health.clone()),
+            budget: Some(self.budget.stats(life.events)),
+            // Read before the counters below (a probe counts a failure there first): the
+            // diagnostics never exceed the failures they log.
+            ebpf_log: self.tracer.diag_stats(),
+            ..Stats::default()
+        };
+        for id in ALL_PROBES {
+            let c = self.tracer.counters(id);
+            stats.dropped += c.dropped;
+            stats.read_errors += c.read_errors;
+            stats.stack_errors += c.stack_errors;
+            if let Some(site) = self.tracer.plan.sites.iter().find(|s| s.id == id) {
+                stats.probes.push(ProbeStats {
+                    probe: site.probe.to_string(),
+                    function: site.function.clone(),
+                    address: format!("{:#x}", site.address),
+                    past_prologue: site.past_prologue,
+                    counters: c,
+                });
+            }
+        }
+        if stats.dropped > 0 {
+            stats.warnings.push(format!(
+                "{} events were dropped (ring buffer full): states were reconciled from inventory re-reads, verdicts are marked incomplete",
+                stats.dropped
+            ));
+        }
+        if let Some(w) = self.budget.warning() {
+            stats.warnings.push(w);
+        }
+        if self.decode_errors > 0 {
+            stats.warnings.push(format!(
+                "{} event records could not be decoded",
+                self.decode_errors
+            ));
+        }
+        if !self.tracer.plan.missing.is_empty() {
+            let names: Vec<&str> = self.tracer.plan.missing.iter().map(|m| m.probe).collect();
+            stats.warnings.push(format!(
+                "probes missing: {} (see stats.missing_probes)",
+                names.join(", ")
+            ));
+        }
+        if let Some(e) = &self.engine.health.inventory_error {
+            stats.warnings.push(format!(
+                "the inventory could not be read ({e}): goroutines parked before SFGI attached are not listed"
+            ));
+        }
+        let health = &self.engine.health;
+        let known = life.len() as u64;
+        let gstate = u64::from(self.tracer.gstate_entries());
+        if known > gstate {
+            stats.warnings.push(format!(
+                "the target has {known} goroutines, more than the {gstate} the probes keep state for: wakes of the least recently seen are reported again (more events, none lost)"
+            ));
+        }
+        if stats.stack_errors > 0 {
+            stats.warnings.push(format!(
+                "{} stacks could not be stored (the {}-entry stack map is full or two stacks hashed alike): those parks are grouped by their caller only",
+                stats.stack_errors,
+                self.tracer.stack_entries()
+            ));
+        }
+        if health.overflow_parks > 0 {
+            stats.warnings.push(format!(
+                "{} parks at new sites went to group {} (more than {} groups): its verdict is marked incomplete",
+                health.overflow_parks,
+                sfgi_engine::engine::OVERFLOW_GROUP_ID,
+                sfgi_engine::engine::MAX_GROUPS
+            ));
+        }
+        if health.id_collisions > 0 {
+            stats.warnings.push(format!(
+                "{} group ids collided and were given a -N suffix",
+                health.id_collisions
+            ));
+        }
+        if self.engine.health.inventory_unreadable > 0 {
+            stats.warnings.push(format!(
+                "{} goroutines could not be read consistently by the last inventory",
+                self.engine.health.inventory_unreadable
+            ));
+        }
+        stats
+    }
+
+    /// The report now.
+    pub fn report(&mut self) -> Report {
+        let stats = self.stats();
+        let incomplete = stats.dropped > 0
+            || stats.decode_errors > 0
+            || self.engine.health.inventory_error.is_some();
+        let groups = self
+            .engine
+            .verdicts(monotonic_ns(), &self.tracer, incomplete);
+        let bi = self.target.binary.build_info();
+        Report {
+            target: TargetInfo {
+                pid: self.target.pid,
+                binary: self.target.exe_display.display().to_string(),
+                go_version: bi.go_version.clone(),
+                stripped: self.target.binary.is_stripped(),
+                pie: self.target.binary.is_pie(),
+                rss_bytes: sfgi_trace::procfs::rss_bytes(Some(self.target.pid)),
+            },
+            leaks: groups
+                .iter()
+                .filter(|g| g.status.is_leak())
+                .cloned()
+                .collect(),
+            groups,
+            stats,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescan_parses_and_scales_with_the_target() {
+        assert_eq!(Rescan::parse("auto"), Ok(Rescan::Auto));
+        assert_eq!(Rescan::parse("0"), Ok(Rescan::Off));
+        assert_eq!(Rescan::parse("off"), Ok(Rescan::Off));
+        assert_eq!(
+            Rescan::parse("500ms"),
+            Ok(Rescan::Every(Duration::from_millis(500)))
+        );
+        assert!(Rescan::parse("soon").is_err());
+        // A tiny target is re-read every 2 s, a 100k one (~170 ms a read) every 17 s, a 1M
+        // one (~1.5 s) every 30 s.
+        assert_eq!(Rescan::Auto.period(0.3), Some(Duration::from_secs(2)));
+        assert_eq!(Rescan::Auto.period(170.0), Some(Duration::from_secs(17)));
+        assert_eq!(Rescan::Auto.period(1500.0), Some(Duration::from_secs(30)));
+        assert_eq!(Rescan::Off.period(1.0), None);
+    }
+}

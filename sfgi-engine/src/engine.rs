@@ -1,0 +1,933 @@
+//! The leak engine: events and inventory snapshots → lifetimes → groups → classification and
+//! judgement → leak reports.
+//!
+//! Park sites are resolved once (symbolized, grouped) and cached by (stack, caller pc, wait
+//! reason, creation pc); each parked goroutine then carries its group's index, so sampling
+//! populations is one pass over the live goroutines with no symbolization or string hashing.
+use crate::classify::{Classification, Classifier, GroupFeatures};
+use crate::event::RuntimeEvent;
+use crate::format::go_duration;
+use crate::frame::{go_dump_text, Frame, Symbols};
+use crate::goroutine::{GStatus, GoroutineInfo};
+use crate::group::{
+    blocking_frame, created_by_site, creation_stack, stable_id, strip_line, StackSource,
+};
+use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status, UNKNOWN_OBJECT};
+use crate::lifetime::{Creation, Lifetimes, Parked};
+use std::collections::{HashMap, HashSet};
+
+/// Wait reason SFGI uses for goroutines the inventory finds in a system call.
+pub const SYSCALL_REASON: &str = "syscall";
+/// Raw wait-reason number SFGI uses for [`SYSCALL_REASON`] (outside Go's uint8 range).
+const SYSCALL_RAW: u32 = 0x1_0000;
+/// Most groups tracked; parks at new sites past this share one overflow group (its own, never
+/// a real one), which the report names and counts.
+pub const MAX_GROUPS: usize = 50_000;
+/// Id of the overflow group.
+pub const OVERFLOW_GROUP_ID: &str = "g-overflow";
+/// Wait reason shown for the overflow group.
+pub const OVERFLOW_REASON: &str = "(many sites: over the group limit)";
+/// Distinct inventory-unwound stacks whose resolved site is cached; past this, stacks are
+/// resolved each time (never keyed together).
+pub const MAX_UNWOUND_CACHED: usize = 1 << 20;
+
+/// A leak verdict, in the JSON shape tools consume (field names are a contract).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Leak {
+    /// Stable group id.
+    pub id: String,
+    /// `growing`, `suspect`, `proven` (and, in group listings, `resident`, `normal`).
+    pub status: Status,
+    /// `L1`…`L4` (absent for non-leak statuses).
+    pub severity: Option<Severity>,
+    /// Pattern ID from the classifier.
+    pub pattern: String,
+    /// One plain sentence on what is happening.
+    pub explanation: String,
+    /// One plain sentence on how to fix it.
+    pub fix_hint: String,
+    /// Members now.
+    pub count: usize,
+    /// Oldest member's time blocked, as Go prints durations.
+    pub duration: String,
+    /// Oldest member's time blocked, seconds.
+    pub duration_seconds: f64,
+    /// When the oldest member blocked (RFC 3339).
+    pub first_seen: String,
+    /// When the newest member blocked (RFC 3339).
+    pub last_seen: String,
+    /// Go wait reason.
+    pub wait_reason: String,
+    /// First frame of the program's own code in the park stack (`function at file:line`).
+    pub blocked_at: String,
+    /// The `go` statement that created the members.
+    pub created_by: String,
+    /// Members gained per minute over the threshold window.
+    pub growth_per_minute: f64,
+    /// Most GC cycles a member stayed blocked across.
+    pub gc_cycles_blocked: u64,
+    /// Park stack of one member in Go's goroutine-dump text.
+    pub stack_trace: String,
+    /// Creation stack of one member (empty when created before SFGI attached).
+    pub creation_stack: String,
+    /// Up to 20 member goids, oldest first.
+    pub goroutine_ids: Vec<u64>,
+    /// Stack memory the members hold (from each goroutine's stack bounds; 0 when unknown).
+    pub stack_bytes: u64,
+    /// Why the judge decided so.
+    pub reason: String,
+    /// Distinct objects (channels, locks) the members park on.
+    pub distinct_objects: usize,
+    /// Whether the verdict rests on data SFGI knows is incomplete (dropped events, unreadable
+    /// memory): say so rather than hide it.
+    pub incomplete: bool,
+}
+
+/// One resolved park site → group.
+struct GroupSite {
+    id: String,
+    wait_reason: String,
+    blocked_at: String,
+    created_by: String,
+    park_frames: Vec<Frame>,
+    park_functions: Vec<String>,
+}
+
+/// Key of a resolved park site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum StackKey {
+    /// A kernel stack-map id (plus the caller pc the event carried).
+    Kernel(i32, u64),
+    /// A stack the inventory unwound, by its index in the engine's table.
+    Unwound(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SiteKey {
+    stack: StackKey,
+    reason: u32,
+    gopc: u64,
+}
+
+/// Engine tuning.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// Judge thresholds.
+    pub judge: JudgeConfig,
+    /// Wall-clock minus monotonic time (ns) when the session started: turns the monotonic
+    /// timestamps of events into RFC 3339 times. The engine reads no clock itself.
+    pub wall_minus_mono_ns: i128,
+    /// Bounds on the engine's tables.
+    pub limits: Limits,
+}
+
+/// Bounds on the engine's tables (memory stays bounded whatever the target does).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most groups, the overflow group included ([`MAX_GROUPS`]).
+    pub groups: usize,
+    /// Most inventory-unwound stacks whose site is cached ([`MAX_UNWOUND_CACHED`]).
+    pub unwound_stacks: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            groups: MAX_GROUPS,
+            unwound_stacks: MAX_UNWOUND_CACHED,
+        }
+    }
+}
+
+/// Counters of one inventory pass (the goroutines themselves go through
+/// [`Engine::ingest_goroutines`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InventoryPass {
+    /// Goroutines that could not be read consistently.
+    pub unreadable: usize,
+    /// How long the read took (ns).
+    pub read_ns: u64,
+}
+
+/// Counters of what the engine could not see.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EngineHealth {
+    /// Inventory snapshots taken.
+    pub inventories: u64,
+    /// Goroutines the last inventory could not read consistently.
+    pub inventory_unreadable: usize,
+    /// The last inventory error, if the last attempt failed.
+    pub inventory_error: Option<String>,
+    /// How long the last inventory took, ms.
+    pub inventory_ms: f64,
+    /// Goroutines found parked by an inventory although SFGI thought them running (missed park).
+    pub reconciled_parked: u64,
+    /// Goroutines found running by an inventory although SFGI thought them parked (missed wake).
+    pub reconciled_running: u64,
+    /// Goroutines SFGI tracked that an inventory no longer found (missed exit).
+    pub reconciled_gone: u64,
+    /// Parks filed into the overflow group because the group limit was reached.
+    pub overflow_parks: u64,
+    /// Inventory stacks resolved without the site cache (it was full).
+    pub uncached_stacks: u64,
+    /// Group ids that collided and were made unique with a suffix.
+    pub id_collisions: u64,
+}
+
+/// The whole engine for one target.
+pub struct Engine<'t> {
+    sym: Box<dyn Symbols + 't>,
+    classifier: Classifier,
+    /// Every live goroutine SFGI knows of.
+    pub life: Lifetimes,
+    judge: Judge,
+    sites: Vec<GroupSite>,
+    /// Per group: members that left after being blocked longer than the threshold (running).
+    old_departed: Vec<u64>,
+    site_of: HashMap<SiteKey, u32>,
+    group_of_key: HashMap<(String, String, String), u32>,
+    /// Group ids handed out (ids must stay unique: the judge keys its history by id).
+    ids: HashSet<String>,
+    kernel_stacks: HashMap<i32, Option<Vec<u64>>>,
+    unwound: HashMap<Vec<u64>, u32>,
+    /// Index of the overflow group, once made.
+    overflow: Option<u32>,
+    limits: Limits,
+    /// What the engine could not see.
+    pub health: EngineHealth,
+    wall_minus_mono_ns: i128,
+}
+
+impl<'t> Engine<'t> {
+    /// An engine that names addresses with `sym` and classifies with `classifier`.
+    pub fn new(sym: Box<dyn Symbols + 't>, classifier: Classifier, cfg: EngineConfig) -> Self {
+        Self {
+            sym,
+            classifier,
+            life: Lifetimes::new(),
+            judge: Judge::new(cfg.judge),
+            sites: Vec::new(),
+            old_departed: Vec::new(),
+            site_of: HashMap::new(),
+            group_of_key: HashMap::new(),
+            ids: HashSet::new(),
+            kernel_stacks: HashMap::new(),
+            unwound: HashMap::new(),
+            overflow: None,
+            limits: cfg.limits,
+            health: EngineHealth::default(),
+            wall_minus_mono_ns: cfg.wall_minus_mono_ns,
+        }
+    }
+
+    /// Applies one runtime event; `stacks` resolves kernel stack ids the first time one is seen.
+    pub fn apply(&mut self, ev: &RuntimeEvent, stacks: &dyn StackSource) {
+        if let RuntimeEvent::Ready { ts_ns, goid, .. }
+        | RuntimeEvent::Run { ts_ns, goid }
+        | RuntimeEvent::Exit { ts_ns, goid } = *ev
+        {
+            self.note_departure(goid, ts_ns);
+        }
+        self.life.apply(ev);
+        if let RuntimeEvent::Park {
+            goid,
+            reason,
+            caller_pc,
+            stack_id,
+            gopc,
+            ..
+        } = *ev
+        {
+            let key = SiteKey {
+                stack: StackKey::Kernel(stack_id, caller_pc),
+                reason,
+                gopc,
+            };
+            let group = match self.site_of.get(&key) {
+                Some(&g) => g,
+                None => {
+                    let ips = self
+                        .kernel_stacks
+                        .entry(stack_id)
+                        .or_insert_with(|| stacks.stack(stack_id))
+                        .clone();
+                    let pcs = park_pcs(ips.as_deref(), caller_pc);
+                    let g = self.resolve(&pcs, reason, gopc);
+                    self.site_of.insert(key, g);
+                    g
+                }
+            };
+            if let Some(g) = self.life.get_mut(goid) {
+                g.park.group = group;
+            }
+        }
+    }
+
+    /// A parked goroutine is leaving its group: count it if it had been there past the threshold.
+    fn note_departure(&mut self, goid: u64, ts_ns: u64) {
+        let threshold = self.judge.config().threshold.as_nanos() as u64;
+        let Some(g) = self.life.parked_view(goid) else {
+            return;
+        };
+        if ts_ns.saturating_sub(g.park.since_ns) <= threshold {
+            return;
+        }
+        if let Some(n) = self.old_departed.get_mut(g.park.group as usize) {
+            *n += 1;
+        }
+    }
+
+    /// Resolves a park stack to its group (creating the group if new).
+    fn resolve(&mut self, pcs: &[u64], reason: u32, gopc: u64) -> u32 {
+        let frames = match pcs.split_first() {
+            Some((&first, rest)) => {
+                let mut f = self.sym.frames(first, false);
+                for &pc in rest {
+                    f.extend(self.sym.frames(pc, true));
+                }
+                f
+            }
+            None => Vec::new(),
+        };
+        let wait_reason = if reason == SYSCALL_RAW {
+            SYSCALL_REASON.to_string()
+        } else {
+            self.sym
+                .wait_reason(reason)
+                .unwrap_or_else(|| format!("wait reason {reason}"))
+        };
+        let blocked_at = blocking_frame(&frames)
+            .map(Frame::site)
+            .unwrap_or_else(|| "unknown (no stack)".to_string());
+        let created_by = if gopc == 0 {
+            "unknown".to_string()
+        } else {
+            self.sym
+                .frames(gopc, true)
+                .first()
+                .map(created_by_site)
+                .unwrap_or_else(|| format!("{gopc:#x}"))
+        };
+        let key = (wait_reason, blocked_at, created_by);
+        if let Some(&g) = self.group_of_key.get(&key) {
+            return g;
+        }
+        // The last slot is the overflow group's: new sites past the limit go there, never into
+        // a real group.
+        if self.sites.len() + 1 >= self.limits.groups {
+            self.health.overflow_parks += 1;
+            return self.overflow_group();
+        }
+        let (wait_reason, blocked_at, created_by) = key.clone();
+        // Ids leave out line numbers so they survive rebuilds; two groups that differ only in
+        // lines (two `go` statements in one function) get ids with the lines instead.
+        let mut id = stable_id(&[
+            &wait_reason,
+            &strip_line(&blocked_at),
+            &strip_line(&created_by),
+        ]);
+        if self.ids.contains(&id) {
+            id = stable_id(&[&wait_reason, &blocked_at, &created_by]);
+        }
+        let id = self.unique_id(id);
+        let idx = self.push_site(GroupSite {
+            id,
+            park_functions: frames.iter().map(|f| f.function.clone()).collect(),
+            park_frames: frames,
+            wait_reason,
+            blocked_at,
+            created_by,
+        });
+        self.group_of_key.insert(key, idx);
+        idx
+    }
+
+    /// `id`, or — when a different group already has it (the ids are 32-bit hashes) — `id`
+    /// with the first free `-2`, `-3`… suffix, counted in [`EngineHealth::id_collisions`].
+    fn unique_id(&mut self, id: String) -> String {
+        if !self.ids.contains(&id) {
+            self.ids.insert(id.clone());
+            return id;
+        }
+        self.health.id_collisions += 1;
+        let mut n = 2u32;
+        loop {
+            let candidate = format!("{id}-{n}");
+            if !self.ids.contains(&candidate) {
+                self.ids.insert(candidate.clone());
+                return candidate;
+            }
+            n += 1;
+        }
+    }
+
+    fn push_site(&mut self, site: GroupSite) -> u32 {
+        let idx = self.sites.len() as u32;
+        self.sites.push(site);
+        self.old_departed.push(0);
+        idx
+    }
+
+    /// The overflow group's index (made on first use).
+    fn overflow_group(&mut self) -> u32 {
+        if let Some(i) = self.overflow {
+            return i;
+        }
+        self.ids.insert(OVERFLOW_GROUP_ID.to_string());
+        let i = self.push_site(GroupSite {
+            id: OVERFLOW_GROUP_ID.to_string(),
+            wait_reason: OVERFLOW_REASON.to_string(),
+            blocked_at: format!(
+                "many sites (over the limit of {} groups)",
+                self.limits.groups
+            ),
+            created_by: "many".to_string(),
+            park_frames: Vec::new(),
+            park_functions: Vec::new(),
+        });
+        self.overflow = Some(i);
+        i
+    }
+
+    /// Folds a whole inventory snapshot in (read at `now_monotonic_ns`): seeds goroutines SFGI
+    /// has no events for (parked before it attached), and reconciles ones whose events were
+    /// missed.
+    pub fn ingest_inventory(
+        &mut self,
+        goroutines: &[GoroutineInfo],
+        now_monotonic_ns: i64,
+        pass: InventoryPass,
+    ) {
+        self.begin_inventory();
+        self.ingest_goroutines(goroutines, now_monotonic_ns);
+        self.end_inventory(pass);
+    }
+
+    /// Starts folding in an inventory read in batches ([`Engine::ingest_goroutines`] for each,
+    /// then [`Engine::end_inventory`]), so the whole snapshot never sits in memory at once.
+    pub fn begin_inventory(&mut self) {
+        self.life.begin_inventory();
+    }
+
+    /// Folds in one batch of an inventory read at `now_monotonic_ns`.
+    pub fn ingest_goroutines(&mut self, goroutines: &[GoroutineInfo], now_monotonic_ns: i64) {
+        let now = now_monotonic_ns.max(0) as u64;
+        for gi in goroutines {
+            let parked_now = matches!(
+                gi.status,
+                GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
+            );
+            let leaked = parked_now.then_some(gi.status == GStatus::Leaked);
+            let known = self.life.observe(gi.goid, gi.stack_bytes(), leaked);
+            match (known, parked_now) {
+                // Events are fresher than a snapshot taken while the target runs.
+                (Some(true), true) => continue,
+                (Some(false), false) | (None, false) => {
+                    self.life.seed_active(gi.goid, now, gi.stack_bytes());
+                    continue;
+                }
+                (Some(true), false) => {
+                    // A wake SFGI did not see (or the goroutine just woke): trust the snapshot
+                    // only for goroutines it parked long ago.
+                    self.health.reconciled_running += 1;
+                    if let Some(g) = self.life.get_mut(gi.goid) {
+                        g.parked = false;
+                    }
+                    continue;
+                }
+                (Some(false), true) => self.health.reconciled_parked += 1,
+                (None, true) => {}
+            }
+            let reason = if gi.status == GStatus::Syscall {
+                SYSCALL_RAW
+            } else {
+                u32::from(gi.wait_reason_raw)
+            };
+            let stack_idx = match self.unwound.get(&gi.stack) {
+                Some(&i) => Some(i),
+                None if self.unwound.len() < self.limits.unwound_stacks => {
+                    let i = self.unwound.len() as u32;
+                    self.unwound.insert(gi.stack.clone(), i);
+                    Some(i)
+                }
+                // The cache is full: resolve this stack on its own (symbolization has its own
+                // cache) rather than key it together with others.
+                None => None,
+            };
+            let group = match stack_idx {
+                Some(i) => {
+                    let key = SiteKey {
+                        stack: StackKey::Unwound(i),
+                        reason,
+                        gopc: gi.gopc,
+                    };
+                    match self.site_of.get(&key) {
+                        Some(&g) => g,
+                        None => {
+                            let g = self.resolve(&gi.stack, reason, gi.gopc);
+                            self.site_of.insert(key, g);
+                            g
+                        }
+                    }
+                }
+                None => {
+                    self.health.uncached_stacks += 1;
+                    self.resolve(&gi.stack, reason, gi.gopc)
+                }
+            };
+            let since = gi
+                .wait_age_ns
+                .map(|age| now.saturating_sub(age))
+                .unwrap_or(now);
+            self.life.seed_parked(
+                gi.goid,
+                Parked {
+                    reason,
+                    caller_pc: gi.stack.get(1).copied().unwrap_or(0),
+                    // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
+                    // unknown, not nil (else a leaked channel op would look like a nil channel).
+                    object: if gi.waiting_on.is_empty() && gi.status == GStatus::Leaked {
+                        UNKNOWN_OBJECT
+                    } else {
+                        gi.waiting_on
+                            .iter()
+                            .take(sfgi_common::MAX_OBJECT_SUDOGS)
+                            .fold(0, |k, &c| sfgi_common::fold_object(k, c))
+                    },
+                    stack_id: -1,
+                    since_ns: since,
+                    gc_at_park: self.life.gc_cycles as u32,
+                    group,
+                },
+                Creation {
+                    parent: gi.parent_goid,
+                    gopc: gi.gopc,
+                    startpc: gi.startpc,
+                    stack_id: -1,
+                    at_ns: 0,
+                },
+                gi.status == GStatus::Leaked,
+                gi.stack_bytes(),
+            );
+        }
+    }
+
+    /// Ends an inventory begun with [`Engine::begin_inventory`]: goroutines it did not see are
+    /// gone (exits SFGI missed). `pass` carries the pass's counters.
+    pub fn end_inventory(&mut self, pass: InventoryPass) {
+        self.health.inventories += 1;
+        self.health.inventory_unreadable = pass.unreadable;
+        self.health.inventory_error = None;
+        self.health.inventory_ms = pass.read_ns as f64 / 1e6;
+        let gone = self.life.end_inventory();
+        self.health.reconciled_gone += gone as u64;
+    }
+
+    /// Records an inventory failure (the engine then works from events alone). Whatever part of
+    /// it was ingested stays; nothing is dropped as gone.
+    pub fn inventory_failed(&mut self, why: String) {
+        self.life.abandon_inventory();
+        self.health.inventory_error = Some(why);
+    }
+
+    /// Samples every group's population (call once per `--interval`).
+    pub fn tick(&mut self, now_ns: u64) {
+        let mut counts = vec![0usize; self.sites.len()];
+        for v in self.life.parked() {
+            if let Some(c) = counts.get_mut(v.park.group as usize) {
+                *c += 1;
+            }
+        }
+        let (sites, departed) = (&self.sites, &self.old_departed);
+        self.judge.observe(
+            now_ns,
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(|(i, &c)| (sites[i].id.as_str(), c, departed[i])),
+            self.life.len(),
+        );
+    }
+
+    /// Judges every group now. Groups are returned most severe first, then largest.
+    pub fn verdicts(
+        &mut self,
+        now_ns: u64,
+        stacks: &dyn StackSource,
+        incomplete: bool,
+    ) -> Vec<Leak> {
+        struct Acc {
+            members: Vec<MemberView>,
+            gc_max: u64,
+            parents: HashSet<u64>,
+            wakes: u64,
+            cv: Vec<f64>,
+            intervals: Vec<f64>,
+            creation_stack: Option<i32>,
+            stack_bytes: u64,
+        }
+        // Members per group first, so each group's member list is allocated once, exactly.
+        let mut sizes = vec![0usize; self.sites.len()];
+        for g in self.life.parked() {
+            if let Some(n) = sizes.get_mut(g.park.group as usize) {
+                *n += 1;
+            }
+        }
+        let mut by_group: HashMap<u32, Acc> = HashMap::new();
+        for g in self.life.parked() {
+            let p = &g.park;
+            if p.group == u32::MAX {
+                continue;
+            }
+            let a = by_group.entry(p.group).or_insert_with(|| Acc {
+                members: Vec::with_capacity(sizes.get(p.group as usize).copied().unwrap_or(0)),
+                gc_max: 0,
+                parents: HashSet::new(),
+                wakes: 0,
+                cv: Vec::new(),
+                intervals: Vec::new(),
+                creation_stack: None,
+                stack_bytes: 0,
+            });
+            a.members.push(MemberView {
+                goid: g.goid,
+                since_ns: p.since_ns,
+                arrived_ns: if g.streak_since_ns == 0 {
+                    p.since_ns
+                } else {
+                    g.streak_since_ns.min(p.since_ns)
+                },
+                repeat_parks: g.repeat_parks,
+                object: p.object,
+                leaked: g.leaked,
+            });
+            a.gc_max = a.gc_max.max(self.life.gc_cycles_blocked(p));
+            if let Some(parent) = g.parent {
+                a.parents.insert(parent);
+            }
+            if g.creation_stack_id >= 0 && a.creation_stack.is_none() {
+                a.creation_stack = Some(g.creation_stack_id);
+            }
+            a.wakes += u64::from(g.wakes);
+            if let Some(cv) = g.intervals.cv() {
+                a.cv.push(cv);
+                a.intervals.push(f64::from(g.intervals.mean));
+            }
+            a.stack_bytes += g.stack_bytes;
+        }
+        let mut out = Vec::with_capacity(by_group.len());
+        for (gidx, mut a) in by_group {
+            let Some(site) = self.sites.get(gidx as usize) else {
+                continue;
+            };
+            a.members.sort_unstable_by_key(|m| (m.since_ns, m.goid));
+            let views = &a.members;
+            // Distinct objects by sorting (a million members' hash set would double the cost).
+            let mut objects: Vec<u64> = views
+                .iter()
+                .map(|m| m.object)
+                .filter(|&o| o != 0 && o != UNKNOWN_OBJECT)
+                .collect();
+            objects.sort_unstable();
+            objects.dedup();
+            let unknown_objects = views.iter().any(|m| m.object == UNKNOWN_OBJECT);
+            let count = views.len();
+            let creation_frames = a
+                .creation_stack
+                .and_then(|id| {
+                    self.kernel_stacks
+                        .entry(id)
+                        .or_insert_with(|| stacks.stack(id))
+                        .clone()
+                })
+                .map(|ips| creation_stack(&mut *self.sym, &ips))
+                .unwrap_or_default();
+            let features = GroupFeatures {
+                wait_reason: site.wait_reason.clone(),
+                park_frames: site.park_functions.clone(),
+                created_by: strip_line(&site.created_by),
+                creation_frames: creation_frames.iter().map(|f| f.function.clone()).collect(),
+                count,
+                distinct_objects: objects.len(),
+                nil_object: objects.is_empty() && !unknown_objects,
+                creators: a.parents.len(),
+                wakes_per_member: a.wakes as f64 / count.max(1) as f64,
+                wake_interval_cv: median(&mut a.cv),
+                wake_interval_median_s: median(&mut a.intervals),
+            };
+            let class: Classification = self.classifier.classify(&features);
+            let verdict = self.judge.judge(
+                now_ns,
+                &GroupView {
+                    id: &site.id,
+                    wait_reason: &site.wait_reason,
+                    members: views,
+                    healthy: class.healthy,
+                },
+            );
+            let oldest = views.first().map(|m| m.since_ns).unwrap_or(now_ns);
+            let newest = views.last().map(|m| m.since_ns).unwrap_or(now_ns);
+            let secs = now_ns.saturating_sub(oldest) as f64 / 1e9;
+            out.push(Leak {
+                id: site.id.clone(),
+                status: verdict.status,
+                severity: verdict.severity,
+                pattern: class.pattern,
+                explanation: class.explanation,
+                fix_hint: class.fix_hint,
+                count,
+                duration: go_duration(secs),
+                duration_seconds: (secs * 1000.0).round() / 1000.0,
+                first_seen: self.rfc3339(oldest),
+                last_seen: self.rfc3339(newest),
+                wait_reason: site.wait_reason.clone(),
+                blocked_at: site.blocked_at.clone(),
+                created_by: site.created_by.clone(),
+                growth_per_minute: (verdict.growth_per_minute * 10.0).round() / 10.0,
+                gc_cycles_blocked: a.gc_max,
+                stack_trace: go_dump_text(&site.park_frames),
+                creation_stack: go_dump_text(&creation_frames),
+                goroutine_ids: views.iter().take(20).map(|m| m.goid).collect(),
+                stack_bytes: a.stack_bytes,
+                reason: verdict.reason,
+                distinct_objects: objects.len(),
+                // The overflow group mixes sites: never a firm verdict.
+                incomplete: incomplete || Some(gidx) == self.overflow,
+            });
+        }
+        out.sort_by(|a, b| {
+            (
+                a.status,
+                std::cmp::Reverse(a.severity),
+                std::cmp::Reverse(a.count),
+            )
+                .cmp(&(
+                    b.status,
+                    std::cmp::Reverse(b.severity),
+                    std::cmp::Reverse(b.count),
+                ))
+        });
+        out
+    }
+
+    /// A monotonic timestamp as RFC 3339 wall-clock time.
+    pub fn rfc3339(&self, mono_ns: u64) -> String {
+        crate::format::rfc3339(mono_ns, self.wall_minus_mono_ns)
+    }
+}
+
+/// Park stack pcs: the stack map's entries with the caller's return address spliced in after
+/// `gopark` when the kernel did not already record it (kernels before 6.12).
+fn park_pcs(ips: Option<&[u64]>, caller_pc: u64) -> Vec<u64> {
+    match ips {
+        Some(ips) if !ips.is_empty() => {
+            let mut v = Vec::with_capacity(ips.len() + 1);
+            v.push(ips[0]);
+            if caller_pc != 0 && ips.get(1) != Some(&caller_pc) {
+                v.push(caller_pc);
+            }
+            v.extend_from_slice(&ips[1..]);
+            v
+        }
+        _ if caller_pc != 0 => vec![0, caller_pc],
+        _ => Vec::new(),
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goroutine::GoroutineInfo;
+    use crate::group::StackSource;
+
+    /// Names every pc `main.fN` (N = the pc), in `main.go` at line N.
+    struct FakeSymbols;
+
+    impl Symbols for FakeSymbols {
+        fn frames(&mut self, pc: u64, _return_address: bool) -> Vec<Frame> {
+            vec![Frame {
+                pc,
+                function: format!("main.f{pc}"),
+                file: Some("main.go".into()),
+                line: Some(pc as u32),
+                offset: 0,
+                inlined: false,
+            }]
+        }
+
+        fn wait_reason(&self, raw: u32) -> Option<String> {
+            (raw == 7).then(|| "chan receive".to_string())
+        }
+    }
+
+    struct NoStacks;
+
+    impl StackSource for NoStacks {
+        fn stack(&self, _id: i32) -> Option<Vec<u64>> {
+            None
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    fn engine(limits: Limits) -> Engine<'static> {
+        Engine::new(
+            Box::new(FakeSymbols),
+            Classifier::builtin(),
+            EngineConfig {
+                limits,
+                ..EngineConfig::default()
+            },
+        )
+    }
+
+    /// A goroutine parked in `chan receive` with stack `stack`, created at pc 1.
+    fn parked(goid: u64, stack: Vec<u64>) -> GoroutineInfo {
+        GoroutineInfo {
+            goid,
+            status: GStatus::Waiting,
+            status_raw: 4,
+            wait_reason: Some("chan receive".into()),
+            wait_reason_raw: 7,
+            waitsince_ns: 0,
+            wait_age_ns: None,
+            gopc: 1,
+            startpc: 2,
+            parent_goid: 1,
+            stack_lo: 0,
+            stack_hi: 8192,
+            sched_pc: stack[0],
+            sched_sp: 0,
+            sched_bp: 0,
+            stack,
+            stack_truncated: false,
+            waiting_on: vec![0xc000_0000 + goid],
+            sudogs: Vec::new(),
+            g_addr: 0xc100_0000 + goid,
+        }
+    }
+
+    fn ingest(e: &mut Engine<'_>, gs: &[GoroutineInfo], now_s: u64) {
+        e.ingest_inventory(gs, (now_s * S) as i64, InventoryPass::default());
+    }
+
+    #[test]
+    fn sites_past_the_group_limit_go_to_their_own_overflow_group() {
+        let mut e = engine(Limits {
+            groups: 4,
+            ..Limits::default()
+        });
+        // Three real groups (one member each, blocked in main.f100…f102), then two more
+        // sites that no longer fit.
+        let gs: Vec<GoroutineInfo> = (0..5).map(|i| parked(10 + i, vec![100 + i])).collect();
+        ingest(&mut e, &gs, 10);
+        let v = e.verdicts(11 * S, &NoStacks, false);
+        let real: Vec<&Leak> = v.iter().filter(|l| l.id != OVERFLOW_GROUP_ID).collect();
+        assert_eq!(real.len(), 3, "{v:#?}");
+        for l in &real {
+            assert_eq!(l.count, 1, "a real group took a stranger: {l:#?}");
+            assert!(!l.incomplete);
+        }
+        let over = v
+            .iter()
+            .find(|l| l.id == OVERFLOW_GROUP_ID)
+            .expect("no overflow group");
+        assert_eq!(over.count, 2);
+        assert_eq!(over.wait_reason, OVERFLOW_REASON);
+        assert!(
+            over.incomplete,
+            "the overflow group must be marked incomplete"
+        );
+        assert_eq!(e.health.overflow_parks, 2);
+    }
+
+    #[test]
+    fn past_the_stack_cache_different_stacks_stay_apart() {
+        let mut e = engine(Limits {
+            unwound_stacks: 1,
+            ..Limits::default()
+        });
+        let gs = vec![
+            parked(1, vec![200]),
+            parked(2, vec![201]),
+            parked(3, vec![202]),
+            parked(4, vec![202]),
+        ];
+        ingest(&mut e, &gs, 10);
+        let v = e.verdicts(11 * S, &NoStacks, false);
+        let mut counts: Vec<(String, usize)> =
+            v.iter().map(|l| (l.blocked_at.clone(), l.count)).collect();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![
+                ("main.f200 at main.go:200".to_string(), 1),
+                ("main.f201 at main.go:201".to_string(), 1),
+                ("main.f202 at main.go:202".to_string(), 2),
+            ]
+        );
+        assert_eq!(e.health.uncached_stacks, 3);
+    }
+
+    #[test]
+    fn colliding_group_ids_get_a_suffix_and_are_counted() {
+        let mut e = engine(Limits::default());
+        assert_eq!(e.unique_id("g-00000001".into()), "g-00000001");
+        assert_eq!(e.unique_id("g-00000001".into()), "g-00000001-2");
+        assert_eq!(e.unique_id("g-00000001".into()), "g-00000001-3");
+        assert_eq!(e.health.id_collisions, 2);
+    }
+
+    #[test]
+    fn two_sites_whose_ids_collide_stay_two_groups() {
+        // Find two blocking functions whose ids (wait reason, site, creator) collide: the ids
+        // are 32-bit hashes, so among ~2^17 names a pair is all but certain.
+        let creator = "main.f1 at main.go:1";
+        let creator = strip_line(creator);
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut pair = None;
+        for pc in 1000..400_000u64 {
+            let id = stable_id(&["chan receive", &format!("main.f{pc}"), &creator]);
+            if let Some(&other) = seen.get(&id) {
+                pair = Some((other, pc));
+                break;
+            }
+            seen.insert(id, pc);
+        }
+        let (a, b) = pair.expect("no 32-bit id collision among 400k names");
+        let mut e = engine(Limits::default());
+        // Stacks whose first user frame has no line: strip_line changes nothing, so the retry
+        // with lines collides too and only the suffix can tell them apart.
+        struct NoLines;
+        impl Symbols for NoLines {
+            fn frames(&mut self, pc: u64, _: bool) -> Vec<Frame> {
+                vec![Frame {
+                    pc,
+                    function: format!("main.f{pc}"),
+                    file: None,
+                    line: None,
+                    offset: 0,
+                    inlined: false,
+                }]
+            }
+            fn wait_reason(&self, _: u32) -> Option<String> {
+                Some("chan receive".into())
+            }
+        }
+        e.sym = Box::new(NoLines);
+        ingest(&mut e, &[parked(1, vec![a]), parked(2, vec![b])], 10);
+        let v = e.verdicts(11 * S, &NoStacks, false);
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert_ne!(v[0].id, v[1].id);
+        assert_eq!(e.health.id_collisions, 1);
+    }
+}

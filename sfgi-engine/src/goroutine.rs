@@ -1,0 +1,155 @@
+//! Goroutine records as a source reads them from a live process or a dump: the engine's input
+//! besides runtime events.
+use serde::Serialize;
+
+/// A goroutine status (`g.atomicstatus` without the `_Gscan` bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum GStatus {
+    /// `_Gidle` (0): just allocated.
+    Idle,
+    /// `_Grunnable` (1): on a run queue.
+    Runnable,
+    /// `_Grunning` (2): on a CPU (its `sched` is stale).
+    Running,
+    /// `_Gsyscall` (3): in a system call.
+    Syscall,
+    /// `_Gwaiting` (4): parked (see the wait reason).
+    Waiting,
+    /// `_Gdead` (6): unused, on a free list.
+    Dead,
+    /// `_Gcopystack` (8): its stack is being moved.
+    Copystack,
+    /// `_Gpreempted` (9): stopped for a suspendG preemption.
+    Preempted,
+    /// `_Gleaked` (10, Go 1.26+): found leaked by the GC's leak detector.
+    Leaked,
+    /// `_Gdeadextra` (11, Go 1.26+): dead, reserved for an extra M (cgo callbacks).
+    DeadExtra,
+}
+
+impl GStatus {
+    /// The status for `raw` (scan bit already removed), `None` if it is not a Go status.
+    pub fn from_raw(raw: u32) -> Option<GStatus> {
+        Some(match raw {
+            0 => GStatus::Idle,
+            1 => GStatus::Runnable,
+            2 => GStatus::Running,
+            3 => GStatus::Syscall,
+            4 => GStatus::Waiting,
+            6 => GStatus::Dead,
+            8 => GStatus::Copystack,
+            9 => GStatus::Preempted,
+            10 => GStatus::Leaked,
+            11 => GStatus::DeadExtra,
+            _ => return None,
+        })
+    }
+
+    /// Lower-case name, as used in an inventory's counts by status.
+    pub fn name(self) -> &'static str {
+        match self {
+            GStatus::Idle => "idle",
+            GStatus::Runnable => "runnable",
+            GStatus::Running => "running",
+            GStatus::Syscall => "syscall",
+            GStatus::Waiting => "waiting",
+            GStatus::Dead => "dead",
+            GStatus::Copystack => "copystack",
+            GStatus::Preempted => "preempted",
+            GStatus::Leaked => "leaked",
+            GStatus::DeadExtra => "deadextra",
+        }
+    }
+
+    /// Whether `g.sched` holds where the goroutine will resume (it is not on a CPU and its
+    /// stack is not moving), so its stack can be unwound from there.
+    pub fn sched_valid(self) -> bool {
+        matches!(
+            self,
+            GStatus::Runnable
+                | GStatus::Syscall
+                | GStatus::Waiting
+                | GStatus::Preempted
+                | GStatus::Leaked
+        )
+    }
+
+    /// Whether the `g` is unused (dead, or reserved for an extra M).
+    pub fn is_dead(self) -> bool {
+        matches!(self, GStatus::Dead | GStatus::DeadExtra)
+    }
+}
+
+/// One sudog of a goroutine's `g.waiting` list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SudogInfo {
+    /// Runtime address of the sudog.
+    pub addr: u64,
+    /// `sudog.elem`: the data element (often on the goroutine's stack).
+    pub elem: u64,
+    /// `sudog.c`: the `*hchan` (0 when not a channel wait).
+    pub c: u64,
+    /// `sudog.isSelect`.
+    pub is_select: bool,
+}
+
+/// One live goroutine.
+#[derive(Clone, Debug, Serialize)]
+pub struct GoroutineInfo {
+    /// `g.goid`.
+    pub goid: u64,
+    /// Status (scan bit removed).
+    pub status: GStatus,
+    /// `g.atomicstatus` as read (may include the `_Gscan` bit 0x1000).
+    pub status_raw: u32,
+    /// The wait reason's name (for waiting or leaked goroutines with a non-zero reason).
+    pub wait_reason: Option<String>,
+    /// `g.waitreason` as read.
+    pub wait_reason_raw: u8,
+    /// `g.waitsince`, Go `nanotime()` (CLOCK_MONOTONIC ns), approximate: the runtime sets it
+    /// lazily, when a GC's stack scan finds the goroutine blocked (waiting or in a syscall)
+    /// with `waitsince == 0`, to the previous GC's mark-termination time (`work.tstart`, 0
+    /// before the first GC has finished). So 0 means "no GC has seen it blocked yet", and a
+    /// non-zero value may predate the actual block by up to one GC interval. Cleared when it
+    /// runs again.
+    pub waitsince_ns: i64,
+    /// `now_monotonic - waitsince` when `waitsince` is set (an over-estimate by up to one GC
+    /// interval; assumes SFGI and the target share one time namespace's CLOCK_MONOTONIC).
+    pub wait_age_ns: Option<u64>,
+    /// `g.gopc`: pc of the `go` statement that created it (runtime address).
+    pub gopc: u64,
+    /// `g.startpc`: entry of its function (runtime address).
+    pub startpc: u64,
+    /// `g.parentGoid`.
+    pub parent_goid: u64,
+    /// `g.stack.lo`.
+    pub stack_lo: u64,
+    /// `g.stack.hi` (stack bytes = `stack_hi - stack_lo`).
+    pub stack_hi: u64,
+    /// `g.sched.pc`.
+    pub sched_pc: u64,
+    /// `g.sched.sp`.
+    pub sched_sp: u64,
+    /// `g.sched.bp`.
+    pub sched_bp: u64,
+    /// Frame-pointer unwound stack, innermost first, runtime addresses: `sched.pc`, then return
+    /// addresses (symbolize those at `pc - 1`). Empty when `sched` is not valid (running,
+    /// copystack, idle).
+    pub stack: Vec<u64>,
+    /// The unwinding stopped at the unwinder's depth cap or at an unreadable/out-of-bounds frame rather
+    /// than at the end of the frame-pointer chain.
+    pub stack_truncated: bool,
+    /// What it waits on, from `g.waiting`: each sudog's `c` (the `*hchan`), else its `elem`.
+    pub waiting_on: Vec<u64>,
+    /// The sudogs themselves.
+    pub sudogs: Vec<SudogInfo>,
+    /// Runtime address of the `g`.
+    pub g_addr: u64,
+}
+
+impl GoroutineInfo {
+    /// Stack size in bytes (`stack_hi - stack_lo`, 0 if they are inconsistent).
+    pub fn stack_bytes(&self) -> u64 {
+        self.stack_hi.saturating_sub(self.stack_lo)
+    }
+}

@@ -1,0 +1,888 @@
+//! Leak judgement: one status and severity per group, from its members' ages, its population
+//! over time and what the classifier says it is.
+//!
+//! - `growing`: the population kept rising for longer than the threshold and the members that
+//!   were there at the start of that window are all still there (leaked goroutines never leave).
+//!   Whatever the shape (a loop, a shape the rules call healthy), except an active worker pool
+//!   ramping up; a looping member counts as arrived at its first park in a row at the site.
+//! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`.
+//! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
+//!   and no member that old left the group within the last threshold window (a long-poll or a
+//!   slow backend call churns; a leak never lets go).
+//! - `resident`: long-lived and stable, and shaped like a healthy goroutine: a worker pool (many
+//!   members waiting on one shared queue), a loop that keeps waking (a ticker, a poller), or a
+//!   shape the rules call healthy (idle keep-alive connections, signal waiters, the runtime's own).
+//! - `normal`: none of these (recently parked; not enough members blocked long enough).
+//!
+//! Severity: `L1` suspect; `L2` growing; `L3` growing fast (≥ `fast_growth_per_min`) or proven;
+//! `L4` avalanche: a growing group while the process's total goroutine count runs away
+//! (≥ `avalanche_per_min`). An avalanche is reported without waiting for a longer threshold: a
+//! group that gains members at `avalanche_per_min` for [`AVALANCHE_WINDOW`] (30 s), never
+//! shrinking or losing a member, while the total rises as fast, is `growing L4`.
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Tunables of the judge (all documented in the CLI's `--help`).
+#[derive(Clone, Debug)]
+pub struct JudgeConfig {
+    /// How long a group must keep rising (growing) or members stay blocked (suspect).
+    pub threshold: Duration,
+    /// Members blocked longer than the threshold that make a group suspect.
+    pub min_repeat: usize,
+    /// Growth per minute from which a growing group is `L3`.
+    pub fast_growth_per_min: f64,
+    /// Growth of the total goroutine count per minute from which a growing group is `L4`.
+    pub avalanche_per_min: f64,
+}
+
+impl Default for JudgeConfig {
+    fn default() -> Self {
+        Self {
+            threshold: Duration::from_secs(300),
+            min_repeat: 3,
+            fast_growth_per_min: 60.0,
+            avalanche_per_min: 1000.0,
+        }
+    }
+}
+
+/// A group's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Marked leaked by the Go runtime itself.
+    Proven,
+    /// Population rising, old members never leave.
+    Growing,
+    /// Many members blocked for long, not growing.
+    Suspect,
+    /// Long-lived, stable and healthy-shaped.
+    Resident,
+    /// Nothing to report.
+    Normal,
+}
+
+impl Status {
+    /// Lower-case name as printed and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Proven => "proven",
+            Status::Growing => "growing",
+            Status::Suspect => "suspect",
+            Status::Resident => "resident",
+            Status::Normal => "normal",
+        }
+    }
+
+    /// Whether the status is a leak verdict (listed under `leaks`).
+    pub fn is_leak(self) -> bool {
+        matches!(self, Status::Proven | Status::Growing | Status::Suspect)
+    }
+}
+
+/// Severity of a leak verdict, `L1` (least) to `L4`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Severity {
+    /// Suspect.
+    L1,
+    /// Growing.
+    L2,
+    /// Growing fast, or proven.
+    L3,
+    /// Avalanche: the whole process's goroutine count runs away.
+    L4,
+}
+
+impl Severity {
+    /// `L1`…`L4`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::L1 => "L1",
+            Severity::L2 => "L2",
+            Severity::L3 => "L3",
+            Severity::L4 => "L4",
+        }
+    }
+
+    /// Parses `L1`…`L4` (case-insensitive) or `1`…`4`.
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s.trim().trim_start_matches(['L', 'l']) {
+            "1" => Some(Severity::L1),
+            "2" => Some(Severity::L2),
+            "3" => Some(Severity::L3),
+            "4" => Some(Severity::L4),
+            _ => None,
+        }
+    }
+}
+
+/// What the judge needs of one member.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemberView {
+    /// Its goid.
+    pub goid: u64,
+    /// When it parked at this site (monotonic ns): the start of its current block.
+    pub since_ns: u64,
+    /// Since when it has been in the group (monotonic ns): the first of its parks in a row at
+    /// this site. Equals `since_ns` unless it loops here (a ticker, a poller, a pool worker).
+    pub arrived_ns: u64,
+    /// Times it parked at this same site in a row (≥ 2: a loop, a pool worker).
+    pub repeat_parks: u32,
+    /// The object it parks on (0 if none or unknown; [`UNKNOWN_OBJECT`] when it surely parks on
+    /// one SFGI could not read).
+    pub object: u64,
+    /// Whether the Go runtime marked it `_Gleaked`.
+    pub leaked: bool,
+}
+
+/// [`MemberView::object`] of a member that parks on an object SFGI could not read (the inventory
+/// does not follow a `_Gleaked` goroutine's sudogs): neither a known object nor a known nil one.
+pub const UNKNOWN_OBJECT: u64 = u64::MAX;
+
+/// What the judge needs of one group.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupView<'a> {
+    /// Stable group id.
+    pub id: &'a str,
+    /// Go wait reason.
+    pub wait_reason: &'a str,
+    /// Members.
+    pub members: &'a [MemberView],
+    /// Whether the classifier called the shape healthy.
+    pub healthy: bool,
+}
+
+/// The judge's verdict on one group.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Verdict {
+    /// Status.
+    pub status: Status,
+    /// Severity, for leak statuses.
+    pub severity: Option<Severity>,
+    /// Members gained per minute over the threshold window (0 when not rising).
+    pub growth_per_minute: f64,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Population samples of groups and of the whole process, and the verdicts drawn from them.
+#[derive(Debug)]
+pub struct Judge {
+    cfg: JudgeConfig,
+    history: HashMap<String, VecDeque<Sample>>,
+    total: VecDeque<Sample>,
+    /// When observation started (monotonic ns).
+    started_ns: Option<u64>,
+}
+
+/// One population sample: when, how many members, and how many members blocked longer than the
+/// threshold had left the group by then (a running total).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sample {
+    t: u64,
+    count: usize,
+    old_departed: u64,
+}
+
+/// How long a group must run away before it is reported as an avalanche ahead of a longer
+/// threshold (with a threshold this short or shorter, the threshold's own rules apply).
+pub const AVALANCHE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Most samples kept per group; older ones are thinned out.
+const MAX_SAMPLES: usize = 512;
+/// Most groups with history; the least recently seen are forgotten first.
+const MAX_GROUPS: usize = 20_000;
+
+impl Judge {
+    /// A judge with `cfg`.
+    pub fn new(cfg: JudgeConfig) -> Self {
+        Self {
+            cfg,
+            history: HashMap::new(),
+            total: VecDeque::new(),
+            started_ns: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JudgeConfig {
+        &self.cfg
+    }
+
+    /// Records one sample at `now_ns`: every group's member count with the running total of its
+    /// members that left after being blocked longer than the threshold, and the process's total
+    /// goroutine count.
+    pub fn observe<'a>(
+        &mut self,
+        now_ns: u64,
+        groups: impl IntoIterator<Item = (&'a str, usize, u64)>,
+        total: usize,
+    ) {
+        self.started_ns.get_or_insert(now_ns);
+        let keep_ns = 2 * self.cfg.threshold.as_nanos() as u64;
+        let sample = |count, old_departed| Sample {
+            t: now_ns,
+            count,
+            old_departed,
+        };
+        push_sample(&mut self.total, sample(total, 0), keep_ns);
+        let mut seen = 0usize;
+        for (id, count, old_departed) in groups {
+            seen += 1;
+            if !self.history.contains_key(id) && self.history.len() >= MAX_GROUPS {
+                continue;
+            }
+            let h = self.history.entry(id.to_string()).or_default();
+            push_sample(h, sample(count, old_departed), keep_ns);
+        }
+        // Groups that vanished get a zero so a drained burst shows as drained.
+        if seen < self.history.len() {
+            for h in self.history.values_mut() {
+                if let Some(&last) = h.back() {
+                    if last.t < now_ns && last.count > 0 {
+                        push_sample(h, sample(0, last.old_departed), keep_ns);
+                    }
+                }
+            }
+            self.history
+                .retain(|_, h| h.back().is_some_and(|s| s.count > 0) || h.len() > 1);
+        }
+    }
+
+    /// How many members blocked longer than the threshold left the group within the window.
+    fn old_departures(&self, id: &str, window_start: u64) -> u64 {
+        let Some(h) = self.history.get(id) else {
+            return 0;
+        };
+        let (Some(last), Some(first)) = (
+            h.back(),
+            h.iter()
+                .rev()
+                .find(|s| s.t <= window_start)
+                .or_else(|| h.front()),
+        ) else {
+            return 0;
+        };
+        last.old_departed.saturating_sub(first.old_departed)
+    }
+
+    /// Growth of the whole process's goroutine count per minute over the threshold window.
+    pub fn total_growth_per_minute(&self, now_ns: u64) -> f64 {
+        rate_per_minute(&self.total, now_ns, self.cfg.threshold)
+    }
+
+    /// Judges one group at `now_ns`.
+    pub fn judge(&self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
+        let cfg = &self.cfg;
+        let threshold_ns = cfg.threshold.as_nanos() as u64;
+        let window_start = now_ns.saturating_sub(threshold_ns);
+        let count = g.members.len();
+
+        if g.members.iter().any(|m| m.leaked) {
+            return Verdict {
+                status: Status::Proven,
+                severity: Some(Severity::L3),
+                growth_per_minute: self.growth(now_ns, g),
+                reason: "the Go runtime's own leak detector marked members _Gleaked".into(),
+            };
+        }
+
+        let looping = g.members.iter().filter(|m| m.repeat_parks >= 2).count();
+        let objects: std::collections::HashSet<u64> = g
+            .members
+            .iter()
+            .map(|m| m.object)
+            .filter(|&o| o != 0 && o != UNKNOWN_OBJECT)
+            .collect();
+        let pool =
+            count >= 2 && objects.len() == 1 && matches!(g.wait_reason, "chan receive" | "select");
+        let healthy_shape = g.healthy || pool || looping * 2 > count;
+        // Growth is judged before the shape: a loop (a ticker per request never stopped), a
+        // shape the rules call healthy (a client per request never closed) or goroutines on one
+        // shared channel can all leak. Only an active worker pool (a shared queue its members
+        // keep coming back to for work) may ramp up.
+        let active_pool = pool && looping * 2 > count;
+
+        let old = g
+            .members
+            .iter()
+            .filter(|m| m.since_ns <= window_start)
+            .count();
+        let settled = g
+            .members
+            .iter()
+            .filter(|m| m.arrived_ns <= window_start)
+            .count();
+        let growth = self.growth(now_ns, g);
+        let old_left = self.old_departures(g.id, window_start);
+        if !active_pool && old_left == 0 && self.rising(now_ns, g, window_start) {
+            let total_rate = self.total_growth_per_minute(now_ns);
+            let severity = if total_rate >= cfg.avalanche_per_min {
+                Severity::L4
+            } else if growth >= cfg.fast_growth_per_min {
+                Severity::L3
+            } else {
+                Severity::L2
+            };
+            return Verdict {
+                status: Status::Growing,
+                severity: Some(severity),
+                growth_per_minute: growth,
+                reason: format!(
+                    "{count} members, rising for over {} while the {settled} older ones never left",
+                    crate::format::go_duration(cfg.threshold.as_secs_f64())
+                ),
+            };
+        }
+        if !active_pool {
+            if let Some((gained, rate, total_rate)) = self.avalanche(now_ns, g) {
+                return Verdict {
+                    status: Status::Growing,
+                    severity: Some(Severity::L4),
+                    growth_per_minute: rate,
+                    reason: format!(
+                        "avalanche: +{gained} members in {} ({rate:.0}/min) while the process's goroutines rose {total_rate:.0}/min, and none left",
+                        crate::format::go_duration(AVALANCHE_WINDOW.as_secs_f64())
+                    ),
+                };
+            }
+        }
+        if healthy_shape {
+            let why = if g.healthy {
+                "a healthy shape per the rules"
+            } else if pool {
+                "members share one queue (a worker pool)"
+            } else {
+                "members keep waking and parking here (a loop)"
+            };
+            return Verdict {
+                status: if old > 0 || looping > 0 {
+                    Status::Resident
+                } else {
+                    Status::Normal
+                },
+                severity: None,
+                growth_per_minute: growth,
+                reason: why.into(),
+            };
+        }
+        if old >= cfg.min_repeat && old_left > 0 {
+            return Verdict {
+                status: Status::Normal,
+                severity: None,
+                growth_per_minute: growth,
+                reason: format!(
+                    "{old} members blocked longer than the threshold, but {old_left} as old left within it (members churn)"
+                ),
+            };
+        }
+        if old >= cfg.min_repeat {
+            return Verdict {
+                status: Status::Suspect,
+                severity: Some(Severity::L1),
+                growth_per_minute: growth,
+                reason: format!(
+                    "{old} members blocked longer than {}",
+                    crate::format::go_duration(cfg.threshold.as_secs_f64())
+                ),
+            };
+        }
+        Verdict {
+            status: Status::Normal,
+            severity: None,
+            growth_per_minute: growth,
+            reason: format!("{old} of {count} members blocked longer than the threshold"),
+        }
+    }
+
+    /// The avalanche window, when it is shorter than the threshold.
+    fn avalanche_window(&self) -> Option<Duration> {
+        (self.cfg.threshold > AVALANCHE_WINDOW).then_some(AVALANCHE_WINDOW)
+    }
+
+    /// An avalanche, reported without waiting for the threshold: over the last
+    /// [`AVALANCHE_WINDOW`] the group gained members at `avalanche_per_min` or more, its sampled
+    /// population never fell, every member it had at the window's start is still there, and the
+    /// process's total goroutine count rose as fast. Only with a threshold longer than the
+    /// window. Returns (gained, group rate, total rate).
+    fn avalanche(&self, now_ns: u64, g: &GroupView<'_>) -> Option<(usize, f64, f64)> {
+        let window = self.avalanche_window()?;
+        let start = now_ns.checked_sub(window.as_nanos() as u64)?;
+        let h = self.history.get(g.id)?;
+        let first = h.iter().rev().find(|s| s.t <= start)?;
+        let inside: Vec<usize> = h
+            .iter()
+            .filter(|s| s.t >= first.t)
+            .map(|s| s.count)
+            .collect();
+        if inside.len() < 3 || inside.windows(2).any(|w| w[1] < w[0]) {
+            return None;
+        }
+        let stayed = g.members.iter().filter(|m| m.arrived_ns <= start).count();
+        if stayed < first.count {
+            return None;
+        }
+        let gained = g.members.len().checked_sub(first.count)?;
+        let minutes = now_ns.saturating_sub(first.t) as f64 / 60e9;
+        let rate = gained as f64 / minutes.max(1e-9);
+        let total_rate = rate_per_minute(&self.total, now_ns, window);
+        let limit = self.cfg.avalanche_per_min;
+        (limit > 0.0 && rate >= limit && total_rate >= limit).then_some((gained, rate, total_rate))
+    }
+
+    /// Members gained per minute over the window: from the sampled history when it covers the
+    /// window, else from members' park times (survivors only: a lower bound).
+    fn growth(&self, now_ns: u64, g: &GroupView<'_>) -> f64 {
+        let history = self.history.get(g.id);
+        let from_history = history
+            .map(|h| rate_per_minute(h, now_ns, self.cfg.threshold))
+            .unwrap_or(0.0);
+        let threshold_ns = self.cfg.threshold.as_nanos() as u64;
+        let window_start = now_ns.saturating_sub(threshold_ns);
+        // Park times count members that merely re-parked (a loop, a pool worker) as gained: only
+        // a fallback for when the samples do not reach back to the window's start.
+        if history
+            .and_then(|h| h.front())
+            .is_some_and(|s| s.t <= window_start)
+        {
+            return from_history.max(0.0);
+        }
+        let newer = g
+            .members
+            .iter()
+            .filter(|m| m.arrived_ns > window_start)
+            .count() as f64;
+        let from_ages = newer / (threshold_ns.max(1) as f64 / 60e9);
+        from_history.max(from_ages).max(0.0)
+    }
+
+    /// Whether the group kept rising across the whole window while its old members stayed:
+    /// members older than the window exist, new ones arrived in each third of it, and the sampled
+    /// population (when the samples reach back that far) rose and never fell below those
+    /// survivors. A member's age in the group counts from its first park in a row there.
+    fn rising(&self, now_ns: u64, g: &GroupView<'_>, window_start: u64) -> bool {
+        let span = now_ns.saturating_sub(window_start);
+        if span == 0 {
+            return false;
+        }
+        let old = g
+            .members
+            .iter()
+            .filter(|m| m.arrived_ns <= window_start)
+            .count();
+        if old == 0 {
+            return false;
+        }
+        let third = span / 3;
+        let mut arrivals = [0usize; 3];
+        for m in g.members.iter().filter(|m| m.arrived_ns > window_start) {
+            let i = ((m.arrived_ns - window_start) / third.max(1)).min(2) as usize;
+            arrivals[i] += 1;
+        }
+        if arrivals.contains(&0) {
+            return false;
+        }
+        // Old members never leave: the population seen at the window's start is all still here.
+        if let Some(h) = self.history.get(g.id) {
+            if let Some(then) = h.iter().rev().find(|s| s.t <= window_start) {
+                // (and the population rose: members of a stable loop that merely broke their
+                // streak of parks look like arrivals too).
+                if old < then.count || g.members.len() <= then.count {
+                    return false;
+                }
+            }
+            // And the population never shrank by more than a tenth inside the window.
+            let peak = h
+                .iter()
+                .filter(|s| s.t > window_start)
+                .map(|s| s.count)
+                .max()
+                .unwrap_or(0);
+            if peak > g.members.len() + g.members.len() / 10 + 1 {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn push_sample(h: &mut VecDeque<Sample>, s: Sample, keep_ns: u64) {
+    if let Some(last) = h.back_mut() {
+        if last.t >= s.t {
+            *last = Sample { t: last.t, ..s };
+            return;
+        }
+    }
+    let now_ns = s.t;
+    h.push_back(s);
+    while h
+        .front()
+        .is_some_and(|f| now_ns.saturating_sub(f.t) > keep_ns)
+        && h.len() > 2
+    {
+        h.pop_front();
+    }
+    if h.len() > MAX_SAMPLES {
+        // Thin out: drop every other sample of the older half.
+        let half = h.len() / 2;
+        let kept: VecDeque<Sample> = h
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= half || i % 2 == 0)
+            .map(|(_, s)| *s)
+            .collect();
+        *h = kept;
+    }
+}
+
+/// Change per minute between the sample at (or just before) `now - window` and the latest one.
+fn rate_per_minute(h: &VecDeque<Sample>, now_ns: u64, window: Duration) -> f64 {
+    let start = now_ns.saturating_sub(window.as_nanos() as u64);
+    let (Some(last), Some(first)) = (
+        h.back(),
+        h.iter().rev().find(|s| s.t <= start).or_else(|| h.front()),
+    ) else {
+        return 0.0;
+    };
+    let (t1, c1, t0, c0) = (last.t, last.count, first.t, first.count);
+    if t1 <= t0 {
+        return 0.0;
+    }
+    (c1 as f64 - c0 as f64) / ((t1 - t0) as f64 / 60e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn cfg(threshold_s: u64) -> JudgeConfig {
+        JudgeConfig {
+            threshold: Duration::from_secs(threshold_s),
+            ..JudgeConfig::default()
+        }
+    }
+
+    fn member(since_s: u64, object: u64) -> MemberView {
+        MemberView {
+            goid: 0,
+            since_ns: since_s * S,
+            arrived_ns: since_s * S,
+            repeat_parks: 1,
+            object,
+            leaked: false,
+        }
+    }
+
+    fn view<'a>(members: &'a [MemberView], reason: &'a str) -> GroupView<'a> {
+        GroupView {
+            id: "g",
+            wait_reason: reason,
+            members,
+            healthy: false,
+        }
+    }
+
+    /// A leak adding one goroutine per second, each on its own channel, observed every second.
+    fn steady_leak(judge: &mut Judge, until_s: u64) -> Vec<MemberView> {
+        let mut members = Vec::new();
+        for t in 1..=until_s {
+            members.push(member(t, 0x1000 + t));
+            judge.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
+        }
+        members
+    }
+
+    #[test]
+    fn a_steady_leak_is_growing_once_it_rose_for_the_threshold() {
+        let mut j = Judge::new(cfg(10));
+        let m = steady_leak(&mut j, 8);
+        assert_eq!(
+            j.judge(8 * S, &view(&m, "chan send")).status,
+            Status::Normal
+        );
+        let mut j = Judge::new(cfg(10));
+        let m = steady_leak(&mut j, 12);
+        let v = j.judge(12 * S, &view(&m, "chan send"));
+        assert_eq!(v.status, Status::Growing, "{v:?}");
+        assert_eq!(v.severity, Some(Severity::L3), "60/min is fast: {v:?}");
+        assert!((v.growth_per_minute - 60.0).abs() < 7.0, "{v:?}");
+    }
+
+    /// A leak of `per_s` goroutines per second on their own channels, sampled every second
+    /// for `secs` seconds; the process gains only these.
+    fn runaway(judge: &mut Judge, per_s: u64, secs: u64) -> Vec<MemberView> {
+        let mut members = Vec::new();
+        for t in 1..=secs {
+            for k in 0..per_s {
+                members.push(member(t, 0x10_0000 + t * per_s + k));
+            }
+            judge.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
+        }
+        members
+    }
+
+    #[test]
+    fn an_avalanche_is_growing_l4_within_the_avalanche_window() {
+        // 20 goroutines/s = 1200/min, default threshold (5 min): reported after 30 s, not 5 min.
+        let mut j = Judge::new(JudgeConfig::default());
+        let m = runaway(&mut j, 20, 25);
+        let v = j.judge(25 * S, &view(&m, "chan send"));
+        assert_eq!(v.status, Status::Normal, "not yet a whole window: {v:?}");
+        let mut j = Judge::new(JudgeConfig::default());
+        let m = runaway(&mut j, 20, 32);
+        let v = j.judge(32 * S, &view(&m, "chan send"));
+        assert_eq!(
+            (v.status, v.severity),
+            (Status::Growing, Some(Severity::L4)),
+            "{v:?}"
+        );
+        assert!(v.reason.starts_with("avalanche: +"), "{v:?}");
+        assert!((v.growth_per_minute - 1200.0).abs() < 100.0, "{v:?}");
+    }
+
+    #[test]
+    fn a_slower_rise_or_a_burst_that_drains_is_no_avalanche() {
+        // 10/s = 600/min: below --avalanche (1000/min), so it waits for the threshold.
+        let mut j = Judge::new(JudgeConfig::default());
+        let m = runaway(&mut j, 10, 40);
+        assert_eq!(
+            j.judge(40 * S, &view(&m, "chan send")).status,
+            Status::Normal
+        );
+        // 40/s for 35 s, but the population dipped once (requests finishing): not a runaway.
+        let mut j = Judge::new(JudgeConfig::default());
+        let mut m = Vec::new();
+        for t in 1..=35u64 {
+            for k in 0..40 {
+                m.push(member(t, 0x20_0000 + t * 40 + k));
+            }
+            if t == 20 {
+                m.drain(..100);
+            }
+            j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+        }
+        assert_eq!(
+            j.judge(35 * S, &view(&m, "chan send")).status,
+            Status::Normal
+        );
+        // A pool's workers ramping up as fast are still a pool.
+        let mut j = Judge::new(JudgeConfig::default());
+        let mut m = Vec::new();
+        for t in 1..=35u64 {
+            for _ in 0..40 {
+                let mut w = member(t, 0xfeed);
+                w.repeat_parks = 5;
+                m.push(w);
+            }
+            j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+        }
+        assert_eq!(
+            j.judge(35 * S, &view(&m, "chan receive")).status,
+            Status::Resident
+        );
+    }
+
+    #[test]
+    fn a_burst_that_stays_is_suspect_not_growing() {
+        let mut j = Judge::new(cfg(5));
+        let m: Vec<MemberView> = (0..20).map(|i| member(1, 0x1000 + i)).collect();
+        for t in 1..=10 {
+            j.observe(t * S, [("g", 20, 0)], 120);
+        }
+        let v = j.judge(10 * S, &view(&m, "chan receive"));
+        assert_eq!(v.status, Status::Suspect, "{v:?}");
+        assert_eq!(v.severity, Some(Severity::L1));
+    }
+
+    #[test]
+    fn old_members_that_keep_leaving_are_not_suspect() {
+        // Long polls: 20 in flight, each held ~8 s and replaced, threshold 3 s.
+        let mut j = Judge::new(cfg(3));
+        let mut departed = 0u64;
+        for t in 1..=12 {
+            departed += 2;
+            j.observe(t * S, [("g", 20, departed)], 40);
+        }
+        let m: Vec<MemberView> = (0..20).map(|i| member(1 + i % 10, 0x100 + i)).collect();
+        let v = j.judge(12 * S, &view(&m, "IO wait"));
+        assert_eq!(v.status, Status::Normal, "{v:?}");
+    }
+
+    #[test]
+    fn a_burst_that_drains_is_not_a_leak() {
+        let mut j = Judge::new(cfg(5));
+        for t in 1..=4 {
+            j.observe(t * S, [("g", 50 * t as usize, 0)], 200);
+        }
+        j.observe(5 * S, std::iter::empty(), 100);
+        j.observe(10 * S, std::iter::empty(), 100);
+        let m = [member(9, 7)];
+        assert_eq!(
+            j.judge(10 * S, &view(&m, "chan receive")).status,
+            Status::Normal
+        );
+    }
+
+    #[test]
+    fn a_pool_ramping_up_is_resident() {
+        // 32 workers added one every 0.5 s over 16 s, all waiting on one job queue.
+        let mut j = Judge::new(cfg(5));
+        let mut m = Vec::new();
+        for i in 0..32u64 {
+            m.push(member(i / 2, 0xfeed));
+            j.observe((i / 2 + 1) * S, [("g", m.len(), 0)], 40 + m.len());
+        }
+        let v = j.judge(20 * S, &view(&m, "chan receive"));
+        assert_eq!(v.status, Status::Resident, "{v:?}");
+        assert_eq!(v.severity, None);
+    }
+
+    #[test]
+    fn periodic_workers_are_resident() {
+        let mut j = Judge::new(cfg(5));
+        let m: Vec<MemberView> = (0..8)
+            .map(|i| MemberView {
+                goid: 0,
+                since_ns: 19 * S,
+                arrived_ns: S,
+                repeat_parks: 40,
+                object: 0x100 + i,
+                leaked: false,
+            })
+            .collect();
+        j.observe(20 * S, [("g", 8, 0)], 20);
+        // Parked recently (tickers re-park every period): not old, so no verdict yet beyond resident.
+        let v = j.judge(20 * S, &view(&m, "chan receive"));
+        assert_eq!(v.status, Status::Resident, "{v:?}");
+    }
+
+    #[test]
+    fn a_stable_loop_that_re_parks_has_no_growth() {
+        // One ticker goroutine, sampled for 10 s, last parked 0.1 s ago: nothing was gained.
+        let mut j = Judge::new(cfg(2));
+        for t in 1..=10 {
+            j.observe(t * S, [("g", 1, 0)], 10);
+        }
+        let m = [MemberView {
+            goid: 0,
+            since_ns: 10 * S - S / 10,
+            arrived_ns: S,
+            repeat_parks: 50,
+            object: 0x100,
+            leaked: false,
+        }];
+        let v = j.judge(10 * S, &view(&m, "chan receive"));
+        assert_eq!(v.growth_per_minute, 0.0, "{v:?}");
+    }
+
+    #[test]
+    fn loops_that_pile_up_are_growing_but_an_active_pool_ramping_up_is_not() {
+        // One ticker loop per request, never stopped: a new one every second, each waking every
+        // 100 ms on its own channel. Then the same arrivals on one shared job queue (a pool).
+        for (shared, want) in [(false, Status::Growing), (true, Status::Resident)] {
+            let mut j = Judge::new(cfg(5));
+            let mut m = Vec::new();
+            for t in 1..=12u64 {
+                m.push(MemberView {
+                    goid: 0,
+                    since_ns: 0,
+                    arrived_ns: t * S,
+                    repeat_parks: 1,
+                    object: if shared { 0xfeed } else { 0x1000 + t },
+                    leaked: false,
+                });
+                for x in m.iter_mut() {
+                    x.since_ns = t * S;
+                    x.repeat_parks += 10;
+                }
+                j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+            }
+            let v = j.judge(12 * S, &view(&m, "chan receive"));
+            assert_eq!(v.status, want, "shared {shared}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_stable_loop_is_not_growing_when_members_break_their_streak() {
+        // 8 tickers, constant; now and then one re-parks elsewhere first (a new streak).
+        let mut j = Judge::new(cfg(3));
+        for t in 1..=10u64 {
+            j.observe(t * S, [("g", 8, 0)], 20);
+        }
+        let m: Vec<MemberView> = (0..8u64)
+            .map(|i| MemberView {
+                goid: 0,
+                since_ns: 10 * S - S / 20,
+                arrived_ns: if i < 3 { (7 + i) * S } else { S },
+                repeat_parks: 5,
+                object: 0x100 + i,
+                leaked: false,
+            })
+            .collect();
+        let v = j.judge(10 * S, &view(&m, "chan receive"));
+        assert_eq!(v.status, Status::Resident, "{v:?}");
+    }
+
+    #[test]
+    fn unknown_objects_do_not_make_a_pool() {
+        let mut j = Judge::new(cfg(2));
+        let mut m: Vec<MemberView> = (0..5).map(|_| member(1, UNKNOWN_OBJECT)).collect();
+        for t in 1..=10 {
+            j.observe(t * S, [("g", 5, 0)], 10);
+        }
+        assert_eq!(
+            j.judge(10 * S, &view(&m, "chan receive")).status,
+            Status::Suspect
+        );
+        m[0].leaked = true;
+        assert_eq!(
+            j.judge(10 * S, &view(&m, "chan receive")).status,
+            Status::Proven
+        );
+    }
+
+    #[test]
+    fn healthy_rules_make_old_stable_groups_resident() {
+        let j = Judge::new(cfg(5));
+        let m: Vec<MemberView> = (0..50).map(|i| member(1, 0x100 + i)).collect();
+        let g = GroupView {
+            healthy: true,
+            ..view(&m, "IO wait")
+        };
+        assert_eq!(j.judge(60 * S, &g).status, Status::Resident);
+    }
+
+    #[test]
+    fn leaked_members_are_proven() {
+        let j = Judge::new(cfg(5));
+        let mut m = vec![member(1, 1)];
+        m[0].leaked = true;
+        let v = j.judge(2 * S, &view(&m, "chan send"));
+        assert_eq!((v.status, v.severity), (Status::Proven, Some(Severity::L3)));
+    }
+
+    #[test]
+    fn an_avalanche_is_l4() {
+        let mut j = Judge::new(JudgeConfig {
+            avalanche_per_min: 600.0,
+            ..cfg(10)
+        });
+        let mut m = Vec::new();
+        for t in 1..=12u64 {
+            m.push(member(t, 0x1000 + t));
+            j.observe(t * S, [("g", m.len(), 0)], (t * 100) as usize);
+        }
+        let v = j.judge(12 * S, &view(&m, "chan send"));
+        assert_eq!(v.severity, Some(Severity::L4), "{v:?}");
+    }
+
+    #[test]
+    fn severities_parse() {
+        assert_eq!(Severity::parse("L2"), Some(Severity::L2));
+        assert_eq!(Severity::parse("l4"), Some(Severity::L4));
+        assert_eq!(Severity::parse("3"), Some(Severity::L3));
+        assert_eq!(Severity::parse("L5"), None);
+    }
+}

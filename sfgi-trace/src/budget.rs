@@ -1,0 +1,441 @@
+//! The overhead budget: SFGI watches what its probes cost the target and degrades by itself,
+//! loudly, when they would cost more than allowed.
+//!
+//! What a probe costs the target is a trap per hit (≈ 1.5 µs here, see docs/PERFORMANCE.md),
+//! whatever the probe then does, so the budget is on **probe hits per second** in the target
+//! (`--max-event-rate`; 0 = no limit). Every [`WINDOW`] the hit rate of the attached probes is
+//! measured; while it is over the budget SFGI steps down one mode:
+//!
+//! 1. `full`: every probe attached, every park reported (stacks cached per goroutine).
+//! 2. `parks-only`: the `run`, `spawn`, `exit` (and `ready`) probes are detached — about half of
+//!    the traps of a park/wake cycle — and repeat parks of a goroutine at one site are sampled
+//!    1 in [`SAMPLE_EVERY`]. Wakes, exits and creations are learned from inventory re-reads,
+//!    which become periodic (every [`DEGRADED_RESCAN`] at least).
+//! 3. `inventory-only`: the park probe goes too; SFGI works from inventory re-reads alone (no
+//!    traps in the target's hot paths; only `gcStart`/`gcMarkTermination` stay).
+//!
+//! Independently, when the ring buffer drops events (userspace cannot keep up), repeat parks are
+//! sampled ([`SAMPLE_EVERY`]) in any mode: mode `sampled`.
+//!
+//! A window is [`WINDOW`] long, but a rate far over the budget (≥ [`CLEAR_EXCESS`] times it)
+//! steps down after [`MIN_WINDOW`] already: every window over budget costs the target.
+//!
+//! Stepping back up: `--budget-retry` after a step down (default [`DEFAULT_RETRY`]) SFGI
+//! re-attaches the probes it detached for one window. If the target now stays within the budget
+//! it traces fully again (said on stderr and in the steps); if not, it detaches them again at
+//! once and waits twice as long before the next try (at most [`MAX_RETRY`]): a trial costs the
+//! target one window of full tracing, under 1 % of the time at the default.
+//!
+//! Every step down or back up is printed on stderr, recorded in `stats.budget.steps`, turned
+//! into a report warning while degraded and exported as the `sfgi_overhead_mode` metric: never
+//! silent. (Failed trials are recorded in the steps only.)
+use crate::probe::{probe_name, Tracer, ALL_PROBES};
+use crate::procfs::peak_rss;
+use sfgi_common::ProbeId;
+use std::time::{Duration, Instant};
+
+/// Default `--max-event-rate`: probe hits per second in the target. At the ≈ 1.5 µs per hit
+/// measured on the reference VM that is ≈ 3 % of one core.
+pub const DEFAULT_MAX_EVENT_RATE: u64 = 20_000;
+/// How long hit rates are measured before deciding (short: while over budget, every window
+/// costs the target).
+pub const WINDOW: Duration = Duration::from_millis(500);
+/// Shortest measurement before stepping down, for a rate far over the budget.
+pub const MIN_WINDOW: Duration = Duration::from_millis(100);
+/// How far over the budget a rate must be to step down after [`MIN_WINDOW`].
+pub const CLEAR_EXCESS: f64 = 4.0;
+/// Default `--budget-retry`: how long after stepping down SFGI first tries tracing fully again.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(60);
+/// Longest wait between two tries (the wait doubles after each failed one).
+pub const MAX_RETRY: Duration = Duration::from_secs(600);
+/// 1-in-N sampling of repeat parks when degraded.
+pub const SAMPLE_EVERY: u32 = 16;
+/// Longest interval between inventory re-reads once probes are detached.
+pub const DEGRADED_RESCAN: Duration = Duration::from_secs(5);
+
+/// How much SFGI traces now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Everything.
+    Full,
+    /// Every probe, repeat parks sampled (the ring buffer overflowed).
+    Sampled,
+    /// Park and GC probes only; wakes and exits from inventory re-reads.
+    ParksOnly,
+    /// GC probes only; everything else from inventory re-reads.
+    InventoryOnly,
+}
+
+impl Mode {
+    /// Its name in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Sampled => "sampled",
+            Mode::ParksOnly => "parks-only",
+            Mode::InventoryOnly => "inventory-only",
+        }
+    }
+
+    /// Its number in the `sfgi_overhead_mode` metric.
+    pub fn level(self) -> i64 {
+        self as i64
+    }
+}
+
+/// The budget's state, as reports show it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BudgetStats {
+    /// Current mode.
+    pub mode: Mode,
+    /// The budget: probe hits per second in the target (0: none).
+    pub max_event_rate: u64,
+    /// Probe hits per second over the last window.
+    pub probe_hits_per_second: f64,
+    /// Events per second SFGI handled over the whole session.
+    pub events_per_second: f64,
+    /// Parks reported 1 in N at a repeated site (1: all).
+    pub sample_every: u32,
+    /// Probes detached by the budget.
+    pub detached: Vec<String>,
+    /// Inventory re-read interval the budget imposes, seconds.
+    pub rescan_seconds: Option<f64>,
+    /// What the budget did and why, in order.
+    pub steps: Vec<String>,
+    /// SFGI's own CPU time, seconds (user + system).
+    pub self_cpu_seconds: f64,
+    /// SFGI's own CPU over the session, percent of one core.
+    pub self_cpu_percent: f64,
+    /// SFGI's resident memory now, bytes.
+    pub self_rss_bytes: u64,
+    /// SFGI's peak resident memory, bytes.
+    pub self_peak_rss_bytes: u64,
+}
+
+/// A try at tracing fully again: what to go back to if it fails.
+struct Trial {
+    mode: Mode,
+    reattached: Vec<ProbeId>,
+}
+
+/// The overhead budget of one session.
+pub struct Budget {
+    max_rate: u64,
+    /// First wait before a try at stepping back up (zero: never).
+    retry: Duration,
+    /// The current wait (doubles after each failed try).
+    backoff: Duration,
+    /// When to try next.
+    retry_at: Option<Instant>,
+    trial: Option<Trial>,
+    /// Record steps without printing them (a failed trial).
+    quiet: bool,
+    mode: Mode,
+    sample_every: u32,
+    detached: Vec<ProbeId>,
+    rescan: Option<Duration>,
+    steps: Vec<String>,
+    window_start: Instant,
+    hits_at_start: u64,
+    kept_at_start: u64,
+    dropped_at_start: u64,
+    last_rate: f64,
+    started: Instant,
+    cpu_at_start: f64,
+}
+
+/// Probe hits (all probes; park and GC probes only) and drops so far.
+fn totals(tracer: &Tracer) -> (u64, u64, u64) {
+    ALL_PROBES.iter().fold((0, 0, 0), |(h, k, d), &id| {
+        let c = tracer.counters(id);
+        let kept = matches!(id, ProbeId::Park | ProbeId::GcStart | ProbeId::GcEnd);
+        (h + c.hits, k + if kept { c.hits } else { 0 }, d + c.dropped)
+    })
+}
+
+impl Budget {
+    /// A budget of `max_rate` probe hits per second (0: unlimited), starting now, that tries to
+    /// step back up `retry` after stepping down (zero: never).
+    pub fn new(max_rate: u64, retry: Duration, tracer: &Tracer) -> Budget {
+        let (hits, kept, dropped) = totals(tracer);
+        let now = Instant::now();
+        Budget {
+            max_rate,
+            retry,
+            backoff: retry,
+            retry_at: None,
+            trial: None,
+            quiet: false,
+            mode: Mode::Full,
+            sample_every: 1,
+            detached: Vec::new(),
+            rescan: None,
+            steps: Vec::new(),
+            window_start: now,
+            hits_at_start: hits,
+            kept_at_start: kept,
+            dropped_at_start: dropped,
+            last_rate: 0.0,
+            started: now,
+            cpu_at_start: crate::procfs::self_usage().0.unwrap_or(0.0),
+        }
+    }
+
+    /// Current mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The inventory re-read interval the budget imposes (`None`: the session's own).
+    pub fn rescan(&self) -> Option<Duration> {
+        self.rescan
+    }
+
+    /// Measures the last window and steps down if over budget. `inventory_ms` is how long the
+    /// last inventory took (degraded modes re-read it at most 5 % of the time).
+    pub fn check(&mut self, tracer: &mut Tracer, inventory_ms: f64) {
+        if self.trial.is_none()
+            && self.mode > Mode::Sampled
+            && self.retry_at.is_some_and(|at| Instant::now() >= at)
+        {
+            self.begin_trial(tracer);
+            return;
+        }
+        let secs = self.window_start.elapsed().as_secs_f64();
+        if secs < MIN_WINDOW.as_secs_f64() {
+            return;
+        }
+        let (hits, kept, dropped) = totals(tracer);
+        let rate = hits.saturating_sub(self.hits_at_start) as f64 / secs;
+        let clearly_over = self.max_rate > 0 && rate >= CLEAR_EXCESS * self.max_rate as f64;
+        if secs < WINDOW.as_secs_f64() && !clearly_over {
+            return;
+        }
+        // What the park and GC probes alone cost: the rate parks-only mode would leave.
+        let kept_rate = kept.saturating_sub(self.kept_at_start) as f64 / secs;
+        let new_drops = dropped.saturating_sub(self.dropped_at_start);
+        self.last_rate = rate;
+        self.start_window((hits, kept, dropped));
+        if new_drops > 0 && self.sample_every == 1 && self.mode < Mode::InventoryOnly {
+            self.sample(tracer);
+            if self.mode == Mode::Full {
+                self.mode = Mode::Sampled;
+            }
+            self.step(format!(
+                "{new_drops} events dropped in {secs:.1} s (ring buffer full): reporting 1 in {SAMPLE_EVERY} repeat parks per goroutine and site"
+            ));
+        }
+        if self.max_rate == 0 || rate <= self.max_rate as f64 {
+            if let Some(t) = self.trial.take() {
+                let names: Vec<&str> = t.reattached.into_iter().map(probe_name).collect();
+                self.rescan = None;
+                self.backoff = self.retry;
+                self.retry_at = None;
+                self.step(format!(
+                    "{rate:.0} probe hits/s <= --max-event-rate {}: re-attached {}; tracing fully again",
+                    self.max_rate,
+                    names.join(", ")
+                ));
+            }
+            return;
+        }
+        if let Some(t) = self.trial.take() {
+            // Back where it was, quietly, and wait twice as long before the next try.
+            self.quiet = true;
+            self.step(format!(
+                "tried tracing fully again: {rate:.0} probe hits/s > --max-event-rate {}; back to {}",
+                self.max_rate,
+                t.mode.as_str()
+            ));
+            self.backoff = (self.backoff * 2).min(MAX_RETRY);
+        }
+        let was = self.mode;
+        let rescan = DEGRADED_RESCAN.max(Duration::from_secs_f64(inventory_ms * 20.0 / 1e3));
+        match self.mode {
+            // Parks alone would still be over budget: go straight to inventory-only.
+            Mode::Full | Mode::Sampled if kept_rate > self.max_rate as f64 => {
+                for id in [
+                    ProbeId::Run,
+                    ProbeId::Ready,
+                    ProbeId::Spawn,
+                    ProbeId::Exit,
+                    ProbeId::Park,
+                ] {
+                    self.detach(tracer, id);
+                }
+                self.mode = Mode::InventoryOnly;
+                self.rescan = Some(rescan);
+                self.step(format!(
+                    "{rate:.0} probe hits/s ({kept_rate:.0}/s at park) > --max-event-rate {}: detached park, run, spawn, exit; working from inventory re-reads every {}",
+                    self.max_rate,
+                    sfgi_engine::format::go_duration(rescan.as_secs_f64())
+                ));
+            }
+            Mode::Full | Mode::Sampled => {
+                self.sample(tracer);
+                for id in [ProbeId::Run, ProbeId::Ready, ProbeId::Spawn, ProbeId::Exit] {
+                    self.detach(tracer, id);
+                }
+                self.mode = Mode::ParksOnly;
+                self.rescan = Some(rescan);
+                self.step(format!(
+                    "{rate:.0} probe hits/s > --max-event-rate {}: detached run, spawn, exit (wakes and exits now come from inventory re-reads every {}), 1 in {SAMPLE_EVERY} repeat parks reported",
+                    self.max_rate,
+                    sfgi_engine::format::go_duration(rescan.as_secs_f64())
+                ));
+            }
+            Mode::ParksOnly => {
+                self.detach(tracer, ProbeId::Park);
+                self.mode = Mode::InventoryOnly;
+                self.rescan = Some(rescan);
+                self.step(format!(
+                    "{rate:.0} probe hits/s > --max-event-rate {} with parks only: detached park; working from inventory re-reads every {}",
+                    self.max_rate,
+                    sfgi_engine::format::go_duration(rescan.as_secs_f64())
+                ));
+            }
+            Mode::InventoryOnly => {}
+        }
+        self.quiet = false;
+        if self.mode != was && !self.retry.is_zero() {
+            self.retry_at = Some(Instant::now() + self.backoff);
+        }
+    }
+
+    /// Re-attaches every probe the budget detached, for one window.
+    fn begin_trial(&mut self, tracer: &mut Tracer) {
+        let mut back = Vec::new();
+        for id in std::mem::take(&mut self.detached) {
+            match tracer.reattach(id) {
+                Ok(()) => back.push(id),
+                Err(e) => {
+                    self.detached.push(id);
+                    self.step(format!("could not re-attach {}: {e}", probe_name(id)));
+                }
+            }
+        }
+        if !self.detached.is_empty() {
+            // Could not restore full tracing: take the rest off again and stay degraded.
+            for id in back {
+                self.detach(tracer, id);
+            }
+            self.retry_at = None;
+            return;
+        }
+        self.trial = Some(Trial {
+            mode: self.mode,
+            reattached: back,
+        });
+        self.mode = if self.sample_every > 1 {
+            Mode::Sampled
+        } else {
+            Mode::Full
+        };
+        self.start_window(totals(tracer));
+    }
+
+    /// Starts a measurement window at these (hits, park+GC hits, drops) totals.
+    fn start_window(&mut self, (hits, kept, dropped): (u64, u64, u64)) {
+        self.window_start = Instant::now();
+        self.hits_at_start = hits;
+        self.kept_at_start = kept;
+        self.dropped_at_start = dropped;
+    }
+
+    fn sample(&mut self, tracer: &mut Tracer) {
+        if self.sample_every == 1 {
+            match tracer.set_sample_every(SAMPLE_EVERY) {
+                Ok(()) => self.sample_every = SAMPLE_EVERY,
+                Err(e) => self.step(format!("could not turn on park sampling: {e}")),
+            }
+        }
+    }
+
+    fn detach(&mut self, tracer: &mut Tracer, id: ProbeId) {
+        if !tracer.is_attached(id) {
+            return;
+        }
+        match tracer.detach(id) {
+            Ok(()) => self.detached.push(id),
+            Err(e) => self.step(format!("could not detach {}: {e}", probe_name(id))),
+        }
+    }
+
+    fn step(&mut self, what: String) {
+        let at = self.started.elapsed().as_secs_f64();
+        if !self.quiet {
+            eprintln!("sfgi: overhead budget: {what}");
+        }
+        self.steps.push(format!("at {at:.1}s: {what}"));
+    }
+
+    /// The budget's state now, with SFGI's own usage; `events` is the session's event count.
+    pub fn stats(&self, events: u64) -> BudgetStats {
+        let (cpu, rss) = crate::procfs::self_usage();
+        let cpu = cpu.unwrap_or(0.0);
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        BudgetStats {
+            mode: self.mode,
+            max_event_rate: self.max_rate,
+            probe_hits_per_second: self.last_rate.round(),
+            events_per_second: (events as f64 / secs).round(),
+            sample_every: self.sample_every,
+            detached: self
+                .detached
+                .iter()
+                .map(|&id| probe_name(id).to_string())
+                .collect(),
+            rescan_seconds: self.rescan.map(|d| d.as_secs_f64()),
+            steps: self.steps.clone(),
+            self_cpu_seconds: (cpu * 100.0).round() / 100.0,
+            self_cpu_percent: (((cpu - self.cpu_at_start) / secs) * 1000.0).round() / 10.0,
+            self_rss_bytes: rss.unwrap_or(0),
+            self_peak_rss_bytes: peak_rss().unwrap_or(0),
+        }
+    }
+
+    /// The warning a report carries while degraded.
+    pub fn warning(&self) -> Option<String> {
+        match self.mode {
+            Mode::Full => None,
+            Mode::Sampled => Some(format!(
+                "overhead budget: the ring buffer overflowed, so only 1 in {} repeat parks per goroutine and site were reported (see stats.budget)",
+                self.sample_every
+            )),
+            Mode::ParksOnly | Mode::InventoryOnly => Some(format!(
+                "overhead budget: tracing degraded to {} (more than {} probe hits/s in the target; --max-event-rate 0 to trace fully): wakes, exits{} come from inventory re-reads every {}, verdicts may lag by that much (see stats.budget)",
+                self.mode.as_str(),
+                self.max_rate,
+                if self.mode == Mode::InventoryOnly {
+                    " and parks"
+                } else {
+                    ""
+                },
+                sfgi_engine::format::go_duration(self.rescan.unwrap_or(DEGRADED_RESCAN).as_secs_f64())
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_are_ordered_and_named() {
+        assert!(Mode::Full < Mode::Sampled);
+        assert!(Mode::ParksOnly < Mode::InventoryOnly);
+        assert_eq!(Mode::ParksOnly.as_str(), "parks-only");
+        assert_eq!(Mode::InventoryOnly.level(), 3);
+        assert_eq!(
+            serde_json::to_string(&Mode::InventoryOnly).unwrap(),
+            "\"inventory-only\""
+        );
+    }
+
+    #[test]
+    fn own_peak_rss_is_readable() {
+        assert!(peak_rss().unwrap_or(0) > 0);
+    }
+}

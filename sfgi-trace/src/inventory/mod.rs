@@ -1,0 +1,901 @@
+//! The goroutine inventory at attach: every goroutine that exists when SFGI attaches, read from
+//! the target's memory while it keeps running (no ptrace stop, no stop-the-world).
+//!
+//! Goroutines parked before the probes went in never produce an event, so the engine starts
+//! from this snapshot. It walks `runtime.allgs` (a `[]*g`), reads each `g` with batched
+//! `process_vm_readv` calls, decodes its status, wait reason, wait start, creation site and
+//! stack bounds, follows `g.waiting` (the sudogs of a goroutine blocked on channels or in
+//! `select`) to the channels it waits on, and unwinds its stack by frame pointers from
+//! `g.sched`.
+//!
+//! The target is not stopped, so reads can be torn: `allgs` is read once (pointer and length,
+//! then the array), a `g` whose `goid` is 0 or whose status is not a Go status is counted in
+//! [`Inventory::unreadable`], and every loop is bounded (slice length, sudog chain, stack
+//! depth), so a corrupt pointer costs at most a bounded amount of reading.
+//!
+//! Finding `allgs`: the `.symtab` symbol when present, else the code of `runtime.allgadd` (or
+//! `runtime.forEachG`) located through `.gopclntab` (see [`locate_allgs`]).
+
+mod locate;
+mod mem;
+
+pub use sfgi_engine::goroutine::{GStatus, GoroutineInfo, SudogInfo};
+pub use sfgi_goexe::{SudogOffsets, SudogSource};
+
+use mem::{u32_at, u64_at, u8_at, Remote};
+use serde::Serialize;
+use sfgi_goexe::{Arch, GoBinary, OffsetSource, RuntimeOffsets, WaitReasons};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+
+/// Largest `len(allgs)` accepted (more means a corrupt or misread slice header).
+pub const MAX_ALLGS: u64 = 50_000_000;
+/// Deepest stack unwound (frames, counting `sched.pc`).
+pub const MAX_DEPTH: usize = 64;
+/// Most sudogs followed per goroutine (a `select` has one per case).
+pub const MAX_SUDOGS: usize = 128;
+/// `g`s read per group (bounds memory: the group's g structs and stack windows).
+const GROUP: usize = 8192;
+/// Stack bytes read per goroutine per unwinding round.
+const STACK_WINDOW: u64 = 512;
+/// The `_Gscan` bit of `g.atomicstatus`.
+const GSCAN: u32 = 0x1000;
+/// Largest plausible goroutine stack (Go's default max is 1 GB on 64-bit).
+const MAX_STACK: u64 = 1 << 31;
+/// Longest runtime function whose code is decoded to find `allgs`.
+const MAX_CODE: u64 = 64 << 10;
+
+/// Errors from taking the inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// Not an amd64 binary (the decoding and unwinding are amd64-only).
+    #[error("unsupported architecture {0} (the inventory is amd64-only)")]
+    UnsupportedArch(String),
+    /// The `runtime.g` offsets are a guess (unknown Go version without DWARF).
+    #[error("runtime.g offsets are unknown for this binary ({0}); work from events alone")]
+    OffsetsUnknown(String),
+    /// `runtime.allgs` could not be found (stripped binary whose code did not match).
+    #[error("runtime.allgs not found ({}); work from events alone", .tried.join("; "))]
+    AllgsNotFound {
+        /// What was tried and why each failed.
+        tried: Vec<String>,
+    },
+    /// The process no longer exists.
+    #[error("process {0} is gone")]
+    ProcessGone(u32),
+    /// The process may not be read (needs root or CAP_SYS_PTRACE).
+    #[error("no permission to read the memory of process {pid}: {source}")]
+    Permission {
+        /// The PID.
+        pid: u32,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `process_vm_readv` is not available (kernel without it, or blocked by seccomp).
+    #[error("process_vm_readv unavailable: {0}")]
+    Unsupported(String),
+    /// A range that must be readable (e.g. the `allgs` slice header) was not.
+    #[error("cannot read {len} bytes at {addr:#x} in the target")]
+    Unreadable {
+        /// Runtime address.
+        addr: u64,
+        /// Length.
+        len: usize,
+    },
+    /// Target data failed a sanity check.
+    #[error("corrupt {what}: {why}")]
+    Corrupt {
+        /// Which structure.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// Another I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How `runtime.allgs` was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum AllgsSource {
+    /// The `.symtab` symbol `runtime.allgs`.
+    Symbol,
+    /// RIP-relative references in the code of `function`.
+    Code {
+        /// The runtime function decoded (e.g. `runtime.allgadd`).
+        function: String,
+    },
+}
+
+/// The goroutines of a process at one moment (approximately: the process kept running).
+#[derive(Clone, Debug, Serialize)]
+pub struct Inventory {
+    /// Every live goroutine (not dead), in `allgs` order.
+    pub goroutines: Vec<GoroutineInfo>,
+    /// How many `g`s had each status (including `dead`; unreadable ones are not counted).
+    pub by_status: BTreeMap<String, usize>,
+    /// `g`s skipped because they could not be read or failed a sanity check (torn read).
+    pub unreadable: usize,
+    /// Wall time spent reading the target (ns).
+    pub read_ns: u64,
+    /// How `runtime.allgs` was found.
+    pub allgs_source: AllgsSource,
+    /// `len(allgs)` as read.
+    pub allgs_len: u64,
+    /// `runtime.allglen` read just before `allgs` (`None` if not located or unreadable); the
+    /// runtime keeps it equal to `len(allgs)`.
+    pub allglen: Option<u64>,
+    /// CLOCK_MONOTONIC (ns) when the reading started (compare with `waitsince_ns`).
+    pub now_monotonic_ns: i64,
+    /// Where the sudog offsets came from.
+    pub sudog_source: SudogSource,
+}
+
+/// Where `runtime.allgs` is (link-time vaddr): the symbol if present, else from the code.
+pub fn locate_allgs(bin: &GoBinary) -> Result<(u64, AllgsSource), InventoryError> {
+    if let Some((addr, _)) = bin.data_symbol("runtime.allgs") {
+        return Ok((addr, AllgsSource::Symbol));
+    }
+    locate_allgs_in_code(bin)
+}
+
+/// Where `runtime.allgs` is according to the code alone (ignores `.symtab`): decodes
+/// `runtime.allgadd`, and `runtime.forEachG` as a fallback and cross-check.
+pub fn locate_allgs_in_code(bin: &GoBinary) -> Result<(u64, AllgsSource), InventoryError> {
+    if bin.arch() != Arch::Amd64 {
+        return Err(InventoryError::UnsupportedArch(bin.arch().to_string()));
+    }
+    let mut tried = Vec::new();
+    let primary = function_code(bin, "runtime.allgadd")
+        .and_then(|(code, entry)| locate::allgs_from_allgadd(&code, entry));
+    let secondary = function_code(bin, "runtime.forEachG")
+        .and_then(|(code, entry)| locate::allgs_from_foreachg(&code, entry));
+    match (primary, secondary) {
+        (Ok(a), Ok(b)) if a != b => tried.push(format!(
+            "runtime.allgadd says {a:#x} but runtime.forEachG says {b:#x}"
+        )),
+        (Ok(a), _) => {
+            return Ok((
+                a,
+                AllgsSource::Code {
+                    function: "runtime.allgadd".into(),
+                },
+            ))
+        }
+        (Err(e), Ok(b)) => {
+            log::debug!("runtime.allgadd: {e}; using runtime.forEachG");
+            return Ok((
+                b,
+                AllgsSource::Code {
+                    function: "runtime.forEachG".into(),
+                },
+            ));
+        }
+        (Err(e1), Err(e2)) => {
+            tried.push(format!("runtime.allgadd: {e1}"));
+            tried.push(format!("runtime.forEachG: {e2}"));
+        }
+    }
+    Err(InventoryError::AllgsNotFound { tried })
+}
+
+/// Where `runtime.allglen` is (link-time vaddr): the symbol if present, else from
+/// `runtime.allgadd`'s atomic store of `len(allgs)`.
+pub fn locate_allglen(bin: &GoBinary) -> Result<u64, InventoryError> {
+    if let Some((addr, _)) = bin.data_symbol("runtime.allglen") {
+        return Ok(addr);
+    }
+    locate_allglen_in_code(bin)
+}
+
+/// Where `runtime.allglen` is according to `runtime.allgadd`'s code alone.
+pub fn locate_allglen_in_code(bin: &GoBinary) -> Result<u64, InventoryError> {
+    let (allgs, _) = locate_allgs_in_code(bin)?;
+    function_code(bin, "runtime.allgadd")
+        .and_then(|(code, entry)| locate::allglen_from_allgadd(&code, entry, allgs))
+        .map_err(|e| InventoryError::AllgsNotFound {
+            tried: vec![format!("runtime.allglen from runtime.allgadd: {e}")],
+        })
+}
+
+/// The code of function `name` (read from the binary's file) and its entry address.
+fn function_code(bin: &GoBinary, name: &str) -> Result<(Vec<u8>, u64), String> {
+    let f = bin
+        .func_by_name(name)
+        .ok_or_else(|| format!("{name} not found"))?;
+    let len = f.end.saturating_sub(f.entry);
+    if len == 0 || len > MAX_CODE {
+        return Err(format!("{name}: implausible size {len}"));
+    }
+    let off = bin
+        .file_offset(f.entry)
+        .ok_or_else(|| format!("{name}: code not in the file"))?;
+    // The end must map to the same place (same segment) for the bytes to be contiguous.
+    if bin.file_offset(f.end - 1) != Some(off + len - 1) {
+        return Err(format!("{name}: code crosses a segment boundary"));
+    }
+    let mut file = std::fs::File::open(bin.path()).map_err(|e| format!("{name}: {e}"))?;
+    file.seek(SeekFrom::Start(off))
+        .map_err(|e| format!("{name}: {e}"))?;
+    let mut code = vec![0u8; len as usize];
+    file.read_exact(&mut code)
+        .map_err(|e| format!("{name}: {e}"))?;
+    Ok((code, f.entry))
+}
+
+/// CLOCK_MONOTONIC in ns (Go's `nanotime()` on linux/amd64).
+pub fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec)
+}
+
+/// Reads the inventory of process `pid`, whose executable is `bin`, loaded with `bias` (runtime
+/// address minus link-time address; 0 unless PIE). The process keeps running.
+///
+/// To read the same binary repeatedly, build a [`Plan`] once (it locates `allgs` and reads the
+/// sudog layout from DWARF) and call [`Plan::read`].
+pub fn read(pid: u32, bin: &GoBinary, bias: u64) -> Result<Inventory, InventoryError> {
+    Plan::new(bin)?.read(pid, bias)
+}
+
+/// What [`Plan::read_each`] hands each batch of goroutines to.
+type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], i64) + 'a;
+
+/// Everything about a binary the inventory needs, worked out once.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Link-time address of `runtime.allgs`.
+    pub allgs_vaddr: u64,
+    /// How it was found.
+    pub allgs_source: AllgsSource,
+    /// Link-time address of `runtime.allglen`, if found.
+    pub allglen_vaddr: Option<u64>,
+    /// `runtime.g` offsets.
+    pub offsets: RuntimeOffsets,
+    /// `runtime.sudog` offsets.
+    pub sudog: SudogOffsets,
+    /// Wait-reason names.
+    pub wait_reasons: WaitReasons,
+}
+
+impl Plan {
+    /// Works out where and how to read the goroutines of programs built as `bin`.
+    pub fn new(bin: &GoBinary) -> Result<Plan, InventoryError> {
+        if bin.arch() != Arch::Amd64 {
+            return Err(InventoryError::UnsupportedArch(bin.arch().to_string()));
+        }
+        let offsets = bin.offsets().clone();
+        if let OffsetSource::Guess { minor } = offsets.source {
+            return Err(InventoryError::OffsetsUnknown(format!(
+                "{} without DWARF; nearest table go1.{minor}",
+                bin.build_info().go_version
+            )));
+        }
+        check_offsets(&offsets)?;
+        let (allgs_vaddr, allgs_source) = locate_allgs(bin)?;
+        let allglen_vaddr = locate_allglen(bin).ok();
+        Ok(Plan {
+            allgs_vaddr,
+            allgs_source,
+            allglen_vaddr,
+            offsets,
+            sudog: bin.sudog_offsets(),
+            wait_reasons: bin.wait_reasons().clone(),
+        })
+    }
+
+    /// `len(runtime.allgs)` of process `pid` now: how many `g`s the target has ever allocated
+    /// (live or on free lists), an upper bound of its goroutines. One 24-byte read.
+    pub fn allgs_len(&self, pid: u32, bias: u64) -> Result<u64, InventoryError> {
+        let hdr = Remote { pid }.read(self.allgs_vaddr.wrapping_add(bias), 24)?;
+        let len = u64_at(&hdr, 8).unwrap_or(0);
+        Ok(len.min(MAX_ALLGS))
+    }
+
+    /// Reads the inventory of process `pid` (loaded with `bias`; see [`read`]).
+    pub fn read(&self, pid: u32, bias: u64) -> Result<Inventory, InventoryError> {
+        self.read_batches(pid, bias, None)
+    }
+
+    /// Reads the inventory of process `pid` in batches of a few thousand goroutines, handing
+    /// each to `visit` (with the read's CLOCK_MONOTONIC start) instead of keeping them: a
+    /// million goroutines never sit in memory at once. The returned [`Inventory`] has the
+    /// counters and no goroutines.
+    pub fn read_each(
+        &self,
+        pid: u32,
+        bias: u64,
+        mut visit: impl FnMut(&[GoroutineInfo], i64),
+    ) -> Result<Inventory, InventoryError> {
+        self.read_batches(pid, bias, Some(&mut visit))
+    }
+
+    fn read_batches(
+        &self,
+        pid: u32,
+        bias: u64,
+        mut visit: Option<&mut BatchVisitor<'_>>,
+    ) -> Result<Inventory, InventoryError> {
+        check_offsets(&self.offsets)?;
+        let reader = Reader {
+            remote: Remote { pid },
+            off: &self.offsets,
+            sudog: self.sudog,
+            wait_reasons: &self.wait_reasons,
+        };
+        let start = std::time::Instant::now();
+        let now_monotonic_ns = monotonic_ns();
+        let allgs = self.allgs_vaddr.wrapping_add(bias);
+        // allglen before allgs, as the runtime's own lock-free readers do.
+        let allglen = match self.allglen_vaddr {
+            Some(a) => reader
+                .remote
+                .read(a.wrapping_add(bias), 8)
+                .ok()
+                .and_then(|b| u64_at(&b, 0)),
+            None => None,
+        };
+        let hdr = reader.remote.read(allgs, 24)?;
+        let (ptr, len, cap) = (
+            u64_at(&hdr, 0).unwrap_or(0),
+            u64_at(&hdr, 8).unwrap_or(0),
+            u64_at(&hdr, 16).unwrap_or(0),
+        );
+        if len > cap || len > MAX_ALLGS || (len > 0 && (ptr == 0 || !ptr.is_multiple_of(8))) {
+            return Err(InventoryError::Corrupt {
+                what: "runtime.allgs",
+                why: format!("ptr={ptr:#x} len={len} cap={cap}"),
+            });
+        }
+        let array = if len == 0 {
+            Vec::new()
+        } else {
+            reader.remote.read(ptr, (len * 8) as usize)?
+        };
+        let gptrs: Vec<u64> = array
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+
+        let mut inv = Inventory {
+            goroutines: Vec::new(),
+            by_status: BTreeMap::new(),
+            unreadable: 0,
+            read_ns: 0,
+            allgs_source: self.allgs_source.clone(),
+            allgs_len: len,
+            allglen,
+            now_monotonic_ns,
+            sudog_source: self.sudog.source,
+        };
+        for group in gptrs.chunks(GROUP) {
+            reader.read_group(group, now_monotonic_ns, &mut inv)?;
+            if let Some(visit) = visit.as_mut() {
+                visit(&inv.goroutines, now_monotonic_ns);
+                inv.goroutines.clear();
+            }
+        }
+        inv.read_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Ok(inv)
+    }
+}
+
+/// Every field read must lie inside a plausibly sized `g`.
+fn check_offsets(o: &RuntimeOffsets) -> Result<(), InventoryError> {
+    let fields = [
+        o.g_stack_lo,
+        o.g_stack_hi,
+        o.g_goid,
+        o.g_waitsince,
+        o.g_parent_goid,
+        o.g_gopc,
+        o.g_startpc,
+        o.g_waiting,
+        o.g_sched + o.gobuf_sp,
+        o.g_sched + o.gobuf_pc,
+        o.g_sched + o.gobuf_bp,
+    ];
+    let max = fields.iter().max().copied().unwrap_or(0);
+    if o.g_size > 64 << 10 || max + 8 > o.g_size || o.g_atomicstatus + 4 > o.g_size {
+        return Err(InventoryError::Corrupt {
+            what: "runtime.g offsets",
+            why: format!("a field lies outside sizeof(g)={}", o.g_size),
+        });
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    remote: Remote,
+    off: &'a RuntimeOffsets,
+    sudog: SudogOffsets,
+    wait_reasons: &'a WaitReasons,
+}
+
+/// A goroutine whose stack is being unwound.
+struct Unwind {
+    /// Index into `Inventory::goroutines`.
+    idx: usize,
+    bp: u64,
+    /// The previous frame pointer (frames must move towards `hi`).
+    floor: u64,
+    lo: u64,
+    hi: u64,
+    win_base: u64,
+    win: Vec<u8>,
+}
+
+impl Reader<'_> {
+    fn read_group(
+        &self,
+        gptrs: &[u64],
+        now: i64,
+        inv: &mut Inventory,
+    ) -> Result<(), InventoryError> {
+        let o = self.off;
+        let gsize = o.g_size as usize;
+        let ranges: Vec<(u64, usize)> = gptrs
+            .iter()
+            .map(|&p| {
+                if p == 0 || !p.is_multiple_of(8) {
+                    (p, 0)
+                } else {
+                    (p, gsize)
+                }
+            })
+            .collect();
+        let batch = self.remote.read_many(&ranges)?;
+        let first = inv.goroutines.len();
+        for (i, &gp) in gptrs.iter().enumerate() {
+            let Some(g) = batch.get(i) else {
+                inv.unreadable += 1;
+                continue;
+            };
+            match self.decode_g(g, gp, now) {
+                Some(info) if info.status.is_dead() => {
+                    *inv.by_status.entry(info.status.name().into()).or_default() += 1;
+                }
+                Some(info) => {
+                    *inv.by_status.entry(info.status.name().into()).or_default() += 1;
+                    inv.goroutines.push(info);
+                }
+                None => inv.unreadable += 1,
+            }
+        }
+        let new = first..inv.goroutines.len();
+        self.follow_sudogs(&mut inv.goroutines, new.clone())?;
+        self.unwind(&mut inv.goroutines, new)?;
+        Ok(())
+    }
+
+    /// Decodes one `g`; `None` for a torn or garbage read.
+    fn decode_g(&self, g: &[u8], g_addr: u64, now: i64) -> Option<GoroutineInfo> {
+        let o = self.off;
+        let status_raw = u32_at(g, o.g_atomicstatus)?;
+        let status = GStatus::from_raw(status_raw & !GSCAN)?;
+        let goid = u64_at(g, o.g_goid)?;
+        if status.is_dead() {
+            // Dead gs keep stale fields; only the status matters.
+            return Some(GoroutineInfo {
+                goid,
+                status,
+                status_raw,
+                wait_reason: None,
+                wait_reason_raw: 0,
+                waitsince_ns: 0,
+                wait_age_ns: None,
+                gopc: 0,
+                startpc: 0,
+                parent_goid: 0,
+                stack_lo: 0,
+                stack_hi: 0,
+                sched_pc: 0,
+                sched_sp: 0,
+                sched_bp: 0,
+                stack: Vec::new(),
+                stack_truncated: false,
+                waiting_on: Vec::new(),
+                sudogs: Vec::new(),
+                g_addr,
+            });
+        }
+        if goid == 0 {
+            return None;
+        }
+        let wait_reason_raw = u8_at(g, o.g_waitreason)?;
+        let wait_reason =
+            if matches!(status, GStatus::Waiting | GStatus::Leaked) && wait_reason_raw != 0 {
+                self.wait_reasons
+                    .name(u32::from(wait_reason_raw))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            } else {
+                None
+            };
+        let waitsince_ns = u64_at(g, o.g_waitsince)? as i64;
+        let wait_age_ns =
+            (waitsince_ns > 0 && waitsince_ns <= now).then(|| (now - waitsince_ns) as u64);
+        let sched = |f: u64| u64_at(g, o.g_sched + f);
+        Some(GoroutineInfo {
+            goid,
+            status,
+            status_raw,
+            wait_reason,
+            wait_reason_raw,
+            waitsince_ns,
+            wait_age_ns,
+            gopc: u64_at(g, o.g_gopc)?,
+            startpc: u64_at(g, o.g_startpc)?,
+            parent_goid: u64_at(g, o.g_parent_goid)?,
+            stack_lo: u64_at(g, o.g_stack_lo)?,
+            stack_hi: u64_at(g, o.g_stack_hi)?,
+            sched_pc: sched(o.gobuf_pc)?,
+            sched_sp: sched(o.gobuf_sp)?,
+            sched_bp: sched(o.gobuf_bp)?,
+            stack: Vec::new(),
+            stack_truncated: false,
+            // Stash g.waiting in waiting_on until follow_sudogs replaces it.
+            waiting_on: match u64_at(g, o.g_waiting)? {
+                0 => Vec::new(),
+                w => vec![w],
+            },
+            sudogs: Vec::new(),
+            g_addr,
+        })
+    }
+
+    /// Follows `g.waiting` → `sudog.waitlink` for waiting goroutines, one batched read per hop.
+    fn follow_sudogs(
+        &self,
+        gs: &mut [GoroutineInfo],
+        range: std::ops::Range<usize>,
+    ) -> Result<(), InventoryError> {
+        let s = self.sudog;
+        // (goroutine index, next sudog address)
+        let mut active: Vec<(usize, u64)> = Vec::new();
+        for i in range {
+            let head = std::mem::take(&mut gs[i].waiting_on);
+            if gs[i].status == GStatus::Waiting {
+                if let Some(&h) = head.first() {
+                    active.push((i, h));
+                }
+            }
+        }
+        for _hop in 0..MAX_SUDOGS {
+            active.retain(|&(_, p)| p != 0 && p.is_multiple_of(8));
+            if active.is_empty() {
+                break;
+            }
+            let ranges: Vec<(u64, usize)> =
+                active.iter().map(|&(_, p)| (p, s.size as usize)).collect();
+            let batch = self.remote.read_many(&ranges)?;
+            let mut next = Vec::with_capacity(active.len());
+            for (k, &(i, p)) in active.iter().enumerate() {
+                let Some(b) = batch.get(k) else { continue };
+                let (Some(elem), Some(c), Some(link), Some(sel)) = (
+                    u64_at(b, s.elem),
+                    u64_at(b, s.c),
+                    u64_at(b, s.waitlink),
+                    u8_at(b, s.is_select),
+                ) else {
+                    continue;
+                };
+                let g = &mut gs[i];
+                g.sudogs.push(SudogInfo {
+                    addr: p,
+                    elem,
+                    c,
+                    is_select: sel != 0,
+                });
+                g.waiting_on.push(if c != 0 { c } else { elem });
+                // Only a select's sudogs form the g.waiting list; a semaphore sudog's waitlink
+                // (Go 1.26+ sets g.waiting for those too) links other goroutines' sudogs. A
+                // torn read can make a cycle: stop at a sudog already seen.
+                if sel != 0
+                    && link != 0
+                    && g.sudogs.len() < MAX_SUDOGS
+                    && !g.sudogs.iter().any(|s| s.addr == link)
+                {
+                    next.push((i, link));
+                }
+            }
+            active = next;
+        }
+        Ok(())
+    }
+
+    /// Unwinds the stacks of goroutines whose `sched` is valid, by frame pointers, reading
+    /// `STACK_WINDOW` bytes per goroutine per round.
+    fn unwind(
+        &self,
+        gs: &mut [GoroutineInfo],
+        range: std::ops::Range<usize>,
+    ) -> Result<(), InventoryError> {
+        let mut active: Vec<Unwind> = Vec::new();
+        for i in range {
+            let g = &mut gs[i];
+            if !g.status.sched_valid() || g.sched_pc == 0 {
+                continue;
+            }
+            g.stack.push(g.sched_pc);
+            let (lo, hi) = (g.stack_lo, g.stack_hi);
+            if lo == 0 || hi <= lo || hi - lo > MAX_STACK {
+                g.stack_truncated = g.sched_bp != 0;
+                continue;
+            }
+            active.push(Unwind {
+                idx: i,
+                bp: g.sched_bp,
+                floor: g.sched_sp.saturating_sub(1).max(lo.saturating_sub(1)),
+                lo,
+                hi,
+                win_base: 0,
+                win: Vec::new(),
+            });
+        }
+        // Every round adds ≥ 1 frame to each goroutine still active, so MAX_DEPTH rounds.
+        for _round in 0..=MAX_DEPTH {
+            let mut need: Vec<Unwind> = Vec::new();
+            for mut u in active.drain(..) {
+                let idx = u.idx;
+                if step(&mut u, &mut gs[idx]) {
+                    need.push(u);
+                }
+            }
+            if need.is_empty() {
+                break;
+            }
+            let ranges: Vec<(u64, usize)> = need
+                .iter()
+                .map(|u| {
+                    let end = u.hi.min(u.bp.saturating_add(STACK_WINDOW));
+                    (u.bp, end.saturating_sub(u.bp) as usize)
+                })
+                .collect();
+            let batch = self.remote.read_many(&ranges)?;
+            for (k, mut u) in need.into_iter().enumerate() {
+                match batch.get(k) {
+                    Some(b) if b.len() >= 16 => {
+                        u.win_base = u.bp;
+                        u.win = b.to_vec();
+                        active.push(u);
+                    }
+                    _ => gs[u.idx].stack_truncated = true,
+                }
+            }
+        }
+        for u in active {
+            gs[u.idx].stack_truncated = true;
+        }
+        Ok(())
+    }
+}
+
+/// Walks frames of `u` that lie in its window. Returns true if it needs memory at `u.bp`.
+fn step(u: &mut Unwind, g: &mut GoroutineInfo) -> bool {
+    loop {
+        if u.bp == 0 {
+            return false; // end of the chain (the goroutine's first frame saved BP = 0)
+        }
+        if g.stack.len() >= MAX_DEPTH
+            || u.bp <= u.floor
+            || u.bp < u.lo
+            || !u.bp.is_multiple_of(8)
+            || u.bp.saturating_add(16) > u.hi
+        {
+            g.stack_truncated = true;
+            return false;
+        }
+        let rel = u.bp.wrapping_sub(u.win_base);
+        let in_window = u.bp >= u.win_base && rel.saturating_add(16) <= u.win.len() as u64;
+        if !in_window {
+            return true;
+        }
+        let (Some(next_bp), Some(ret)) = (u64_at(&u.win, rel), u64_at(&u.win, rel + 8)) else {
+            return true;
+        };
+        if ret == 0 {
+            return false;
+        }
+        g.stack.push(ret);
+        u.floor = u.bp;
+        u.bp = next_bp;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfgi_goexe::{tables, WaitReasonSource};
+
+    /// Fake runtime memory in this process, laid out like Go 1.27's.
+    struct Fake {
+        words: Vec<u64>,
+    }
+
+    impl Fake {
+        fn addr(&self, word: usize) -> u64 {
+            self.words.as_ptr() as u64 + 8 * word as u64
+        }
+        fn set(&mut self, word: usize, byte_off: u64, v: u64) {
+            assert_eq!(byte_off % 8, 0);
+            self.words[word + (byte_off / 8) as usize] = v;
+        }
+        fn set_u32(&mut self, word: usize, byte_off: u64, v: u32) {
+            let w = &mut self.words[word + (byte_off / 8) as usize];
+            let shift = 8 * (byte_off % 8);
+            *w = (*w & !(0xffff_ffffu64 << shift)) | (u64::from(v) << shift);
+        }
+        fn set_u8(&mut self, word: usize, byte_off: u64, v: u8) {
+            let w = &mut self.words[word + (byte_off / 8) as usize];
+            let shift = 8 * (byte_off % 8);
+            *w = (*w & !(0xffu64 << shift)) | (u64::from(v) << shift);
+        }
+    }
+
+    fn plan(allgs: u64, allglen: u64) -> Plan {
+        Plan {
+            allgs_vaddr: allgs,
+            allgs_source: AllgsSource::Symbol,
+            allglen_vaddr: Some(allglen),
+            offsets: tables::offsets_for_minor(27).unwrap(),
+            sudog: SudogOffsets::for_minor(27).unwrap(),
+            wait_reasons: WaitReasons {
+                names: tables::wait_reasons_for_minor(27).unwrap(),
+                source: WaitReasonSource::Table { minor: 27 },
+            },
+        }
+    }
+
+    #[test]
+    fn torn_and_cyclic_memory_is_bounded() {
+        let o = tables::offsets_for_minor(27).unwrap();
+        let sg = SudogOffsets::for_minor(27).unwrap();
+        let gw = (o.g_size / 8) as usize;
+        // Words: [0..4) allgs header + allglen, [4..16) array, then 8 gs, 2 sudogs, a stack.
+        let (hdr, arr, g0) = (0usize, 4usize, 16usize);
+        let s0 = g0 + 8 * gw;
+        let sw = (sg.size / 8) as usize;
+        let stack = s0 + 2 * sw;
+        let stack_words = 64usize;
+        let mut f = Fake {
+            words: vec![0; stack + stack_words],
+        };
+        let g = |i: usize| g0 + i * gw;
+        let (lo, hi) = (f.addr(stack), f.addr(stack + stack_words));
+        let mut gaddrs: Vec<u64> = (0..8).map(|i| f.addr(g(i))).collect();
+        gaddrs[4] = 0x10; // unmapped
+
+        // g0: waiting on a select (two sudogs linked in a cycle), two frames then bp = 0.
+        f.set_u32(g(0), o.g_atomicstatus, 4 | GSCAN);
+        f.set(g(0), o.g_goid, 10);
+        f.set_u8(g(0), o.g_waitreason, 18); // "select" in 1.27
+        f.set(g(0), o.g_waitsince, 5);
+        f.set(g(0), o.g_stack_lo, lo);
+        f.set(g(0), o.g_stack_hi, hi);
+        f.set(g(0), o.g_sched + o.gobuf_pc, 0x1111);
+        f.set(g(0), o.g_sched + o.gobuf_sp, f.addr(stack + 2));
+        f.set(g(0), o.g_sched + o.gobuf_bp, f.addr(stack + 8));
+        f.set(stack, 8 * 8, f.addr(stack + 16)); // [bp] = next bp
+        f.set(stack, 9 * 8, 0x2222); // [bp+8] = return address
+        f.set(stack, 16 * 8, 0);
+        f.set(stack, 17 * 8, 0x3333);
+        let (sa, sb) = (f.addr(s0), f.addr(s0 + sw));
+        f.set(g(0), o.g_waiting, sa);
+        for (w, c, link) in [(s0, 0xc1, sb), (s0 + sw, 0xc2, sa)] {
+            f.set_u8(w, sg.is_select, 1);
+            f.set(w, sg.c, c);
+            f.set(w, sg.elem, 0xe1);
+            f.set(w, sg.waitlink, link);
+        }
+        // g1: dead.
+        f.set_u32(g(1), o.g_atomicstatus, 6);
+        f.set(g(1), o.g_goid, 11);
+        // g2: goid 0 (torn). g3: status 5 (not a Go status).
+        f.set_u32(g(2), o.g_atomicstatus, 4);
+        f.set_u32(g(3), o.g_atomicstatus, 5);
+        f.set(g(3), o.g_goid, 13);
+        // g5: waiting, frame pointer pointing at itself.
+        f.set_u32(g(5), o.g_atomicstatus, 4);
+        f.set(g(5), o.g_goid, 15);
+        f.set(g(5), o.g_stack_lo, lo);
+        f.set(g(5), o.g_stack_hi, hi);
+        f.set(g(5), o.g_sched + o.gobuf_pc, 0x5555);
+        f.set(g(5), o.g_sched + o.gobuf_sp, f.addr(stack + 30));
+        f.set(g(5), o.g_sched + o.gobuf_bp, f.addr(stack + 32));
+        f.set(stack, 32 * 8, f.addr(stack + 32));
+        f.set(stack, 33 * 8, 0x6666);
+        // g6: running (no unwinding). g7: waiting, bp outside its stack.
+        f.set_u32(g(6), o.g_atomicstatus, 2);
+        f.set(g(6), o.g_goid, 16);
+        f.set(g(6), o.g_sched + o.gobuf_pc, 0x7777);
+        f.set_u32(g(7), o.g_atomicstatus, 4);
+        f.set(g(7), o.g_goid, 17);
+        f.set(g(7), o.g_stack_lo, lo);
+        f.set(g(7), o.g_stack_hi, hi);
+        f.set(g(7), o.g_sched + o.gobuf_pc, 0x8888);
+        f.set(g(7), o.g_sched + o.gobuf_bp, 0x10);
+
+        for (i, &a) in gaddrs.iter().enumerate() {
+            f.words[arr + i] = a;
+        }
+        let arr_addr = f.addr(arr);
+        f.set(hdr, 0, arr_addr);
+        f.set(hdr, 8, 8);
+        f.set(hdr, 16, 12);
+        f.set(hdr, 24, 8); // allglen
+        let plan = plan(f.addr(hdr), f.addr(hdr + 3));
+        let inv = plan.read(std::process::id(), 0).unwrap();
+
+        assert_eq!(inv.allgs_len, 8);
+        assert_eq!(inv.allglen, Some(8));
+        assert_eq!(inv.unreadable, 3, "{:?}", inv.goroutines);
+        let ids: Vec<u64> = inv.goroutines.iter().map(|g| g.goid).collect();
+        assert_eq!(ids, vec![10, 15, 16, 17]);
+        assert_eq!(inv.by_status["dead"], 1);
+        assert_eq!(inv.by_status["waiting"], 3);
+        assert_eq!(inv.by_status["running"], 1);
+
+        let g0 = &inv.goroutines[0];
+        assert_eq!(g0.status, GStatus::Waiting);
+        assert_eq!(g0.status_raw, 4 | GSCAN);
+        assert_eq!(g0.wait_reason.as_deref(), Some("select"));
+        assert_eq!(g0.stack, vec![0x1111, 0x2222, 0x3333]);
+        assert!(!g0.stack_truncated);
+        assert_eq!(g0.waiting_on, vec![0xc1, 0xc2]);
+        assert_eq!(g0.sudogs.len(), 2);
+        assert_eq!(g0.wait_age_ns, Some((inv.now_monotonic_ns - 5) as u64));
+        assert_eq!(g0.stack_bytes(), 64 * 8);
+
+        let g5 = &inv.goroutines[1];
+        assert_eq!(g5.stack, vec![0x5555, 0x6666]);
+        assert!(g5.stack_truncated);
+        let g6 = &inv.goroutines[2];
+        assert!(g6.stack.is_empty() && g6.wait_reason.is_none());
+        let g7 = &inv.goroutines[3];
+        assert_eq!(g7.stack, vec![0x8888]);
+        assert!(g7.stack_truncated);
+
+        // A corrupt slice header is a typed error, not a huge allocation.
+        f.set(hdr, 8, MAX_ALLGS + 1);
+        f.set(hdr, 16, MAX_ALLGS + 1);
+        assert!(matches!(
+            plan.read(std::process::id(), 0),
+            Err(InventoryError::Corrupt { .. })
+        ));
+        f.set(hdr, 8, 13); // len > cap
+        f.set(hdr, 16, 12);
+        assert!(matches!(
+            plan.read(std::process::id(), 0),
+            Err(InventoryError::Corrupt { .. })
+        ));
+        // An unreadable allgs is an error too.
+        let bad = super::tests::plan(0x10, 0x10);
+        assert!(matches!(
+            bad.read(std::process::id(), 0),
+            Err(InventoryError::Unreadable { .. })
+        ));
+        drop(f);
+    }
+
+    #[test]
+    fn statuses() {
+        for raw in 0..16u32 {
+            match GStatus::from_raw(raw) {
+                Some(s) => assert!(!s.name().is_empty()),
+                None => assert!(matches!(raw, 5 | 7 | 12..=15)),
+            }
+        }
+        assert_eq!(GStatus::from_raw(10), Some(GStatus::Leaked));
+    }
+}
