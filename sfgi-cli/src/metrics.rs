@@ -58,6 +58,7 @@ pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
 
     let groups = Family::<LeakLabels, Gauge>::default();
     let leaked = Family::<LeakLabels, Gauge>::default();
+    let held = Family::<LeakLabels, Gauge>::default();
     for g in &s.report.leaks {
         let l = LeakLabels {
             status: g.status.as_str().to_string(),
@@ -66,7 +67,14 @@ pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
         };
         groups.get_or_create(&l).inc();
         leaked.get_or_create(&l).inc_by(g.count as i64);
+        let h = held.get_or_create(&l);
+        h.set(h.get().max(g.status_seconds as i64));
     }
+    reg.register(
+        "sfgi_leak_status_seconds",
+        "How long the longest-standing leak group with these labels has had its status (the judge holds a status through gaps in the evidence)",
+        held,
+    );
     reg.register(
         "sfgi_leak_groups",
         "Leak groups (growing, suspect, proven) by status, severity and pattern",

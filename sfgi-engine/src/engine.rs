@@ -40,6 +40,11 @@ pub struct Leak {
     pub status: Status,
     /// `L1`…`L4` (absent for non-leak statuses).
     pub severity: Option<Severity>,
+    /// Since when the group has had this status without a break (RFC 3339): the judge holds a
+    /// status through short gaps in the evidence, so an alert's `for:` can rest on it.
+    pub status_since: String,
+    /// How long the group has had this status, seconds (from `status_since` to the verdict).
+    pub status_seconds: f64,
     /// Pattern ID from the classifier.
     pub pattern: String,
     /// One plain sentence on what is happening.
@@ -673,6 +678,10 @@ impl<'t> Engine<'t> {
                 id: site.id.clone(),
                 status: verdict.status,
                 severity: verdict.severity,
+                status_since: self.rfc3339(verdict.status_since_ns),
+                status_seconds: (now_ns.saturating_sub(verdict.status_since_ns) as f64 / 1e6)
+                    .round()
+                    / 1e3,
                 pattern: class.pattern,
                 explanation: class.explanation,
                 fix_hint: class.fix_hint,

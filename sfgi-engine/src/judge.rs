@@ -163,6 +163,23 @@ pub struct Verdict {
     pub growth_per_minute: f64,
     /// Why, in words.
     pub reason: String,
+    /// Since when the group has had this status without a break (monotonic ns): what an
+    /// alert's `for:` can rest on.
+    pub status_since_ns: u64,
+}
+
+/// What was last reported for a group: the memory behind the judge's hysteresis.
+#[derive(Clone, Copy, Debug)]
+struct Reported {
+    status: Status,
+    severity: Option<Severity>,
+    /// When `status` was first reported in this run of it.
+    since_ns: u64,
+    /// The last time the group's own evidence said `growing`, and its members then.
+    raw_growing_ns: u64,
+    growing_count: usize,
+    /// The last time the evidence supported `severity` (or more).
+    severity_held_ns: u64,
 }
 
 /// Population samples of groups and of the whole process, and the verdicts drawn from them.
@@ -173,6 +190,8 @@ pub struct Judge {
     total: VecDeque<Sample>,
     /// When observation started (monotonic ns).
     started_ns: Option<u64>,
+    /// What was last reported per group.
+    reported: HashMap<String, Reported>,
 }
 
 /// One population sample: when, how many members, and how many members blocked longer than the
@@ -201,6 +220,7 @@ impl Judge {
             history: HashMap::new(),
             total: VecDeque::new(),
             started_ns: None,
+            reported: HashMap::new(),
         }
     }
 
@@ -246,6 +266,8 @@ impl Judge {
             }
             self.history
                 .retain(|_, h| h.back().is_some_and(|s| s.count > 0) || h.len() > 1);
+            let history = &self.history;
+            self.reported.retain(|id, _| history.contains_key(id));
         }
     }
 
@@ -271,8 +293,78 @@ impl Judge {
         rate_per_minute(&self.total, now_ns, self.cfg.threshold)
     }
 
-    /// Judges one group at `now_ns`.
-    pub fn judge(&self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
+    /// Judges one group at `now_ns`, with hysteresis: a group once `growing` stays `growing`
+    /// while none of its old members left and its population has not fallen below what it was
+    /// when growth was last seen, until a whole threshold window passes without growth — so a
+    /// population that only moves at inventory re-reads (probes detached) does not flap between
+    /// `growing` and `suspect`. A lower severity is likewise reported only after a whole window
+    /// at the lower level; a higher one at once. Call in time order.
+    pub fn judge(&mut self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
+        let raw = self.evidence(now_ns, g);
+        let threshold_ns = self.cfg.threshold.as_nanos() as u64;
+        let count = g.members.len();
+        let prev = self.reported.get(g.id).copied();
+        let mut v = raw.clone();
+        if let Some(p) = prev {
+            let held_growing = p.status == Status::Growing
+                && !matches!(raw.status, Status::Growing | Status::Proven)
+                && count >= p.growing_count
+                && now_ns.saturating_sub(p.raw_growing_ns) < threshold_ns
+                && self.old_departures(g.id, now_ns.saturating_sub(threshold_ns)) == 0;
+            if held_growing {
+                v = Verdict {
+                    status: Status::Growing,
+                    severity: p.severity,
+                    growth_per_minute: raw.growth_per_minute,
+                    reason: format!(
+                        "{count} members; growth last seen {} ago and none has left since (held until a whole threshold passes without growth)",
+                        crate::format::go_duration(
+                            now_ns.saturating_sub(p.raw_growing_ns) as f64 / 1e9
+                        )
+                    ),
+                    status_since_ns: 0,
+                };
+            }
+            if v.status == p.status
+                && v.severity.is_some()
+                && v.severity < p.severity
+                && now_ns.saturating_sub(p.severity_held_ns) < threshold_ns
+            {
+                v.severity = p.severity;
+            }
+        }
+        let raw_growing = raw.status == Status::Growing;
+        let r = Reported {
+            status: v.status,
+            severity: v.severity,
+            since_ns: match prev {
+                Some(p) if p.status == v.status => p.since_ns,
+                _ => now_ns,
+            },
+            raw_growing_ns: if raw_growing {
+                now_ns
+            } else {
+                prev.map_or(0, |p| p.raw_growing_ns)
+            },
+            growing_count: if raw_growing {
+                count
+            } else {
+                prev.map_or(0, |p| p.growing_count)
+            },
+            severity_held_ns: match prev {
+                Some(p) if raw.severity < v.severity => p.severity_held_ns,
+                _ => now_ns,
+            },
+        };
+        v.status_since_ns = r.since_ns;
+        if self.reported.contains_key(g.id) || self.reported.len() < MAX_GROUPS {
+            self.reported.insert(g.id.to_string(), r);
+        }
+        v
+    }
+
+    /// What the group's evidence alone says at `now_ns` (no memory of earlier verdicts).
+    fn evidence(&self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
         let cfg = &self.cfg;
         let threshold_ns = cfg.threshold.as_nanos() as u64;
         let window_start = now_ns.saturating_sub(threshold_ns);
@@ -280,6 +372,7 @@ impl Judge {
 
         if g.members.iter().any(|m| m.leaked) {
             return Verdict {
+                status_since_ns: 0,
                 status: Status::Proven,
                 severity: Some(Severity::L3),
                 growth_per_minute: self.growth(now_ns, g),
@@ -325,6 +418,7 @@ impl Judge {
                 Severity::L2
             };
             return Verdict {
+                status_since_ns: 0,
                 status: Status::Growing,
                 severity: Some(severity),
                 growth_per_minute: growth,
@@ -337,6 +431,7 @@ impl Judge {
         if !active_pool {
             if let Some((gained, rate, total_rate)) = self.avalanche(now_ns, g) {
                 return Verdict {
+                    status_since_ns: 0,
                     status: Status::Growing,
                     severity: Some(Severity::L4),
                     growth_per_minute: rate,
@@ -356,6 +451,7 @@ impl Judge {
                 "members keep waking and parking here (a loop)"
             };
             return Verdict {
+                status_since_ns: 0,
                 status: if old > 0 || looping > 0 {
                     Status::Resident
                 } else {
@@ -368,6 +464,7 @@ impl Judge {
         }
         if old >= cfg.min_repeat && old_left > 0 {
             return Verdict {
+                status_since_ns: 0,
                 status: Status::Normal,
                 severity: None,
                 growth_per_minute: growth,
@@ -378,6 +475,7 @@ impl Judge {
         }
         if old >= cfg.min_repeat {
             return Verdict {
+                status_since_ns: 0,
                 status: Status::Suspect,
                 severity: Some(Severity::L1),
                 growth_per_minute: growth,
@@ -388,6 +486,7 @@ impl Judge {
             };
         }
         Verdict {
+            status_since_ns: 0,
             status: Status::Normal,
             severity: None,
             growth_per_minute: growth,
@@ -845,7 +944,7 @@ mod tests {
 
     #[test]
     fn healthy_rules_make_old_stable_groups_resident() {
-        let j = Judge::new(cfg(5));
+        let mut j = Judge::new(cfg(5));
         let m: Vec<MemberView> = (0..50).map(|i| member(1, 0x100 + i)).collect();
         let g = GroupView {
             healthy: true,
@@ -856,7 +955,7 @@ mod tests {
 
     #[test]
     fn leaked_members_are_proven() {
-        let j = Judge::new(cfg(5));
+        let mut j = Judge::new(cfg(5));
         let mut m = vec![member(1, 1)];
         m[0].leaked = true;
         let v = j.judge(2 * S, &view(&m, "chan send"));
@@ -884,5 +983,94 @@ mod tests {
         assert_eq!(Severity::parse("l4"), Some(Severity::L4));
         assert_eq!(Severity::parse("3"), Some(Severity::L3));
         assert_eq!(Severity::parse("L5"), None);
+    }
+
+    /// A leak whose population only moves at inventory re-reads (every 10 s, probes detached),
+    /// sampled every second: between re-reads it looks flat. Once `growing`, it must stay
+    /// `growing` through every flat stretch, from one status-since, never dropping to `suspect`.
+    #[test]
+    fn a_step_wise_rise_seen_only_at_re_reads_does_not_flap() {
+        let threshold = 20;
+        let mut j = Judge::new(cfg(threshold));
+        let mut members: Vec<MemberView> = Vec::new();
+        let mut statuses = Vec::new();
+        let mut first_growing = None;
+        for t in 1..=120u64 {
+            if t % 10 == 0 {
+                // A re-read finds 10 more blocked members (they parked over the last 10 s).
+                for k in 0..10 {
+                    members.push(member(t - 10 + k, 0x1_0000 + t * 10 + k));
+                }
+            }
+            j.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
+            let v = j.judge(t * S, &view(&members, "chan send"));
+            if v.status == Status::Growing && first_growing.is_none() {
+                first_growing = Some((t, v.status_since_ns));
+            }
+            if let Some((_, since)) = first_growing {
+                assert_eq!(v.status, Status::Growing, "t={t}: left growing: {v:?}");
+                assert_eq!(v.status_since_ns, since, "t={t}: status_since moved");
+            }
+            statuses.push(v.status);
+        }
+        let (t, _) = first_growing.expect("never growing");
+        assert!(t <= 40, "growing only at t={t}");
+        // Without the hysteresis the evidence alone does flap here (this test can fail).
+        let mut raw = Judge::new(cfg(threshold));
+        let mut members: Vec<MemberView> = Vec::new();
+        let mut flips = 0;
+        let mut last = None;
+        for t in 1..=120u64 {
+            if t % 10 == 0 {
+                for k in 0..10 {
+                    members.push(member(t - 10 + k, 0x1_0000 + t * 10 + k));
+                }
+            }
+            raw.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
+            let s = raw.evidence(t * S, &view(&members, "chan send")).status;
+            if last.is_some_and(|l| l != s) {
+                flips += 1;
+            }
+            last = Some(s);
+        }
+        assert!(
+            flips >= 2,
+            "the evidence did not flap ({flips} changes): no regression shown"
+        );
+    }
+
+    /// Growth that stops for good steps down after one whole threshold window, and a member
+    /// leaving ends `growing` at once.
+    #[test]
+    fn growing_steps_down_after_a_quiet_window_or_when_a_member_leaves() {
+        let mut j = Judge::new(cfg(10));
+        let m = steady_leak(&mut j, 12);
+        assert_eq!(
+            j.judge(12 * S, &view(&m, "chan send")).status,
+            Status::Growing
+        );
+        // Flat from now on: held for under a threshold, then suspect.
+        for t in 13..=21u64 {
+            j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+            let v = j.judge(t * S, &view(&m, "chan send"));
+            assert_eq!(v.status, Status::Growing, "t={t}: {v:?}");
+        }
+        let mut last = Status::Growing;
+        for t in 22..=40u64 {
+            j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+            last = j.judge(t * S, &view(&m, "chan send")).status;
+        }
+        assert_eq!(last, Status::Suspect);
+        // A member that leaves after being blocked past the threshold: not held.
+        let mut j = Judge::new(cfg(10));
+        let mut m = steady_leak(&mut j, 12);
+        assert_eq!(
+            j.judge(12 * S, &view(&m, "chan send")).status,
+            Status::Growing
+        );
+        m.remove(0);
+        j.observe(13 * S, [("g", m.len(), 1)], 100 + m.len());
+        let v = j.judge(13 * S, &view(&m, "chan send"));
+        assert_ne!(v.status, Status::Growing, "{v:?}");
     }
 }

@@ -18,6 +18,8 @@ const LEAK_FIELDS: &[&str] = &[
     "id",
     "status",
     "severity",
+    "status_since",
+    "status_seconds",
     "pattern",
     "explanation",
     "fix_hint",
@@ -742,6 +744,7 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
         ("sfgi_goroutines", "gauge"),
         ("sfgi_leak_groups", "gauge"),
         ("sfgi_leaked_goroutines", "gauge"),
+        ("sfgi_leak_status_seconds", "gauge"),
         ("sfgi_events_total", "counter"),
         ("sfgi_events_dropped_total", "counter"),
         ("sfgi_probe_read_errors_total", "counter"),
@@ -774,6 +777,17 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
         &[("status", "growing"), ("pattern", "chan-send-blocked")]
     )
     .is_some_and(|v| v >= 5.0));
+    // The growing group has been growing for a while, and never longer than SFGI watched.
+    let held = value_of(
+        &m,
+        "sfgi_leak_status_seconds",
+        &[("status", "growing"), ("pattern", "chan-send-blocked")],
+    );
+    assert!(
+        held.is_some_and(|v| (0.0..600.0).contains(&v)),
+        "sfgi_leak_status_seconds of the growing group: {held:?}\n{}",
+        r.body
+    );
     assert!(value_of(&m, "sfgi_events_total", &[("probe", "park")]).is_some_and(|v| v > 0.0));
     // A target leaking 10 goroutines a second cannot fill the default 16 MiB ring buffer.
     assert_eq!(
