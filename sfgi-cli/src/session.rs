@@ -269,6 +269,10 @@ pub struct Session<'t> {
     opts: AttachOptions,
     /// Records of the current pass, reused (at most [`MAX_RECORDS_PER_PASS`]).
     batch: Vec<RuntimeEvent>,
+    /// An inventory re-read is wanted now (events just became untrusted).
+    force_rescan: bool,
+    /// Drops seen when events were last trusted.
+    drops_trusted: u64,
     target_exited: bool,
     budget: Budget,
     /// How to read the target's goroutines (worked out once), or why they cannot be.
@@ -317,6 +321,8 @@ impl<'t> Session<'t> {
             last_scan: now,
             opts: opts.clone(),
             batch: Vec::new(),
+            force_rescan: false,
+            drops_trusted: 0,
             target_exited: false,
         };
         while s.poll() {}
@@ -361,13 +367,21 @@ impl<'t> Session<'t> {
         }
         self.budget
             .check(&mut self.tracer, self.engine.health.inventory_ms);
+        // Probes stepped down or events lost: states from events may be stale; re-read now.
+        if (!self.budget.events_complete() || self.budget.dropped_seen() > self.drops_trusted)
+            && self.engine.distrust_events(monotonic_ns())
+        {
+            self.force_rescan = true;
+        }
         n == MAX_RECORDS_PER_PASS
     }
 
     /// Whether an inventory re-read is due (see [`Session::rescan_interval`]).
     pub fn rescan_due(&self) -> bool {
-        self.rescan_interval(self.opts.rescan)
-            .is_some_and(|d| self.last_scan.elapsed() >= d)
+        self.force_rescan
+            || self
+                .rescan_interval(self.opts.rescan)
+                .is_some_and(|d| self.last_scan.elapsed() >= d)
     }
 
     /// When the inventory was last read.
@@ -388,6 +402,8 @@ impl<'t> Session<'t> {
     /// Re-reads the inventory now (drains events first so the snapshot is the newer one).
     pub fn scan(&mut self) -> ScanResult {
         self.last_scan = Instant::now();
+        self.force_rescan = false;
+        let drops_before = self.budget.dropped_seen();
         let t0 = Instant::now();
         let engine = &mut self.engine;
         let read = match &self.plan {
@@ -409,6 +425,12 @@ impl<'t> Session<'t> {
                     unreadable: inv.unreadable,
                     read_ns: inv.read_ns,
                 });
+                // Every probe attached and nothing lost across a whole read: events are
+                // complete again from here.
+                if self.budget.events_complete() && self.budget.dropped_seen() == drops_before {
+                    engine.trust_events();
+                    self.drops_trusted = drops_before;
+                }
                 n
             }
             // A failed read keeps what it read and drops nothing as gone.
@@ -521,6 +543,12 @@ impl<'t> Session<'t> {
             ));
         }
         let health = &self.engine.health;
+        if health.unconfirmed > 0 {
+            stats.warnings.push(format!(
+                "{} parked goroutines known only from events since the probes stepped down or events were lost are not judged until an inventory read confirms them",
+                health.unconfirmed
+            ));
+        }
         let known = life.len() as u64;
         let gstate = u64::from(self.tracer.gstate_entries());
         if known > gstate {

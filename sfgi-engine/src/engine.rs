@@ -13,7 +13,7 @@ use crate::group::{
     blocking_frame, created_by_site, creation_stack, stable_id, strip_line, StackSource,
 };
 use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status, UNKNOWN_OBJECT};
-use crate::lifetime::{Creation, Lifetimes, Parked};
+use crate::lifetime::{Creation, Lifetimes, Parked, ParkedView};
 use std::collections::{HashMap, HashSet};
 
 /// Wait reason SFGI uses for goroutines the inventory finds in a system call.
@@ -177,6 +177,11 @@ pub struct EngineHealth {
     pub uncached_stacks: u64,
     /// Group ids that collided and were made unique with a suffix.
     pub id_collisions: u64,
+    /// Parked goroutines the last verdicts left out: known only from events while events
+    /// were not trusted (probes detached, events lost), not yet confirmed by an inventory.
+    pub unconfirmed: usize,
+    /// Whether event-derived states are trusted now (see [`Engine::distrust_events`]).
+    pub events_trusted: bool,
 }
 
 /// The whole engine for one target.
@@ -197,6 +202,8 @@ pub struct Engine<'t> {
     unwound: HashMap<Vec<u64>, u32>,
     /// Index of the overflow group, once made.
     overflow: Option<u32>,
+    /// Since when event-derived states may be stale (monotonic ns).
+    untrusted_since: Option<u64>,
     limits: Limits,
     /// What the engine could not see.
     pub health: EngineHealth,
@@ -219,9 +226,41 @@ impl<'t> Engine<'t> {
             kernel_stacks: HashMap::new(),
             unwound: HashMap::new(),
             overflow: None,
+            untrusted_since: None,
             limits: cfg.limits,
-            health: EngineHealth::default(),
+            health: EngineHealth {
+                events_trusted: true,
+                ..EngineHealth::default()
+            },
             wall_minus_mono_ns: cfg.wall_minus_mono_ns,
+        }
+    }
+
+    /// From `now_ns` on, states known only from events may be stale (a probe was detached, so
+    /// wakes or exits go unseen; or events were lost): such a parked goroutine is left out of
+    /// the verdicts until an inventory read confirms its park. Returns whether this is news
+    /// (the caller should then re-read the inventory at once).
+    pub fn distrust_events(&mut self, now_ns: u64) -> bool {
+        self.health.events_trusted = false;
+        if self.untrusted_since.is_some() {
+            return false;
+        }
+        self.untrusted_since = Some(now_ns);
+        true
+    }
+
+    /// Events are complete again (every probe attached, nothing lost since the last inventory).
+    pub fn trust_events(&mut self) {
+        self.untrusted_since = None;
+        self.health.events_trusted = true;
+    }
+
+    /// Whether a parked goroutine's state may be judged: always while events are trusted;
+    /// otherwise only when an inventory saw it in this park after events became untrusted.
+    fn confirmed(&self, v: &ParkedView) -> bool {
+        match self.untrusted_since {
+            None => true,
+            Some(t) => v.confirmed_ns >= v.park.since_ns.max(t),
         }
     }
 
@@ -425,8 +464,12 @@ impl<'t> Engine<'t> {
             let leaked = parked_now.then_some(gi.status == GStatus::Leaked);
             let known = self.life.observe(gi.goid, gi.stack_bytes(), leaked);
             match (known, parked_now) {
-                // Events are fresher than a snapshot taken while the target runs.
-                (Some(true), true) => continue,
+                // Events are fresher than a snapshot taken while the target runs; the snapshot
+                // confirms the park.
+                (Some(true), true) => {
+                    self.life.confirm(gi.goid, now);
+                    continue;
+                }
                 (Some(false), false) | (None, false) => {
                     self.life.seed_active(gi.goid, now, gi.stack_bytes());
                     continue;
@@ -514,6 +557,7 @@ impl<'t> Engine<'t> {
                 gi.status == GStatus::Leaked,
                 gi.stack_bytes(),
             );
+            self.life.confirm(gi.goid, now);
         }
     }
 
@@ -538,7 +582,7 @@ impl<'t> Engine<'t> {
     /// Samples every group's population (call once per `--interval`).
     pub fn tick(&mut self, now_ns: u64) {
         let mut counts = vec![0usize; self.sites.len()];
-        for v in self.life.parked() {
+        for v in self.life.parked().filter(|v| self.confirmed(v)) {
             if let Some(c) = counts.get_mut(v.park.group as usize) {
                 *c += 1;
             }
@@ -574,13 +618,19 @@ impl<'t> Engine<'t> {
         }
         // Members per group first, so each group's member list is allocated once, exactly.
         let mut sizes = vec![0usize; self.sites.len()];
+        let mut unconfirmed = 0usize;
         for g in self.life.parked() {
+            if !self.confirmed(&g) {
+                unconfirmed += 1;
+                continue;
+            }
             if let Some(n) = sizes.get_mut(g.park.group as usize) {
                 *n += 1;
             }
         }
+        self.health.unconfirmed = unconfirmed;
         let mut by_group: HashMap<u32, Acc> = HashMap::new();
-        for g in self.life.parked() {
+        for g in self.life.parked().filter(|g| self.confirmed(g)) {
             let p = &g.park;
             if p.group == u32::MAX {
                 continue;
@@ -757,6 +807,7 @@ mod tests {
     use super::*;
     use crate::goroutine::GoroutineInfo;
     use crate::group::StackSource;
+    use crate::judge::JudgeConfig;
 
     /// Names every pc `main.fN` (N = the pc), in `main.go` at line N.
     struct FakeSymbols;
@@ -938,5 +989,72 @@ mod tests {
         assert_eq!(v.len(), 2, "{v:#?}");
         assert_ne!(v[0].id, v[1].id);
         assert_eq!(e.health.id_collisions, 1);
+    }
+
+    fn park_event(goid: u64, t_s: u64) -> RuntimeEvent {
+        RuntimeEvent::Park {
+            ts_ns: t_s * S,
+            goid,
+            reason: 7,
+            caller_pc: 300,
+            object: 0xc000_0000 + goid,
+            stack_id: -1,
+            gopc: 1,
+            parent: 1,
+        }
+    }
+
+    fn judge_cfg(threshold_s: u64) -> EngineConfig {
+        EngineConfig {
+            judge: JudgeConfig {
+                threshold: std::time::Duration::from_secs(threshold_s),
+                ..JudgeConfig::default()
+            },
+            ..EngineConfig::default()
+        }
+    }
+
+    /// Parks seen by the park probe, then the wake probe detached (parks-only): those parks
+    /// may have ended unseen, so they are not judged until an inventory confirms them; one
+    /// the inventory no longer finds parked is gone, the others are judged again.
+    #[test]
+    fn parks_known_only_from_events_wait_for_an_inventory_once_events_are_untrusted() {
+        let mut e = Engine::new(Box::new(FakeSymbols), Classifier::builtin(), judge_cfg(10));
+        for goid in 10..15 {
+            e.apply(&park_event(goid, 1), &NoStacks);
+        }
+        e.tick(2 * S);
+        let suspect = |e: &mut Engine<'_>, t: u64| -> Option<usize> {
+            e.verdicts(t * S, &NoStacks, false)
+                .iter()
+                .find(|l| l.status == Status::Suspect)
+                .map(|l| l.count)
+        };
+        // Trusted: five members blocked past the threshold are suspect.
+        assert_eq!(suspect(&mut e, 30), Some(5));
+        assert!(e.distrust_events(31 * S), "news the first time");
+        assert!(!e.distrust_events(32 * S), "not news the second time");
+        assert_eq!(suspect(&mut e, 40), None, "judged on stale events");
+        assert_eq!(e.health.unconfirmed, 5);
+        assert!(!e.health.events_trusted);
+        // An inventory at 41 s: four still parked (their waits started long ago), one woke.
+        let gs: Vec<GoroutineInfo> = (10..14)
+            .map(|goid| parked(goid, vec![300]))
+            .chain(std::iter::once(GoroutineInfo {
+                status: GStatus::Runnable,
+                ..parked(14, vec![300])
+            }))
+            .collect();
+        ingest(&mut e, &gs, 41);
+        assert_eq!(suspect(&mut e, 42), Some(4));
+        assert_eq!(e.health.unconfirmed, 0);
+        // A new park seen by the park probe after that read waits for the next one.
+        e.apply(&park_event(20, 43), &NoStacks);
+        let _ = e.verdicts(60 * S, &NoStacks, false);
+        assert_eq!(e.health.unconfirmed, 1);
+        e.trust_events();
+        let _ = e.verdicts(61 * S, &NoStacks, false);
+        assert_eq!(e.health.unconfirmed, 0);
+        assert!(e.health.events_trusted);
     }
 }

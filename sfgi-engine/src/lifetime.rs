@@ -53,8 +53,6 @@ pub struct Goroutine {
     pub parks: u32,
     /// How many times it was woken.
     pub wakes: u32,
-    /// The goroutine that last woke it.
-    pub last_waker: u64,
     /// Times in a row it parked at the same place (same caller pc): ≥ 2 means a loop or a pool
     /// worker that keeps coming back.
     pub repeat_parks: u32,
@@ -69,6 +67,9 @@ pub struct Goroutine {
     pub stack_bytes: u32,
     /// The last inventory that saw it (or the one current when it was first seen).
     epoch: u32,
+    /// When an inventory last saw it parked (monotonic ns, 0: never): its current park is
+    /// confirmed by memory, not only by events, when this is not before `park.since_ns`.
+    pub confirmed_ns: u64,
 }
 
 /// Running mean and variance (Welford) of the intervals between a goroutine's parks at one site,
@@ -155,6 +156,7 @@ impl Dormant {
             creation_stack_id: -1,
             stack_bytes: u64::from(self.stack_bytes),
             leaked: self.leaked,
+            confirmed_ns: u64::MAX,
         }
     }
 
@@ -173,13 +175,13 @@ impl Dormant {
             first_seen_ns: self.since_ns,
             parks: 0,
             wakes: 0,
-            last_waker: 0,
             repeat_parks: 1,
             streak_since_ns: self.since_ns,
             intervals: IntervalStats::default(),
             leaked: self.leaked,
             stack_bytes: self.stack_bytes,
             epoch: self.epoch,
+            confirmed_ns: 0,
         }
     }
 }
@@ -207,6 +209,9 @@ pub struct ParkedView {
     pub stack_bytes: u64,
     /// Whether the Go runtime marked it `_Gleaked`.
     pub leaked: bool,
+    /// When an inventory last saw it in this park (monotonic ns; `u64::MAX` for goroutines
+    /// known only from inventories, which every read re-confirms).
+    pub confirmed_ns: u64,
 }
 
 impl Goroutine {
@@ -222,6 +227,7 @@ impl Goroutine {
             creation_stack_id: self.creation.map(|c| c.stack_id).unwrap_or(-1),
             stack_bytes: u64::from(self.stack_bytes),
             leaked: self.leaked,
+            confirmed_ns: self.confirmed_ns,
         }
     }
 }
@@ -302,13 +308,13 @@ impl Lifetimes {
             first_seen_ns: ts_ns,
             parks: 0,
             wakes: 0,
-            last_waker: 0,
             repeat_parks: 0,
             streak_since_ns: 0,
             intervals: IntervalStats::default(),
             leaked: false,
             stack_bytes: 0,
             epoch,
+            confirmed_ns: 0,
         })
     }
 
@@ -388,10 +394,10 @@ impl Lifetimes {
                     group: u32::MAX,
                 };
             }
-            RuntimeEvent::Ready { ts_ns, goid, waker } => {
+            // Who woke it (`waker`) is not kept: no verdict uses it.
+            RuntimeEvent::Ready { ts_ns, goid, .. } => {
                 let g = self.entry(goid, ts_ns);
                 g.wakes += 1;
-                g.last_waker = waker;
                 g.parked = false;
             }
             RuntimeEvent::Run { ts_ns, goid } => {
@@ -469,6 +475,13 @@ impl Lifetimes {
             d.leaked = l;
         }
         Some(true)
+    }
+
+    /// An inventory read at `now_ns` saw `goid` parked where SFGI thinks it is parked.
+    pub fn confirm(&mut self, goid: u64, now_ns: u64) {
+        if let Some(g) = self.live.get_mut(&goid) {
+            g.confirmed_ns = now_ns;
+        }
     }
 
     /// Records a goroutine an inventory found running or runnable, with its stack size.

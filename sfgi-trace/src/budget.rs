@@ -187,6 +187,17 @@ impl Budget {
         self.mode
     }
 
+    /// Whether events give a complete picture in this mode: with the wake and exit probes
+    /// detached (parks-only, inventory-only) a parked state from events may be stale.
+    pub fn events_complete(&self) -> bool {
+        self.mode < Mode::ParksOnly
+    }
+
+    /// Events dropped (ring buffer full) as of the last measurement window.
+    pub fn dropped_seen(&self) -> u64 {
+        self.dropped_at_start
+    }
+
     /// The inventory re-read interval the budget imposes (`None`: the session's own).
     pub fn rescan(&self) -> Option<Duration> {
         self.rescan
