@@ -276,7 +276,7 @@ pub struct Session<'t> {
     target_exited: bool,
     budget: Budget,
     /// How to read the target's goroutines (worked out once), or why they cannot be.
-    plan: Result<inventory::Plan, String>,
+    plan: Result<inventory::Plan<'t>, String>,
 }
 
 impl<'t> Session<'t> {

@@ -539,6 +539,16 @@ impl GoBinary {
         })
     }
 
+    /// The stack-pointer delta at link-time address `pc` (bytes the function's frame has
+    /// pushed below its entry SP there; the return address is at `SP + delta`), from
+    /// `.gopclntab`'s pcsp table (works on stripped binaries). `None` outside any function.
+    pub fn sp_delta(&self, pc: u64) -> Option<u64> {
+        let t = self.pclntab.as_ref()?;
+        let tab = t.bytes(&self.data);
+        let i = t.find(tab, pc)?;
+        u64::try_from(t.sp_delta(tab, i, pc)?).ok()
+    }
+
     /// Source file and line of `pc`, from `.gopclntab` (works on stripped binaries).
     pub fn line_for_pc(&self, pc: u64) -> Option<(String, u32)> {
         let t = self.pclntab.as_ref()?;

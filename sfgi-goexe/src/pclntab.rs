@@ -65,6 +65,7 @@ pub(crate) struct FuncData {
     /// Offset of the `_func` inside the table.
     pub off: usize,
     pub name_off: u32,
+    pub pcsp: u32,
     pub pcfile: u32,
     pub pcln: u32,
     pub npcdata: u32,
@@ -249,6 +250,7 @@ impl Pclntab {
         Some(FuncData {
             off,
             name_off: rd_u32(f, 4)?,
+            pcsp: rd_u32(f, 16)?,
             pcfile: rd_u32(f, 20)?,
             pcln: rd_u32(f, 24)?,
             npcdata: rd_u32(f, 28)?,
@@ -334,6 +336,17 @@ impl Pclntab {
     /// Index of the function named `name` (linear scan).
     pub fn find_name(&self, tab: &[u8], name: &str) -> Option<usize> {
         (0..self.nfunc).find(|&i| self.name(tab, i) == Some(name))
+    }
+
+    /// The stack-pointer delta of function `i` at `pc`: how many bytes its frame has pushed
+    /// below the entry SP there (`_func.pcsp`, the table the runtime's own unwinder uses).
+    pub fn sp_delta(&self, tab: &[u8], i: usize, pc: u64) -> Option<i32> {
+        let fd = self.func_data(tab, i)?;
+        let entry = self.entry(tab, i)?;
+        let p = tab
+            .get(self.pctab_off..)?
+            .get(usize::try_from(fd.pcsp).ok()?..)?;
+        pcvalue(p, entry, pc, self.min_lc)
     }
 
     /// Source file and line of `pc` inside function `i`.

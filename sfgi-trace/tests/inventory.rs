@@ -514,3 +514,89 @@ fn gone_process() {
         other => panic!("{:?}", other.map(|i| i.goroutines.len())),
     }
 }
+
+/// Go before 1.23 saves no frame pointer when a goroutine enters a system call, so frame
+/// pointers stop at `syscall.Syscall`; the SP tables of `.gopclntab` carry the unwinding on to
+/// the program's own function, the blocking site a user can act on — stripped or not.
+#[test]
+fn goroutines_in_system_calls_unwind_to_the_program_on_go_before_1_23() {
+    assert!(
+        is_root(),
+        "needs root (reading another process's memory needs CAP_SYS_PTRACE)"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs/scenarios");
+    for stripped in [false, true] {
+        let path = {
+            let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            sfgi_gotool::build(
+                &dir,
+                &sfgi_gotool::Build {
+                    version: sfgi_gotool::OLDEST,
+                    stripped,
+                    ..Default::default()
+                },
+            )
+            .expect("building tests/programs/scenarios")
+        };
+        let bin = GoBinary::open(&path).unwrap();
+        /// Kills the target however the test ends (a panic included).
+        struct KillOnDrop(Child);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = KillOnDrop(
+            Command::new(&path)
+                .args(["syscall-pipe", "-rate", "10ms", "-max", "5"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting scenarios"),
+        );
+        let mut line = String::new();
+        let mut out = BufReader::new(child.0.stdout.take().expect("piped stdout"));
+        out.read_line(&mut line).expect("reading the ready line");
+        assert!(line.starts_with("ready"), "{line}");
+        let pid = child.0.id();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (mut found, mut last) = (0, String::new());
+        while found < 5 {
+            let inv = inventory::read(pid, &bin, 0).expect("inventory::read");
+            let stacks: Vec<Vec<String>> = inv
+                .goroutines
+                .iter()
+                .filter(|g| g.status == GStatus::Syscall)
+                .map(|g| {
+                    g.stack
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &pc)| {
+                            let pc = if i == 0 { pc } else { pc - 1 };
+                            bin.func_for_pc(pc).map(|f| f.name).unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .collect();
+            found = stacks
+                .iter()
+                .filter(|s| s.iter().any(|f| f == "main.leakSyscallPipe"))
+                .count();
+            last = format!("{stacks:#?}");
+            if found < 5 {
+                assert!(
+                    Instant::now() < deadline,
+                    "stripped={stripped}: {found} of 5 goroutines in read(2) unwound to main.leakSyscallPipe; stacks in syscall:\n{last}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // The frames the runtime's own unwinder shows, in order: the syscall, then the program.
+        assert!(
+            last.contains("syscall.Read") || last.contains("syscall.read"),
+            "stripped={stripped}: {last}"
+        );
+        drop(child);
+    }
+}

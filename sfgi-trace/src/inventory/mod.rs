@@ -253,7 +253,12 @@ type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], i64) + 'a;
 
 /// Everything about a binary the inventory needs, worked out once.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct Plan<'b> {
+    /// The binary (its `.gopclntab` SP tables unwind goroutines in system calls).
+    bin: Option<&'b GoBinary>,
+    /// Unwind `_Gsyscall` goroutines by the SP tables: before Go 1.23 the runtime saves no
+    /// frame pointer when entering a system call, so `g.sched.bp` is stale there.
+    syscall_by_sp: bool,
     /// Link-time address of `runtime.allgs`.
     pub allgs_vaddr: u64,
     /// How it was found.
@@ -268,9 +273,9 @@ pub struct Plan {
     pub wait_reasons: WaitReasons,
 }
 
-impl Plan {
+impl<'b> Plan<'b> {
     /// Works out where and how to read the goroutines of programs built as `bin`.
-    pub fn new(bin: &GoBinary) -> Result<Plan, InventoryError> {
+    pub fn new(bin: &'b GoBinary) -> Result<Plan<'b>, InventoryError> {
         if bin.arch() != Arch::Amd64 {
             return Err(InventoryError::UnsupportedArch(bin.arch().to_string()));
         }
@@ -284,7 +289,10 @@ impl Plan {
         check_offsets(&offsets)?;
         let (allgs_vaddr, allgs_source) = locate_allgs(bin)?;
         let allglen_vaddr = locate_allglen(bin).ok();
+        let v = bin.build_info().version;
         Ok(Plan {
+            bin: Some(bin),
+            syscall_by_sp: v.major == 1 && v.minor < 23,
             allgs_vaddr,
             allgs_source,
             allglen_vaddr,
@@ -332,6 +340,9 @@ impl Plan {
             off: &self.offsets,
             sudog: self.sudog,
             wait_reasons: &self.wait_reasons,
+            bin: self.bin,
+            bias,
+            syscall_by_sp: self.syscall_by_sp,
         };
         let start = std::time::Instant::now();
         let now_monotonic_ns = monotonic_ns();
@@ -420,6 +431,9 @@ struct Reader<'a> {
     off: &'a RuntimeOffsets,
     sudog: SudogOffsets,
     wait_reasons: &'a WaitReasons,
+    bin: Option<&'a GoBinary>,
+    bias: u64,
+    syscall_by_sp: bool,
 }
 
 /// A goroutine whose stack is being unwound.
@@ -622,12 +636,17 @@ impl Reader<'_> {
         range: std::ops::Range<usize>,
     ) -> Result<(), InventoryError> {
         let mut active: Vec<Unwind> = Vec::new();
+        let mut by_sp: Vec<usize> = Vec::new();
         for i in range {
             let g = &mut gs[i];
             if !g.status.sched_valid() || g.sched_pc == 0 {
                 continue;
             }
             g.stack.push(g.sched_pc);
+            if self.syscall_by_sp && self.bin.is_some() && g.status == GStatus::Syscall {
+                by_sp.push(i);
+                continue;
+            }
             let (lo, hi) = (g.stack_lo, g.stack_hi);
             if lo == 0 || hi <= lo || hi - lo > MAX_STACK {
                 g.stack_truncated = g.sched_bp != 0;
@@ -676,6 +695,58 @@ impl Reader<'_> {
         }
         for u in active {
             gs[u.idx].stack_truncated = true;
+        }
+        self.unwind_by_sp(gs, &by_sp)
+    }
+
+    /// Unwinds goroutines `idx` (each with `sched.pc` already on its stack) by the binary's SP
+    /// tables, as the runtime's own unwinder does: at `pc` the frame has pushed `delta` bytes,
+    /// so the return address is at `sp + delta` and the caller's SP is 8 bytes above it. One
+    /// 8-byte read per goroutine per frame, batched across goroutines.
+    fn unwind_by_sp(&self, gs: &mut [GoroutineInfo], idx: &[usize]) -> Result<(), InventoryError> {
+        let Some(bin) = self.bin else {
+            return Ok(());
+        };
+        // (goroutine, pc as a link-time address to look up, sp)
+        let mut active: Vec<(usize, u64, u64)> = idx
+            .iter()
+            .map(|&i| (i, gs[i].sched_pc.wrapping_sub(self.bias), gs[i].sched_sp))
+            .collect();
+        while !active.is_empty() {
+            let mut need: Vec<(usize, u64)> = Vec::new();
+            for (i, lookup, sp) in active.drain(..) {
+                let g = &mut gs[i];
+                let slot = bin.sp_delta(lookup).and_then(|d| sp.checked_add(d));
+                match slot {
+                    Some(slot)
+                        if g.stack.len() < MAX_DEPTH
+                            && slot >= g.stack_lo
+                            && slot.saturating_add(8) <= g.stack_hi =>
+                    {
+                        need.push((i, slot));
+                    }
+                    // The outermost frame (`runtime.goexit`), or a pc outside every function.
+                    None => {}
+                    Some(_) => g.stack_truncated = true,
+                }
+            }
+            let ranges: Vec<(u64, usize)> = need.iter().map(|&(_, slot)| (slot, 8)).collect();
+            let batch = self.remote.read_many(&ranges)?;
+            for (k, (i, slot)) in need.into_iter().enumerate() {
+                let ret = batch.get(k).and_then(|b| u64_at(b, 0)).unwrap_or(0);
+                let g = &mut gs[i];
+                if ret == 0 {
+                    g.stack_truncated = true;
+                    continue;
+                }
+                let lookup = ret.wrapping_sub(self.bias).wrapping_sub(1);
+                if bin.func_for_pc(lookup).is_none() {
+                    // Past the goroutine's first function: the end of the stack.
+                    continue;
+                }
+                g.stack.push(ret);
+                active.push((i, lookup, slot + 8));
+            }
         }
         Ok(())
     }
@@ -743,8 +814,10 @@ mod tests {
         }
     }
 
-    fn plan(allgs: u64, allglen: u64) -> Plan {
+    fn plan(allgs: u64, allglen: u64) -> Plan<'static> {
         Plan {
+            bin: None,
+            syscall_by_sp: false,
             allgs_vaddr: allgs,
             allgs_source: AllgsSource::Symbol,
             allglen_vaddr: Some(allglen),
