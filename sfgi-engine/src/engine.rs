@@ -462,14 +462,25 @@ impl<'t> Engine<'t> {
                 GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
             );
             let leaked = parked_now.then_some(gi.status == GStatus::Leaked);
+            let reason = if gi.status == GStatus::Syscall {
+                SYSCALL_RAW
+            } else {
+                u32::from(gi.wait_reason_raw)
+            };
+            let caller_pc = gi.stack.get(1).copied().unwrap_or(0);
             let known = self.life.observe(gi.goid, gi.stack_bytes(), leaked);
             match (known, parked_now) {
-                // Events are fresher than a snapshot taken while the target runs; the snapshot
-                // confirms the park.
-                (Some(true), true) => {
-                    self.life.confirm(gi.goid, now);
-                    continue;
-                }
+                (Some(true), true) => match self.life.dormant_park(gi.goid) {
+                    // Known only from an earlier read, and now in another park: it woke and
+                    // parked again between reads; this park is new (its age starts now).
+                    Some(p) if p != (reason, caller_pc) => self.life.forget_dormant(gi.goid),
+                    // Events are fresher than a snapshot taken while the target runs; the
+                    // snapshot confirms the park.
+                    _ => {
+                        self.life.confirm(gi.goid, now);
+                        continue;
+                    }
+                },
                 (Some(false), false) | (None, false) => {
                     self.life.seed_active(gi.goid, now, gi.stack_bytes());
                     continue;
@@ -486,11 +497,6 @@ impl<'t> Engine<'t> {
                 (Some(false), true) => self.health.reconciled_parked += 1,
                 (None, true) => {}
             }
-            let reason = if gi.status == GStatus::Syscall {
-                SYSCALL_RAW
-            } else {
-                u32::from(gi.wait_reason_raw)
-            };
             let stack_idx = match self.unwound.get(&gi.stack) {
                 Some(&i) => Some(i),
                 None if self.unwound.len() < self.limits.unwound_stacks => {
@@ -523,15 +529,16 @@ impl<'t> Engine<'t> {
                     self.resolve(&gi.stack, reason, gi.gopc)
                 }
             };
-            let since = gi
-                .wait_age_ns
-                .map(|age| now.saturating_sub(age))
-                .unwrap_or(now);
+            // A lower bound: SFGI saw no event of this park, and `g.waitsince` is no better than
+            // an upper bound (the runtime stamps it at a GC scan with the previous GC's time,
+            // up to a whole GC interval, even two minutes, before the park). Counting from this
+            // first sighting, an age error can only delay a verdict, never invent one.
+            let since = now;
             self.life.seed_parked(
                 gi.goid,
                 Parked {
                     reason,
-                    caller_pc: gi.stack.get(1).copied().unwrap_or(0),
+                    caller_pc,
                     // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
                     // unknown, not nil (else a leaked channel op would look like a nil channel).
                     object: if gi.waiting_on.is_empty() && gi.status == GStatus::Leaked {
@@ -1056,5 +1063,30 @@ mod tests {
         let _ = e.verdicts(61 * S, &NoStacks, false);
         assert_eq!(e.health.unconfirmed, 0);
         assert!(e.health.events_trusted);
+    }
+
+    /// A goroutine SFGI saw no event of is aged from the first read that found it in its
+    /// park, never from `g.waitsince` (which a GC may stamp a whole GC interval too early); a
+    /// later read finding it in another park starts a new age, the same park keeps it.
+    #[test]
+    fn ages_from_inventories_are_never_too_old() {
+        let mut e = engine(Limits::default());
+        let mut g = parked(7, vec![400, 500]);
+        // The runtime says it has waited 2 minutes; SFGI first sees it at 10 s.
+        g.wait_age_ns = Some(120 * S);
+        ingest(&mut e, std::slice::from_ref(&g), 10);
+        let age =
+            |e: &mut Engine<'_>, t: u64| e.verdicts(t * S, &NoStacks, false)[0].duration_seconds;
+        assert_eq!(age(&mut e, 12), 2.0);
+        // Same park at the next read: the age goes on.
+        ingest(&mut e, std::slice::from_ref(&g), 20);
+        assert_eq!(age(&mut e, 21), 11.0);
+        // Another park (another caller) at the read after: it woke and parked again unseen.
+        let g2 = parked(7, vec![400, 600]);
+        ingest(&mut e, std::slice::from_ref(&g2), 30);
+        let v = e.verdicts(31 * S, &NoStacks, false);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].duration_seconds, 1.0);
+        assert_eq!(v[0].count, 1);
     }
 }

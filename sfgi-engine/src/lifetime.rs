@@ -484,6 +484,19 @@ impl Lifetimes {
         }
     }
 
+    /// The park (raw wait reason, caller pc) of `goid` when only inventories know it.
+    pub fn dormant_park(&self, goid: u64) -> Option<(u32, u64)> {
+        let d = &self.dormant[self.find_dormant(goid)?];
+        Some((d.reason, d.caller_pc))
+    }
+
+    /// Forgets a goroutine only inventories knew (the current one found it in another park).
+    pub fn forget_dormant(&mut self, goid: u64) {
+        if let Some(i) = self.find_dormant(goid) {
+            self.bury(i);
+        }
+    }
+
     /// Records a goroutine an inventory found running or runnable, with its stack size.
     pub fn seed_active(&mut self, goid: u64, now_ns: u64, stack_bytes: u64) {
         let g = self.entry(goid, now_ns);
