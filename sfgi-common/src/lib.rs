@@ -95,6 +95,22 @@ pub enum ProbeId {
     GcEnd = 6,
 }
 
+impl ProbeId {
+    /// Short name (`park`, `gc_start`, …), as reports, metrics and the probes' diagnostics say.
+    #[inline(always)]
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProbeId::Spawn => "spawn",
+            ProbeId::Park => "park",
+            ProbeId::Ready => "ready",
+            ProbeId::Run => "run",
+            ProbeId::Exit => "exit",
+            ProbeId::GcStart => "gc_start",
+            ProbeId::GcEnd => "gc_end",
+        }
+    }
+}
+
 /// Number of probes (rows of counters).
 pub const PROBE_COUNT: u32 = 7;
 

@@ -120,21 +120,6 @@ fn in_target() -> bool {
     (bpf_get_current_pid_tgid() >> 32) as u32 == config(&TARGET_TGID)
 }
 
-/// Short name of a probe, as the report's stats name it (folded to a constant: every caller
-/// passes a constant probe).
-#[inline(always)]
-fn probe_name(probe: ProbeId) -> &'static str {
-    match probe {
-        ProbeId::Spawn => "spawn",
-        ProbeId::Park => "park",
-        ProbeId::Ready => "ready",
-        ProbeId::Run => "run",
-        ProbeId::Exit => "exit",
-        ProbeId::GcStart => "gc_start",
-        ProbeId::GcEnd => "gc_end",
-    }
-}
-
 /// Whether userspace wants the diagnostics (debug records). `AYA_LOG_LEVEL` lives in the frozen
 /// `.rodata`: with logging off the verifier knows this is false and drops the branch it guards.
 #[inline(always)]
@@ -229,7 +214,7 @@ fn read_failed(probe: ProbeId, field: &'static str, addr: u64, err: i32) {
     count(probe, CounterKind::ReadErrors);
     if diag_on() {
         log_read_failure(&ReadFailure {
-            probe: probe_name(probe),
+            probe: probe.name(),
             field,
             addr,
             err,
@@ -243,7 +228,7 @@ fn read_failed(probe: ProbeId, field: &'static str, addr: u64, err: i32) {
 fn state_insert(probe: ProbeId, goid: u64, st: GState) {
     if let Err(e) = GSTATE.insert(goid, st, 0) {
         if diag_on() {
-            log_state_insert(probe_name(probe), goid, e);
+            log_state_insert(probe.name(), goid, e);
         }
     }
 }
@@ -306,7 +291,7 @@ fn user_stack(ctx: &ProbeContext, probe: ProbeId, goid: u64) -> i32 {
         Err(e) => {
             count(probe, CounterKind::StackErrors);
             if diag_on() {
-                log_stack_error(probe_name(probe), goid, e);
+                log_stack_error(probe.name(), goid, e);
             }
             e
         }
@@ -325,7 +310,7 @@ fn emit(probe: ProbeId, ev: Event) {
         None => {
             count(probe, CounterKind::Dropped);
             if diag_on() {
-                log_ring_reserve(probe_name(probe), ev.kind, ev.goid);
+                log_ring_reserve(probe.name(), ev.kind, ev.goid);
             }
         }
     }

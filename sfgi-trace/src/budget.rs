@@ -29,7 +29,7 @@
 //! Every step down or back up is printed on stderr, recorded in `stats.budget.steps`, turned
 //! into a report warning while degraded and exported as the `sfgi_overhead_mode` metric: never
 //! silent. (Failed trials are recorded in the steps only.)
-use crate::probe::{probe_name, Tracer, ALL_PROBES};
+use crate::probe::{Tracer, ALL_PROBES};
 use crate::procfs::peak_rss;
 use sfgi_common::ProbeId;
 use std::time::{Duration, Instant};
@@ -239,7 +239,7 @@ impl Budget {
         }
         if self.max_rate == 0 || rate <= self.max_rate as f64 {
             if let Some(t) = self.trial.take() {
-                let names: Vec<&str> = t.reattached.into_iter().map(probe_name).collect();
+                let names: Vec<&str> = t.reattached.into_iter().map(ProbeId::name).collect();
                 self.rescan = None;
                 self.backoff = self.retry;
                 self.retry_at = None;
@@ -322,7 +322,7 @@ impl Budget {
                 Ok(()) => back.push(id),
                 Err(e) => {
                     self.detached.push(id);
-                    self.step(format!("could not re-attach {}: {e}", probe_name(id)));
+                    self.step(format!("could not re-attach {}: {e}", id.name()));
                 }
             }
         }
@@ -369,7 +369,7 @@ impl Budget {
         }
         match tracer.detach(id) {
             Ok(()) => self.detached.push(id),
-            Err(e) => self.step(format!("could not detach {}: {e}", probe_name(id))),
+            Err(e) => self.step(format!("could not detach {}: {e}", id.name())),
         }
     }
 
@@ -395,7 +395,7 @@ impl Budget {
             detached: self
                 .detached
                 .iter()
-                .map(|&id| probe_name(id).to_string())
+                .map(|&id| id.name().to_string())
                 .collect(),
             rescan_seconds: self.rescan.map(|d| d.as_secs_f64()),
             steps: self.steps.clone(),

@@ -100,19 +100,6 @@ pub struct ProbePlan {
     pub spawn_reg: Option<SpawnReg>,
 }
 
-/// Short name of a probe.
-pub fn probe_name(id: ProbeId) -> &'static str {
-    match id {
-        ProbeId::Spawn => "spawn",
-        ProbeId::Park => "park",
-        ProbeId::Ready => "ready",
-        ProbeId::Run => "run",
-        ProbeId::Exit => "exit",
-        ProbeId::GcStart => "gc_start",
-        ProbeId::GcEnd => "gc_end",
-    }
-}
-
 fn program_name(id: ProbeId) -> &'static str {
     match id {
         ProbeId::Spawn => programs::SPAWN,
@@ -152,7 +139,7 @@ impl ProbePlan {
             match bin.probe_point(function) {
                 Ok(p) => plan.sites.push(ProbeSite {
                     id,
-                    probe: probe_name(id),
+                    probe: id.name(),
                     function: function.to_string(),
                     address: p.address,
                     file_offset: p.file_offset,
@@ -160,7 +147,7 @@ impl ProbePlan {
                     required,
                 }),
                 Err(e) => plan.missing.push(MissingProbe {
-                    probe: probe_name(id),
+                    probe: id.name(),
                     function: function.to_string(),
                     why: e.to_string(),
                 }),
@@ -189,7 +176,7 @@ impl ProbePlan {
                 self.spawn_reg = Some(reg);
                 self.sites.push(ProbeSite {
                     id: ProbeId::Spawn,
-                    probe: probe_name(ProbeId::Spawn),
+                    probe: ProbeId::Spawn.name(),
                     function: function.to_string(),
                     address: sp.address,
                     file_offset: sp.file_offset,
@@ -198,7 +185,7 @@ impl ProbePlan {
                 });
             }
             Err(e) => self.missing.push(MissingProbe {
-                probe: probe_name(ProbeId::Spawn),
+                probe: ProbeId::Spawn.name(),
                 function: "runtime.newproc.func1".to_string(),
                 why: e.to_string(),
             }),
@@ -515,13 +502,9 @@ impl Tracer {
         let Some(link) = slot.1.take() else {
             return Ok(());
         };
-        let prog: &mut UProbe = self
-            .ebpf
-            .program_mut(program_name(id))
-            .ok_or("program missing")?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-        prog.detach(link).map_err(|e| e.to_string())
+        program(&mut self.ebpf, id)?
+            .detach(link)
+            .map_err(|e| e.to_string())
     }
 
     /// Attaches a probe [`Tracer::detach`] took off.
@@ -536,13 +519,7 @@ impl Tracer {
         if slot.1.is_some() {
             return Ok(());
         }
-        let prog: &mut UProbe = self
-            .ebpf
-            .program_mut(program_name(id))
-            .ok_or("program missing")?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-        let link = prog
+        let link = program(&mut self.ebpf, id)?
             .attach(
                 UProbeAttachLocation::AbsoluteOffset(off),
                 &self.exe,
@@ -675,6 +652,14 @@ mod test_hooks {
             None => log::warn!("SFGI_TEST_BAD_OFFSET: no field {field}"),
         }
     }
+}
+
+/// The loaded uprobe program of probe `id`.
+fn program(ebpf: &mut Ebpf, id: ProbeId) -> Result<&mut UProbe, String> {
+    ebpf.program_mut(program_name(id))
+        .ok_or("program missing")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())
 }
 
 impl sfgi_engine::group::StackSource for Tracer {
