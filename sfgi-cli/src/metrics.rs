@@ -31,6 +31,12 @@ struct LeakLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DiagLabels {
+    kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProbeLabels {
     probe: String,
 }
@@ -147,6 +153,21 @@ pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
         "sfgi_event_decode_errors",
         "Ring-buffer records that could not be decoded",
         decode_errors,
+    );
+    let diag = Family::<DiagLabels, Counter>::default();
+    for k in &s.report.stats.ebpf_log.kinds {
+        for (outcome, n) in [("logged", k.logged), ("suppressed", k.suppressed)] {
+            diag.get_or_create(&DiagLabels {
+                kind: k.kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
+        }
+    }
+    reg.register(
+        "sfgi_ebpf_log_records",
+        "The probes' diagnostics while -v is on, by kind: logged, or left out by the rate limit",
+        diag,
     );
     let unreadable: Gauge = Gauge::default();
     let inventory_failed: Gauge = Gauge::default();

@@ -750,6 +750,7 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
         ("sfgi_probe_read_errors_total", "counter"),
         ("sfgi_probe_stack_errors_total", "counter"),
         ("sfgi_event_decode_errors_total", "counter"),
+        ("sfgi_ebpf_log_records_total", "counter"),
         ("sfgi_inventory_unreadable_goroutines", "gauge"),
         ("sfgi_inventory_failed", "gauge"),
         ("sfgi_gc_cycles_total", "counter"),
@@ -803,7 +804,8 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
     for s in &m {
         for k in s.labels.keys() {
             assert!(
-                ["state", "status", "severity", "pattern", "probe", "le"].contains(&k.as_str()),
+                ["state", "status", "severity", "pattern", "probe", "le", "kind", "outcome"]
+                    .contains(&k.as_str()),
                 "unbounded label {k} in /metrics: {s:?}"
             );
         }
