@@ -545,7 +545,7 @@ impl<'t> Session<'t> {
         let health = &self.engine.health;
         if health.unconfirmed > 0 {
             stats.warnings.push(format!(
-                "{} parked goroutines known only from events since the probes stepped down or events were lost are not judged until an inventory read confirms them",
+                "{} parked goroutines known only from events since the probes stepped down or events were lost do not age into a verdict until an inventory read confirms them",
                 health.unconfirmed
             ));
         }

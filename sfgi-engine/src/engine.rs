@@ -589,7 +589,10 @@ impl<'t> Engine<'t> {
     /// Samples every group's population (call once per `--interval`).
     pub fn tick(&mut self, now_ns: u64) {
         let mut counts = vec![0usize; self.sites.len()];
-        for v in self.life.parked().filter(|v| self.confirmed(v)) {
+        // Unconfirmed members are counted: leaving them out would make every population dip
+        // while events are untrusted, and a dip breaks the growth a leak shows. They only do
+        // not age (see `verdicts`).
+        for v in self.life.parked() {
             if let Some(c) = counts.get_mut(v.park.group as usize) {
                 *c += 1;
             }
@@ -629,7 +632,6 @@ impl<'t> Engine<'t> {
         for g in self.life.parked() {
             if !self.confirmed(&g) {
                 unconfirmed += 1;
-                continue;
             }
             if let Some(n) = sizes.get_mut(g.park.group as usize) {
                 *n += 1;
@@ -637,7 +639,10 @@ impl<'t> Engine<'t> {
         }
         self.health.unconfirmed = unconfirmed;
         let mut by_group: HashMap<u32, Acc> = HashMap::new();
-        for g in self.life.parked().filter(|g| self.confirmed(g)) {
+        for g in self.life.parked() {
+            // A park known only from events while events are untrusted may have ended unseen:
+            // it is counted, but does not age into a verdict until an inventory confirms it.
+            let fresh = !self.confirmed(&g);
             let p = &g.park;
             if p.group == u32::MAX {
                 continue;
@@ -654,8 +659,10 @@ impl<'t> Engine<'t> {
             });
             a.members.push(MemberView {
                 goid: g.goid,
-                since_ns: p.since_ns,
-                arrived_ns: if g.streak_since_ns == 0 {
+                since_ns: if fresh { now_ns } else { p.since_ns },
+                arrived_ns: if fresh {
+                    now_ns
+                } else if g.streak_since_ns == 0 {
                     p.since_ns
                 } else {
                     g.streak_since_ns.min(p.since_ns)
@@ -1022,8 +1029,9 @@ mod tests {
     }
 
     /// Parks seen by the park probe, then the wake probe detached (parks-only): those parks
-    /// may have ended unseen, so they are not judged until an inventory confirms them; one
-    /// the inventory no longer finds parked is gone, the others are judged again.
+    /// may have ended unseen, so they do not age into a verdict until an inventory confirms
+    /// them (they stay counted); one the inventory no longer finds parked is gone, the others
+    /// are judged on their real age again.
     #[test]
     fn parks_known_only_from_events_wait_for_an_inventory_once_events_are_untrusted() {
         let mut e = Engine::new(Box::new(FakeSymbols), Classifier::builtin(), judge_cfg(10));
@@ -1043,6 +1051,13 @@ mod tests {
         assert!(!e.distrust_events(32 * S), "not news the second time");
         assert_eq!(suspect(&mut e, 40), None, "judged on stale events");
         assert_eq!(e.health.unconfirmed, 5);
+        let v = e.verdicts(40 * S, &NoStacks, false);
+        assert_eq!(
+            (v.len(), v[0].count),
+            (1, 5),
+            "unconfirmed members stay counted: {v:#?}"
+        );
+        assert_eq!(v[0].duration_seconds, 0.0, "unconfirmed members do not age");
         assert!(!e.health.events_trusted);
         // An inventory at 41 s: four still parked (their waits started long ago), one woke.
         let gs: Vec<GoroutineInfo> = (10..14)
