@@ -177,6 +177,8 @@ struct Reported {
     since_ns: u64,
     /// The last time the group's own evidence said `growing`, and its members then.
     raw_growing_ns: u64,
+    /// The first time it said so in this run of growth (runs are a threshold apart).
+    first_growing_ns: u64,
     growing_count: usize,
     /// The last time the evidence supported `severity` (or more).
     severity_held_ns: u64,
@@ -206,6 +208,14 @@ struct Sample {
 /// How long a group must run away before it is reported as an avalanche ahead of a longer
 /// threshold (with a threshold this short or shorter, the threshold's own rules apply).
 pub const AVALANCHE_WINDOW: Duration = Duration::from_secs(30);
+
+/// How long growth must have been seen (from the first to the latest judgment that saw it)
+/// before the judge holds `growing` through gaps in the evidence: half the threshold. A ramp of
+/// healthy long waits a little longer than the threshold reads as rising for under a third of
+/// the threshold (its last arrivals leave the window's last third empty), so it is never held.
+fn establish_ns(threshold_ns: u64) -> u64 {
+    threshold_ns / 2
+}
 
 /// Most samples kept per group; older ones are thinned out.
 const MAX_SAMPLES: usize = 512;
@@ -293,9 +303,10 @@ impl Judge {
         rate_per_minute(&self.total, now_ns, self.cfg.threshold)
     }
 
-    /// Judges one group at `now_ns`, with hysteresis: a group once `growing` stays `growing`
-    /// while none of its old members left and its population has not fallen below what it was
-    /// when growth was last seen, until a whole threshold window passes without growth — so a
+    /// Judges one group at `now_ns`, with hysteresis: a group whose growth is established (seen
+    /// at judgments [`establish_ns`] apart) stays `growing` while none of its old members left
+    /// and its population has not fallen below what it was when growth was last seen, until a
+    /// whole threshold window passes without growth — so a
     /// population that only moves at inventory re-reads (probes detached) does not flap between
     /// `growing` and `suspect`. A lower severity is likewise reported only after a whole window
     /// at the lower level; a higher one at once. Call in time order.
@@ -306,8 +317,14 @@ impl Judge {
         let prev = self.reported.get(g.id).copied();
         let mut v = raw.clone();
         if let Some(p) = prev {
+            // Held only for established growth, seen at two judgments some time apart: the
+            // ramp-up of healthy long waits can look like growth for an instant, and an instant
+            // is not held.
+            let established =
+                p.raw_growing_ns.saturating_sub(p.first_growing_ns) >= establish_ns(threshold_ns);
             let held_growing = p.status == Status::Growing
                 && !matches!(raw.status, Status::Growing | Status::Proven)
+                && established
                 && count >= p.growing_count
                 && now_ns.saturating_sub(p.raw_growing_ns) < threshold_ns
                 && self.old_departures(g.id, now_ns.saturating_sub(threshold_ns)) == 0;
@@ -345,6 +362,16 @@ impl Judge {
                 now_ns
             } else {
                 prev.map_or(0, |p| p.raw_growing_ns)
+            },
+            first_growing_ns: match prev {
+                Some(p)
+                    if p.first_growing_ns != 0
+                        && now_ns.saturating_sub(p.raw_growing_ns) < threshold_ns =>
+                {
+                    p.first_growing_ns
+                }
+                _ if raw_growing => now_ns,
+                _ => 0,
             },
             growing_count: if raw_growing {
                 count
@@ -993,8 +1020,7 @@ mod tests {
         let threshold = 20;
         let mut j = Judge::new(cfg(threshold));
         let mut members: Vec<MemberView> = Vec::new();
-        let mut statuses = Vec::new();
-        let mut first_growing = None;
+        let mut verdicts = Vec::new();
         for t in 1..=120u64 {
             if t % 10 == 0 {
                 // A re-read finds 10 more blocked members (they parked over the last 10 s).
@@ -1003,18 +1029,16 @@ mod tests {
                 }
             }
             j.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
-            let v = j.judge(t * S, &view(&members, "chan send"));
-            if v.status == Status::Growing && first_growing.is_none() {
-                first_growing = Some((t, v.status_since_ns));
-            }
-            if let Some((_, since)) = first_growing {
-                assert_eq!(v.status, Status::Growing, "t={t}: left growing: {v:?}");
-                assert_eq!(v.status_since_ns, since, "t={t}: status_since moved");
-            }
-            statuses.push(v.status);
+            verdicts.push((t, j.judge(t * S, &view(&members, "chan send"))));
         }
-        let (t, _) = first_growing.expect("never growing");
-        assert!(t <= 40, "growing only at t={t}");
+        // Once growth has been seen at re-reads half a threshold apart (by t = 50 here), the
+        // verdict never leaves `growing`, from one status_since.
+        let tail: Vec<&(u64, Verdict)> = verdicts.iter().filter(|(t, _)| *t >= 50).collect();
+        let since = tail[0].1.status_since_ns;
+        for (t, v) in &tail {
+            assert_eq!(v.status, Status::Growing, "t={t}: left growing: {v:?}");
+            assert_eq!(v.status_since_ns, since, "t={t}: status_since moved");
+        }
         // Without the hysteresis the evidence alone does flap here (this test can fail).
         let mut raw = Judge::new(cfg(threshold));
         let mut members: Vec<MemberView> = Vec::new();
@@ -1028,7 +1052,7 @@ mod tests {
             }
             raw.observe(t * S, [("g", members.len(), 0)], 100 + members.len());
             let s = raw.evidence(t * S, &view(&members, "chan send")).status;
-            if last.is_some_and(|l| l != s) {
+            if t > 50 && last.is_some_and(|l| l != s) {
                 flips += 1;
             }
             last = Some(s);
@@ -1043,34 +1067,76 @@ mod tests {
     /// leaving ends `growing` at once.
     #[test]
     fn growing_steps_down_after_a_quiet_window_or_when_a_member_leaves() {
+        // A leak of one a second, judged every second while it grows (growth established).
         let mut j = Judge::new(cfg(10));
-        let m = steady_leak(&mut j, 12);
-        assert_eq!(
-            j.judge(12 * S, &view(&m, "chan send")).status,
-            Status::Growing
-        );
-        // Flat from now on: held for under a threshold, then suspect.
-        for t in 13..=21u64 {
+        let mut m = Vec::new();
+        for t in 1..=18u64 {
+            m.push(member(t, 0x1000 + t));
+            j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
+            let v = j.judge(t * S, &view(&m, "chan send"));
+            if t >= 12 {
+                assert_eq!(v.status, Status::Growing, "t={t}: {v:?}");
+            }
+        }
+        // Flat from now on: held for under a threshold after growth was last seen, then
+        // suspect.
+        for t in 19..=27u64 {
             j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
             let v = j.judge(t * S, &view(&m, "chan send"));
             assert_eq!(v.status, Status::Growing, "t={t}: {v:?}");
         }
         let mut last = Status::Growing;
-        for t in 22..=40u64 {
+        for t in 29..=45u64 {
             j.observe(t * S, [("g", m.len(), 0)], 100 + m.len());
             last = j.judge(t * S, &view(&m, "chan send")).status;
         }
         assert_eq!(last, Status::Suspect);
         // A member that leaves after being blocked past the threshold: not held.
-        let mut j = Judge::new(cfg(10));
-        let mut m = steady_leak(&mut j, 12);
-        assert_eq!(
-            j.judge(12 * S, &view(&m, "chan send")).status,
-            Status::Growing
-        );
         m.remove(0);
-        j.observe(13 * S, [("g", m.len(), 1)], 100 + m.len());
-        let v = j.judge(13 * S, &view(&m, "chan send"));
+        let mut j2 = Judge::new(cfg(10));
+        let mut m2 = Vec::new();
+        for t in 1..=18u64 {
+            m2.push(member(t, 0x1000 + t));
+            j2.observe(t * S, [("g", m2.len(), 0)], 100 + m2.len());
+            let _ = j2.judge(t * S, &view(&m2, "chan send"));
+        }
+        m2.remove(0);
+        j2.observe(19 * S, [("g", m2.len(), 1)], 100 + m2.len());
+        let v = j2.judge(19 * S, &view(&m2, "chan send"));
         assert_ne!(v.status, Status::Growing, "{v:?}");
+    }
+
+    /// The ramp-up of healthy long waits (20 long polls of 6 s starting over 2 s, threshold
+    /// 2 s) looks like growth for an instant, before any member is older than the threshold:
+    /// that instant is not held as `growing`.
+    #[test]
+    fn a_ramp_of_long_waits_is_not_held_as_growing() {
+        let mut j = Judge::new(cfg(2));
+        let ms = 1_000_000u64;
+        let mut members = Vec::new();
+        let mut statuses = Vec::new();
+        for step in 1..=40u64 {
+            let t = step * 100 * ms;
+            if step <= 20 {
+                members.push(MemberView {
+                    since_ns: t,
+                    arrived_ns: t,
+                    ..member(0, 0x1000 + step)
+                });
+            }
+            j.observe(t, [("g", members.len(), 0)], 100 + members.len());
+            statuses.push((step, j.judge(t, &view(&members, "select")).status));
+        }
+        let growing: Vec<u64> = statuses
+            .iter()
+            .filter(|(_, s)| *s == Status::Growing)
+            .map(|(t, _)| *t)
+            .collect();
+        // The evidence alone reads it as rising for a few steps at the end of the ramp; the
+        // judge must not hold that past it.
+        assert!(
+            growing.iter().all(|&t| t <= 27),
+            "growing held past the ramp's end, at steps {growing:?}"
+        );
     }
 }
