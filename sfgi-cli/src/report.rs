@@ -142,7 +142,7 @@ impl Report {
             out.push_str("\nno leaks found");
         } else {
             out.push_str(&format!("\n{} leak group(s):\n", self.leaks.len()));
-            out.push_str(&leak_table(&self.leaks));
+            out.push_str(&LeakTable::REPORT.render(&self.leaks));
             out.push('\n');
         }
         let resident: Vec<&Leak> = self
@@ -192,40 +192,65 @@ impl Report {
     }
 }
 
-/// The leak table: one row per group.
-pub fn leak_table(leaks: &[Leak]) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(170)
-        .set_header(vec![
-            "GROUP",
-            "STATUS",
-            "SEV",
-            "PATTERN",
-            "COUNT",
-            "GROWTH/MIN",
-            "OLDEST",
-            "WAIT REASON",
-            "BLOCKED AT",
-            "CREATED BY",
-        ]);
-    for g in leaks {
-        table.add_row(vec![
-            Cell::new(&g.id),
-            Cell::new(g.status.as_str()),
-            Cell::new(g.severity.map(|s| s.as_str()).unwrap_or("-")),
-            Cell::new(&g.pattern),
-            Cell::new(g.count),
-            Cell::new(format!("{:.1}", g.growth_per_minute)),
-            Cell::new(&g.duration),
-            Cell::new(&g.wait_reason),
-            Cell::new(short_site(&g.blocked_at)),
-            Cell::new(short_site(&g.created_by)),
-        ]);
+/// The one leak table, in the report's layout (wait reason, oldest) or the live view's
+/// (a trend sparkline per group, age, signed growth).
+pub struct LeakTable<'a> {
+    /// Total width in columns.
+    pub width: u16,
+    /// The live view's trend sparkline of a group (by id); `None`: the report's layout.
+    pub trend: Option<&'a dyn Fn(&str) -> String>,
+}
+
+impl LeakTable<'_> {
+    /// The report's layout, 170 columns wide.
+    pub const REPORT: LeakTable<'static> = LeakTable {
+        width: 170,
+        trend: None,
+    };
+
+    /// `leaks` as a table.
+    pub fn render(&self, leaks: &[Leak]) -> String {
+        let (age, sixth) = match self.trend {
+            Some(_) => ("AGE", "TREND"),
+            None => ("OLDEST", "WAIT REASON"),
+        };
+        let mut table = Table::new();
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(self.width)
+            .set_header(vec![
+                "GROUP",
+                "STATUS",
+                "SEV",
+                "PATTERN",
+                "COUNT",
+                "GROWTH/MIN",
+                age,
+                sixth,
+                "BLOCKED AT",
+                "CREATED BY",
+            ]);
+        for g in leaks {
+            let (growth, sixth) = match self.trend {
+                Some(trend) => (format!("{:+.1}", g.growth_per_minute), trend(&g.id)),
+                None => (format!("{:.1}", g.growth_per_minute), g.wait_reason.clone()),
+            };
+            table.add_row(vec![
+                Cell::new(&g.id),
+                Cell::new(g.status.as_str()),
+                Cell::new(g.severity.map(|s| s.as_str()).unwrap_or("-")),
+                Cell::new(&g.pattern),
+                Cell::new(g.count),
+                Cell::new(growth),
+                Cell::new(&g.duration),
+                Cell::new(sixth),
+                Cell::new(short_site(&g.blocked_at)),
+                Cell::new(short_site(&g.created_by)),
+            ]);
+        }
+        table.to_string()
     }
-    table.to_string()
 }
 
 /// `function at /long/path/file.go:12` → `function at file.go:12` (the JSON keeps full paths).

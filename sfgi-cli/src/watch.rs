@@ -9,13 +9,12 @@
 //! when it gets to them (and every one that arrived while the scan ran) with ONE scan, and
 //! answers requests within a second of the last scan with that scan's result instead of scanning
 //! again.
-use crate::report::{short_site, Report};
+use crate::report::{short_site, LeakTable, Report};
 use crate::serve;
 use crate::session::{drive, FrontEnd, Pace, Session, Signals, Stop};
 use crate::session::{open_target, AttachOptions};
 use crate::snapshot::*;
 use anyhow::{Context, Result};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
 use prometheus_client::metrics::histogram::Histogram;
 use sfgi_engine::engine::{Leak, SYSCALL_REASON};
 use sfgi_engine::format::go_duration;
@@ -364,43 +363,18 @@ impl Watcher<'_> {
         if leaks.is_empty() {
             out.push_str("\nno leaks found (yet)\n");
         } else {
-            let mut table = Table::new();
-            table
-                .load_preset(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_width(terminal_width().map_or(170, |w| w.min(u16::MAX as usize) as u16))
-                .set_header(vec![
-                    "GROUP",
-                    "STATUS",
-                    "SEV",
-                    "PATTERN",
-                    "COUNT",
-                    "GROWTH/MIN",
-                    "AGE",
-                    "TREND",
-                    "BLOCKED AT",
-                    "CREATED BY",
-                ]);
             // Keep the frame within the screen (header, borders, footer: about 10 lines).
             let rows = terminal_size().map_or(TABLE_ROWS, |(_, h)| {
                 h.saturating_sub(10).clamp(3, TABLE_ROWS)
             });
-            for g in leaks.iter().take(rows) {
-                table.add_row(vec![
-                    Cell::new(&g.id),
-                    Cell::new(g.status.as_str()),
-                    Cell::new(g.severity.map(|s| s.as_str()).unwrap_or("-")),
-                    Cell::new(&g.pattern),
-                    Cell::new(g.count),
-                    Cell::new(format!("{:+.1}", g.growth_per_minute)),
-                    Cell::new(&g.duration),
-                    Cell::new(self.trend(&g.id)),
-                    Cell::new(short_site(&g.blocked_at)),
-                    Cell::new(short_site(&g.created_by)),
-                ]);
+            let trend = |id: &str| self.trend(id);
+            let table = LeakTable {
+                width: terminal_width().map_or(170, |w| w.min(u16::MAX as usize) as u16),
+                trend: Some(&trend),
             }
+            .render(&leaks[..rows.min(leaks.len())]);
             out.push('\n');
-            out.push_str(&table.to_string());
+            out.push_str(&table);
             out.push('\n');
             if leaks.len() > rows {
                 out.push_str(&format!("… {} more leak groups\n", leaks.len() - rows));
