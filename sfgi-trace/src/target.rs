@@ -159,11 +159,14 @@ pub struct HostSupport {
 }
 
 impl HostSupport {
-    /// Reads the real host. Test hook: `SFGI_TEST_HOST` (comma-separated `no-caps`, `no-btf`,
-    /// `no-ringbuf`) makes SFGI believe the host lacks those, so the refusals can be tested on a
-    /// kernel that has everything.
+    /// Reads the real host. Test hook (only in builds with the `test-hooks` feature):
+    /// `SFGI_TEST_HOST` (comma-separated `no-caps`, `no-btf`, `no-ringbuf`) makes SFGI believe
+    /// the host lacks those, so the refusals can be tested on a kernel that has everything.
     pub fn probe() -> HostSupport {
+        #[cfg(feature = "test-hooks")]
         let fake = std::env::var("SFGI_TEST_HOST").unwrap_or_default();
+        #[cfg(not(feature = "test-hooks"))]
+        let fake = String::new();
         let fake: Vec<&str> = fake.split(',').map(str::trim).collect();
         let cap_eff = if fake.contains(&"no-caps") {
             0
@@ -314,7 +317,9 @@ mod tests {
         let h = HostSupport::probe();
         assert!(!h.kernel.is_empty());
         // Root on the test machines: the ring buffer probe ran and succeeded.
-        if has_bpf_caps(h.cap_eff) && std::env::var_os("SFGI_TEST_HOST").is_none() {
+        if has_bpf_caps(h.cap_eff)
+            && !(cfg!(feature = "test-hooks") && std::env::var_os("SFGI_TEST_HOST").is_some())
+        {
             assert_eq!(h.ringbuf, Some(Ok(())));
         }
     }

@@ -824,8 +824,8 @@ fn no_privileges_and_kernel_support() {
     assert_one_error_line(&r, &["cannot read the executable", "CAP_SYS_PTRACE"]);
     let _ = std::fs::remove_dir_all(&dir);
 
-    // A kernel without BPF ring buffers (simulated: the checker is told so).
-    let mut cmd = Command::new(sfgi_bin());
+    // A kernel without BPF ring buffers (simulated: the checker is told so, a test-hooks build).
+    let mut cmd = Command::new(sfgi_test_hooks_bin());
     let out = cmd
         .args(["attach", "--pid", &pid, "--duration", "1s"])
         .env("SFGI_TEST_HOST", "no-ringbuf")
@@ -841,7 +841,7 @@ fn no_privileges_and_kernel_support() {
     assert_one_error_line(&r, &["ring buffer", "Linux 5.8"]);
     // No kernel BTF: SFGI's programs have no CO-RE relocations and do not need it.
     let _slot = attach_slot();
-    let out = Command::new(sfgi_bin())
+    let out = Command::new(sfgi_test_hooks_bin())
         .args(["attach", "--pid", &pid, "--duration", "1s"])
         .env("SFGI_TEST_HOST", "no-btf")
         .env_remove("RUST_LOG")
