@@ -109,7 +109,6 @@ struct Watcher<'a> {
     profile: Arc<Vec<ProfileSample>>,
     last_profile: Option<Instant>,
     last_events: (u64, Instant),
-    wall_minus_mono_ns: i128,
     scans: Histogram,
     /// When the inventory was last read (by any scan), and the last triggered or periodic
     /// scan's result (`None` until one ran: the initial scan's is not kept).
@@ -199,10 +198,7 @@ impl Watcher<'_> {
         let report = session.report();
         let now_ns = monotonic_ns();
         let now = Instant::now();
-        let ts_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let ts_ms = (sfgi_trace::clock::wall_ns() / 1_000_000) as i64;
 
         // Engine group index → report group index, through the member goids each group lists.
         let mut group_of_goid: HashMap<u64, u32> = HashMap::new();
@@ -275,7 +271,7 @@ impl Watcher<'_> {
         let snap = Snapshot {
             ts_ms,
             now_ns,
-            wall_minus_mono_ns: self.wall_minus_mono_ns,
+            wall_minus_mono_ns: session.engine.wall_minus_mono_ns(),
             attached_secs: session.elapsed().as_secs_f64(),
             report,
             states,
@@ -538,7 +534,6 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
         profile: Arc::new(Vec::new()),
         last_profile: None,
         last_events: (0, started),
-        wall_minus_mono_ns: sfgi_trace::clock::wall_minus_mono_ns(),
         scans: scans.clone(),
         last_scan_at: session.last_scan(),
         last_scan: None,

@@ -784,6 +784,11 @@ impl<'t> Engine<'t> {
         out
     }
 
+    /// Wall-clock minus monotonic time (ns) the engine formats times with.
+    pub fn wall_minus_mono_ns(&self) -> i128 {
+        self.wall_minus_mono_ns
+    }
+
     /// A monotonic timestamp as RFC 3339 wall-clock time.
     pub fn rfc3339(&self, mono_ns: u64) -> String {
         crate::format::rfc3339(mono_ns, self.wall_minus_mono_ns)

@@ -287,7 +287,7 @@ fn check_target(version: &str, stripped: bool, pie: bool) {
     let what = format!("go{version} stripped={stripped} pie={pie}");
     let bin = GoBinary::open(&path).unwrap();
     assert_eq!(bin.is_stripped(), stripped, "{what}");
-    let started = inventory::monotonic_ns();
+    let started = sfgi_trace::clock::monotonic_ns() as i64;
     let p = Parked::start(&path, &["-n", "3"]);
     let bias = if pie {
         let t = sfgi_trace::target::Target::open(p.pid()).unwrap();

@@ -223,22 +223,6 @@ fn function_code(bin: &GoBinary, name: &str) -> Result<(Vec<u8>, u64), String> {
     Ok((code, f.entry))
 }
 
-/// CLOCK_MONOTONIC in ns (Go's `nanotime()` on linux/amd64).
-pub fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec)
-}
-
 /// Reads the inventory of process `pid`, whose executable is `bin`, loaded with `bias` (runtime
 /// address minus link-time address; 0 unless PIE). The process keeps running.
 ///
@@ -345,7 +329,8 @@ impl<'b> Plan<'b> {
             syscall_by_sp: self.syscall_by_sp,
         };
         let start = std::time::Instant::now();
-        let now_monotonic_ns = monotonic_ns();
+        // The one clock; Go's `nanotime()` is the same CLOCK_MONOTONIC.
+        let now_monotonic_ns = i64::try_from(crate::clock::monotonic_ns()).unwrap_or(i64::MAX);
         let allgs = self.allgs_vaddr.wrapping_add(bias);
         // allglen before allgs, as the runtime's own lock-free readers do.
         let allglen = match self.allglen_vaddr {
