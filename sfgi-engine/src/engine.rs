@@ -8,7 +8,7 @@ use crate::classify::{Classification, Classifier, GroupFeatures};
 use crate::event::RuntimeEvent;
 use crate::format::go_duration;
 use crate::frame::{go_dump_text, Frame, Symbols};
-use crate::goroutine::{GStatus, GoroutineInfo};
+use crate::goroutine::{GStatus, GoroutineInfo, Unchanged};
 use crate::group::{
     blocking_frame, created_by_site, creation_stack, stable_id, strip_line, StackSource,
 };
@@ -150,6 +150,8 @@ impl Default for Limits {
 pub struct InventoryPass {
     /// Goroutines that could not be read consistently.
     pub unreadable: usize,
+    /// Goroutines not read whole (see [`Unchanged`]).
+    pub unchanged: usize,
     /// How long the read took (ns).
     pub read_ns: u64,
 }
@@ -165,6 +167,12 @@ pub struct EngineHealth {
     pub inventory_error: Option<String>,
     /// How long the last inventory took, ms.
     pub inventory_ms: f64,
+    /// How long the first inventory took, ms (it reads every goroutine whole; later ones are
+    /// incremental).
+    pub inventory_first_ms: f64,
+    /// Goroutines the last inventory did not read whole (unchanged since the read before, or
+    /// not parked; see [`Unchanged`]).
+    pub inventory_unchanged: usize,
     /// Goroutines found parked by an inventory although SFGI thought them running (missed park).
     pub reconciled_parked: u64,
     /// Goroutines found running by an inventory although SFGI thought them parked (missed wake).
@@ -568,6 +576,41 @@ impl<'t> Engine<'t> {
         }
     }
 
+    /// Folds in goroutines an incremental re-read at `now_monotonic_ns` did not read whole
+    /// (see [`Unchanged`]): a parked one SFGI knows parked is confirmed in its park exactly as a
+    /// whole read would; one that is not parked is recorded as active. Returns the slots of
+    /// parked ones the engine does not know parked (forgotten, or last seen running): the reader
+    /// must read those whole next time.
+    pub fn ingest_unchanged(
+        &mut self,
+        goroutines: &[Unchanged],
+        now_monotonic_ns: i64,
+    ) -> Vec<u32> {
+        let now = now_monotonic_ns.max(0) as u64;
+        let mut whole = Vec::new();
+        for g in goroutines {
+            if !g.parked() {
+                match self.life.observe(g.goid, g.stack_bytes, None) {
+                    Some(true) => {
+                        self.health.reconciled_running += 1;
+                        if let Some(l) = self.life.get_mut(g.goid) {
+                            l.parked = false;
+                        }
+                    }
+                    Some(false) | None => self.life.seed_active(g.goid, now, g.stack_bytes),
+                }
+                continue;
+            }
+            let leaked = Some(g.status == GStatus::Leaked);
+            match self.life.observe(g.goid, g.stack_bytes, leaked) {
+                // Unchanged since it was read whole, so in the park SFGI knows.
+                Some(true) => self.life.confirm(g.goid, now),
+                Some(false) | None => whole.push(g.slot),
+            }
+        }
+        whole
+    }
+
     /// Ends an inventory begun with [`Engine::begin_inventory`]: goroutines it did not see are
     /// gone (exits SFGI missed). `pass` carries the pass's counters.
     pub fn end_inventory(&mut self, pass: InventoryPass) {
@@ -575,6 +618,10 @@ impl<'t> Engine<'t> {
         self.health.inventory_unreadable = pass.unreadable;
         self.health.inventory_error = None;
         self.health.inventory_ms = pass.read_ns as f64 / 1e6;
+        self.health.inventory_unchanged = pass.unchanged;
+        if self.health.inventories == 1 {
+            self.health.inventory_first_ms = self.health.inventory_ms;
+        }
         let gone = self.life.end_inventory();
         self.health.reconciled_gone += gone as u64;
     }
@@ -1108,5 +1155,59 @@ mod tests {
         assert_eq!(v.len(), 1, "{v:#?}");
         assert_eq!(v[0].duration_seconds, 1.0);
         assert_eq!(v[0].count, 1);
+    }
+
+    /// An incremental re-read's unchanged goroutines keep and confirm their parks exactly as a
+    /// whole read would; those the engine does not know parked are asked for whole; those
+    /// not seen at all by a complete read are gone.
+    #[test]
+    fn unchanged_goroutines_are_confirmed_as_a_whole_read_would() {
+        let mut e = engine(Limits::default());
+        let gs: Vec<GoroutineInfo> = (1..=3).map(|g| parked(g, vec![400, 500])).collect();
+        ingest(&mut e, &gs, 10);
+        assert!(e.distrust_events(11 * S));
+        let same = |goid: u64, status: GStatus, slot: u32| Unchanged {
+            goid,
+            status,
+            stack_bytes: 8192,
+            slot,
+        };
+        e.begin_inventory();
+        let whole = e.ingest_unchanged(
+            &[
+                same(1, GStatus::Waiting, 0),
+                same(2, GStatus::Waiting, 1),
+                // Never read whole: the engine cannot place it in a group.
+                same(9, GStatus::Waiting, 7),
+                same(4, GStatus::Running, 3),
+            ],
+            (20 * S) as i64,
+        );
+        e.end_inventory(InventoryPass::default());
+        assert_eq!(whole, vec![7]);
+        // 3 was not in this complete read: gone. 1 and 2 confirmed, aged from 10 s.
+        assert_eq!(e.health.reconciled_gone, 1);
+        let v = e.verdicts(25 * S, &NoStacks, false);
+        assert_eq!((v.len(), v[0].count), (1, 2), "{v:#?}");
+        assert_eq!(v[0].duration_seconds, 15.0);
+        assert_eq!(e.health.unconfirmed, 0);
+        // Found running: no longer parked.
+        e.begin_inventory();
+        let whole = e.ingest_unchanged(
+            &[same(1, GStatus::Runnable, 0), same(2, GStatus::Waiting, 1)],
+            (30 * S) as i64,
+        );
+        e.end_inventory(InventoryPass::default());
+        assert!(whole.is_empty());
+        let v = e.verdicts(31 * S, &NoStacks, false);
+        assert_eq!(v[0].count, 1, "{v:#?}");
+        // Running now, parked again unseen: the reader must read it whole.
+        e.begin_inventory();
+        let whole = e.ingest_unchanged(
+            &[same(1, GStatus::Waiting, 0), same(2, GStatus::Waiting, 1)],
+            (32 * S) as i64,
+        );
+        e.end_inventory(InventoryPass::default());
+        assert_eq!(whole, vec![0]);
     }
 }

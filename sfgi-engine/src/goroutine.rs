@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 /// A goroutine status (`g.atomicstatus` without the `_Gscan` bit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum GStatus {
     /// `_Gidle` (0): just allocated.
+    #[default]
     Idle,
     /// `_Grunnable` (1): on a run queue.
     Runnable,
@@ -91,6 +92,33 @@ pub struct SudogInfo {
     pub c: u64,
     /// `sudog.isSelect`.
     pub is_select: bool,
+}
+
+/// A goroutine an incremental inventory re-read did not read whole: it is not parked (running
+/// or runnable: only its presence and stack size matter), or its `g` header (goid, status, wait
+/// reason, `waitsince`, saved pc/sp/bp, `g.waiting`) is exactly as when it was last read whole,
+/// so it has not run since as far as memory can tell, and its stack was not read again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unchanged {
+    /// `g.goid`.
+    pub goid: u64,
+    /// Status (scan bit removed).
+    pub status: GStatus,
+    /// Stack size in bytes.
+    pub stack_bytes: u64,
+    /// The reader's slot for it (its index in `allgs`), handed back by
+    /// [`crate::engine::Engine::ingest_unchanged`] when it must be read whole.
+    pub slot: u32,
+}
+
+impl Unchanged {
+    /// Whether it is parked (waiting, leaked or in a system call).
+    pub fn parked(&self) -> bool {
+        matches!(
+            self.status,
+            GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
+        )
+    }
 }
 
 /// One live goroutine.

@@ -19,7 +19,7 @@
 mod locate;
 mod mem;
 
-pub use sfgi_engine::goroutine::{GStatus, GoroutineInfo, SudogInfo};
+pub use sfgi_engine::goroutine::{GStatus, GoroutineInfo, SudogInfo, Unchanged};
 pub use sfgi_goexe::{SudogOffsets, SudogSource};
 
 use mem::{u32_at, u64_at, u8_at, Remote};
@@ -116,6 +116,8 @@ pub struct Inventory {
     pub by_status: BTreeMap<String, usize>,
     /// `g`s skipped because they could not be read or failed a sanity check (torn read).
     pub unreadable: usize,
+    /// Goroutines an incremental re-read did not read whole ([`Unchanged`]; 0 for a whole read).
+    pub unchanged: usize,
     /// Wall time spent reading the target (ns).
     pub read_ns: u64,
     /// How `runtime.allgs` was found.
@@ -232,8 +234,37 @@ pub fn read(pid: u32, bin: &GoBinary, bias: u64) -> Result<Inventory, InventoryE
     Plan::new(bin)?.read(pid, bias)
 }
 
-/// What [`Plan::read_each`] hands each batch of goroutines to.
-type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], i64) + 'a;
+/// What [`Plan::read_each`] and [`Plan::reread_each`] hand each batch of goroutines to: those
+/// read whole, those not read again, and the read's CLOCK_MONOTONIC start.
+type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], &[Unchanged], i64) + 'a;
+
+/// What incremental re-reads ([`Plan::reread_each`]) remember between reads: for each `allgs`
+/// slot (the runtime only ever appends to `allgs`, so a slot keeps its `g`), a fingerprint of
+/// the `g` header as it was when last read whole, or 0 to read it whole next time. 8 bytes a
+/// slot (8 MB for a million goroutines).
+#[derive(Clone, Debug, Default)]
+pub struct Remembered {
+    fingerprints: Vec<u64>,
+}
+
+impl Remembered {
+    /// Reads `slot` whole next time (the engine does not know it as it is).
+    pub fn forget(&mut self, slot: u32) {
+        if let Some(f) = self.fingerprints.get_mut(slot as usize) {
+            *f = 0;
+        }
+    }
+
+    /// Reads everything whole next time.
+    pub fn clear(&mut self) {
+        self.fingerprints.clear();
+    }
+
+    /// Slots remembered now (for tests and stats).
+    pub fn remembered(&self) -> usize {
+        self.fingerprints.iter().filter(|&&f| f != 0).count()
+    }
+}
 
 /// Everything about a binary the inventory needs, worked out once.
 #[derive(Clone, Debug)]
@@ -296,7 +327,7 @@ impl<'b> Plan<'b> {
 
     /// Reads the inventory of process `pid` (loaded with `bias`; see [`read`]).
     pub fn read(&self, pid: u32, bias: u64) -> Result<Inventory, InventoryError> {
-        self.read_batches(pid, bias, None)
+        self.read_batches(pid, bias, None, None)
     }
 
     /// Reads the inventory of process `pid` in batches of a few thousand goroutines, handing
@@ -309,7 +340,25 @@ impl<'b> Plan<'b> {
         bias: u64,
         mut visit: impl FnMut(&[GoroutineInfo], i64),
     ) -> Result<Inventory, InventoryError> {
-        self.read_batches(pid, bias, Some(&mut visit))
+        let mut whole = |gs: &[GoroutineInfo], _: &[Unchanged], now: i64| visit(gs, now);
+        self.read_batches(pid, bias, Some(&mut whole), None)
+    }
+
+    /// An incremental re-read: like [`Plan::read_each`], but a goroutine is read whole (its
+    /// sudogs followed, its stack unwound) only when it is parked and its `g` header differs
+    /// from the one `mem` remembers for its slot; the others are handed over as [`Unchanged`].
+    /// Reading the headers of every `g` stays (so exits, wakes and new goroutines are all
+    /// seen); what is saved is the stack reads, one or more pages per goroutine, and the
+    /// decoding. `mem` is updated; slots the consumer cannot use unchanged must be
+    /// [`Remembered::forget`]-ed.
+    pub fn reread_each(
+        &self,
+        pid: u32,
+        bias: u64,
+        mem: &mut Remembered,
+        mut visit: impl FnMut(&[GoroutineInfo], &[Unchanged], i64),
+    ) -> Result<Inventory, InventoryError> {
+        self.read_batches(pid, bias, Some(&mut visit), Some(mem))
     }
 
     fn read_batches(
@@ -317,6 +366,7 @@ impl<'b> Plan<'b> {
         pid: u32,
         bias: u64,
         mut visit: Option<&mut BatchVisitor<'_>>,
+        mut mem: Option<&mut Remembered>,
     ) -> Result<Inventory, InventoryError> {
         check_offsets(&self.offsets)?;
         let reader = Reader {
@@ -367,6 +417,7 @@ impl<'b> Plan<'b> {
             goroutines: Vec::new(),
             by_status: BTreeMap::new(),
             unreadable: 0,
+            unchanged: 0,
             read_ns: 0,
             allgs_source: self.allgs_source.clone(),
             allgs_len: len,
@@ -374,11 +425,33 @@ impl<'b> Plan<'b> {
             now_monotonic_ns,
             sudog_source: self.sudog.source,
         };
-        for group in gptrs.chunks(GROUP) {
-            reader.read_group(group, now_monotonic_ns, &mut inv)?;
+        if let Some(m) = mem.as_mut() {
+            m.fingerprints.resize(gptrs.len(), 0);
+        }
+        let mut counts = [0usize; 16];
+        let mut unchanged = Vec::new();
+        for (k, group) in gptrs.chunks(GROUP).enumerate() {
+            let fps = mem.as_mut().map(|m| {
+                let first = k * GROUP;
+                &mut m.fingerprints[first..first + group.len()]
+            });
+            let ctx = GroupCtx {
+                first_slot: k * GROUP,
+                fingerprints: fps,
+                counts: &mut counts,
+                unchanged: &mut unchanged,
+            };
+            reader.read_group(group, now_monotonic_ns, &mut inv, ctx)?;
+            inv.unchanged += unchanged.len();
             if let Some(visit) = visit.as_mut() {
-                visit(&inv.goroutines, now_monotonic_ns);
+                visit(&inv.goroutines, &unchanged, now_monotonic_ns);
                 inv.goroutines.clear();
+            }
+            unchanged.clear();
+        }
+        for (raw, &n) in counts.iter().enumerate() {
+            if let Some(st) = GStatus::from_raw(raw as u32).filter(|_| n > 0) {
+                *inv.by_status.entry(st.name().into()).or_default() += n;
             }
         }
         inv.read_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -411,6 +484,88 @@ fn check_offsets(o: &RuntimeOffsets) -> Result<(), InventoryError> {
     Ok(())
 }
 
+/// The fields of a `g` an inventory reads (its header; a `g` is ~450 bytes).
+#[derive(Clone, Copy, Debug, Default)]
+struct Header {
+    g_addr: u64,
+    goid: u64,
+    status: GStatus,
+    status_raw: u32,
+    wait_reason_raw: u8,
+    waitsince_ns: i64,
+    gopc: u64,
+    startpc: u64,
+    parent_goid: u64,
+    stack_lo: u64,
+    stack_hi: u64,
+    sched_pc: u64,
+    sched_sp: u64,
+    sched_bp: u64,
+    waiting: u64,
+}
+
+impl Header {
+    /// A 64-bit fingerprint of everything that changes when a goroutine runs, never 0. Equal
+    /// fingerprints at one slot mean the goroutine is in the same park (same goid, wait reason,
+    /// `waitsince`, resume pc/sp/bp and sudog list), as far as its `g` can tell.
+    fn fingerprint(&self) -> u64 {
+        let words = [
+            self.g_addr,
+            self.goid,
+            u64::from(self.status_raw & !GSCAN) | (u64::from(self.wait_reason_raw) << 32),
+            self.waitsince_ns as u64,
+            self.sched_pc,
+            self.sched_sp,
+            self.sched_bp,
+            self.waiting,
+            self.stack_lo,
+            self.stack_hi,
+        ];
+        // FNV-style multiply-xorshift mixing: not adversarial input, just a compact identity.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for w in words {
+            h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+            h ^= h >> 29;
+        }
+        h | 1
+    }
+}
+
+/// What [`Reader::read_group`] needs besides the `g` pointers: where the group starts in
+/// `allgs`, the remembered fingerprints of its slots (incremental re-reads only), the counts by
+/// raw status, and where to put goroutines not read whole.
+struct GroupCtx<'c> {
+    first_slot: usize,
+    fingerprints: Option<&'c mut [u64]>,
+    counts: &'c mut [usize; 16],
+    unchanged: &'c mut Vec<Unchanged>,
+}
+
+/// Bytes of a `g` to read: up to the end of the last field used.
+fn header_len(o: &RuntimeOffsets) -> u64 {
+    [
+        o.g_stack_lo,
+        o.g_stack_hi,
+        o.g_goid,
+        o.g_waitsince,
+        o.g_parent_goid,
+        o.g_gopc,
+        o.g_startpc,
+        o.g_waiting,
+        o.g_sched + o.gobuf_sp,
+        o.g_sched + o.gobuf_pc,
+        o.g_sched + o.gobuf_bp,
+        o.g_atomicstatus,
+        o.g_waitreason,
+    ]
+    .iter()
+    .max()
+    .copied()
+    .unwrap_or(0)
+    .saturating_add(8)
+    .min(o.g_size)
+}
+
 struct Reader<'a> {
     remote: Remote,
     off: &'a RuntimeOffsets,
@@ -440,99 +595,115 @@ impl Reader<'_> {
         gptrs: &[u64],
         now: i64,
         inv: &mut Inventory,
+        ctx: GroupCtx<'_>,
     ) -> Result<(), InventoryError> {
+        let GroupCtx {
+            first_slot,
+            mut fingerprints,
+            counts,
+            unchanged,
+        } = ctx;
         let o = self.off;
-        let gsize = o.g_size as usize;
+        // Read up to the last field used, not the whole `g`.
+        let want = header_len(o) as usize;
         let ranges: Vec<(u64, usize)> = gptrs
             .iter()
             .map(|&p| {
                 if p == 0 || !p.is_multiple_of(8) {
                     (p, 0)
                 } else {
-                    (p, gsize)
+                    (p, want)
                 }
             })
             .collect();
         let batch = self.remote.read_many(&ranges)?;
         let first = inv.goroutines.len();
+        // (goroutine index, slot in this group, fingerprint) of those read whole to remember.
+        let mut to_remember: Vec<(usize, usize, u64)> = Vec::new();
         for (i, &gp) in gptrs.iter().enumerate() {
-            let Some(g) = batch.get(i) else {
+            let Some(h) = batch.get(i).and_then(|g| self.decode_header(g, gp)) else {
                 inv.unreadable += 1;
+                if let Some(f) = fingerprints.as_mut().and_then(|f| f.get_mut(i)) {
+                    *f = 0;
+                }
                 continue;
             };
-            match self.decode_g(g, gp, now) {
-                Some(info) if info.status.is_dead() => {
-                    *inv.by_status.entry(info.status.name().into()).or_default() += 1;
-                }
-                Some(info) => {
-                    *inv.by_status.entry(info.status.name().into()).or_default() += 1;
-                    inv.goroutines.push(info);
-                }
-                None => inv.unreadable += 1,
+            if let Some(c) = counts.get_mut((h.status_raw & !GSCAN) as usize) {
+                *c += 1;
             }
+            if h.status.is_dead() {
+                if let Some(f) = fingerprints.as_mut().and_then(|f| f.get_mut(i)) {
+                    *f = 0;
+                }
+                continue;
+            }
+            if let Some(fps) = fingerprints.as_mut() {
+                let fp = h.fingerprint();
+                let parked = matches!(
+                    h.status,
+                    GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
+                );
+                let same = fps.get(i).is_some_and(|&f| f == fp);
+                if !parked || same {
+                    if !parked {
+                        if let Some(f) = fps.get_mut(i) {
+                            *f = 0;
+                        }
+                    }
+                    unchanged.push(Unchanged {
+                        goid: h.goid,
+                        status: h.status,
+                        stack_bytes: h.stack_hi.saturating_sub(h.stack_lo),
+                        slot: u32::try_from(first_slot + i).unwrap_or(u32::MAX),
+                    });
+                    continue;
+                }
+                to_remember.push((inv.goroutines.len(), i, fp));
+            }
+            inv.goroutines.push(self.info(&h, now));
         }
         let new = first..inv.goroutines.len();
         self.follow_sudogs(&mut inv.goroutines, new.clone())?;
         self.unwind(&mut inv.goroutines, new)?;
+        if let Some(fps) = fingerprints {
+            for (gi, slot, fp) in to_remember {
+                // A stack that could not be unwound to its end is read again next time.
+                let whole = inv.goroutines.get(gi).is_some_and(|g| !g.stack_truncated);
+                if let Some(f) = fps.get_mut(slot) {
+                    *f = if whole { fp } else { 0 };
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Decodes one `g`; `None` for a torn or garbage read.
-    fn decode_g(&self, g: &[u8], g_addr: u64, now: i64) -> Option<GoroutineInfo> {
+    /// Decodes the header of one `g`; `None` for a torn or garbage read.
+    fn decode_header(&self, g: &[u8], g_addr: u64) -> Option<Header> {
         let o = self.off;
         let status_raw = u32_at(g, o.g_atomicstatus)?;
         let status = GStatus::from_raw(status_raw & !GSCAN)?;
         let goid = u64_at(g, o.g_goid)?;
         if status.is_dead() {
             // Dead gs keep stale fields; only the status matters.
-            return Some(GoroutineInfo {
+            return Some(Header {
+                g_addr,
                 goid,
                 status,
                 status_raw,
-                wait_reason: None,
-                wait_reason_raw: 0,
-                waitsince_ns: 0,
-                wait_age_ns: None,
-                gopc: 0,
-                startpc: 0,
-                parent_goid: 0,
-                stack_lo: 0,
-                stack_hi: 0,
-                sched_pc: 0,
-                sched_sp: 0,
-                sched_bp: 0,
-                stack: Vec::new(),
-                stack_truncated: false,
-                waiting_on: Vec::new(),
-                sudogs: Vec::new(),
-                g_addr,
+                ..Header::default()
             });
         }
         if goid == 0 {
             return None;
         }
-        let wait_reason_raw = u8_at(g, o.g_waitreason)?;
-        let wait_reason =
-            if matches!(status, GStatus::Waiting | GStatus::Leaked) && wait_reason_raw != 0 {
-                self.wait_reasons
-                    .name(u32::from(wait_reason_raw))
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            } else {
-                None
-            };
-        let waitsince_ns = u64_at(g, o.g_waitsince)? as i64;
-        let wait_age_ns =
-            (waitsince_ns > 0 && waitsince_ns <= now).then(|| (now - waitsince_ns) as u64);
         let sched = |f: u64| u64_at(g, o.g_sched + f);
-        Some(GoroutineInfo {
+        Some(Header {
+            g_addr,
             goid,
             status,
             status_raw,
-            wait_reason,
-            wait_reason_raw,
-            waitsince_ns,
-            wait_age_ns,
+            wait_reason_raw: u8_at(g, o.g_waitreason)?,
+            waitsince_ns: u64_at(g, o.g_waitsince)? as i64,
             gopc: u64_at(g, o.g_gopc)?,
             startpc: u64_at(g, o.g_startpc)?,
             parent_goid: u64_at(g, o.g_parent_goid)?,
@@ -541,16 +712,49 @@ impl Reader<'_> {
             sched_pc: sched(o.gobuf_pc)?,
             sched_sp: sched(o.gobuf_sp)?,
             sched_bp: sched(o.gobuf_bp)?,
+            waiting: u64_at(g, o.g_waiting)?,
+        })
+    }
+
+    /// The goroutine record of a live `g`'s header (its sudogs and stack still to be read).
+    fn info(&self, h: &Header, now: i64) -> GoroutineInfo {
+        let wait_reason =
+            if matches!(h.status, GStatus::Waiting | GStatus::Leaked) && h.wait_reason_raw != 0 {
+                self.wait_reasons
+                    .name(u32::from(h.wait_reason_raw))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            } else {
+                None
+            };
+        let wait_age_ns =
+            (h.waitsince_ns > 0 && h.waitsince_ns <= now).then(|| (now - h.waitsince_ns) as u64);
+        GoroutineInfo {
+            goid: h.goid,
+            status: h.status,
+            status_raw: h.status_raw,
+            wait_reason,
+            wait_reason_raw: h.wait_reason_raw,
+            waitsince_ns: h.waitsince_ns,
+            wait_age_ns,
+            gopc: h.gopc,
+            startpc: h.startpc,
+            parent_goid: h.parent_goid,
+            stack_lo: h.stack_lo,
+            stack_hi: h.stack_hi,
+            sched_pc: h.sched_pc,
+            sched_sp: h.sched_sp,
+            sched_bp: h.sched_bp,
             stack: Vec::new(),
             stack_truncated: false,
             // Stash g.waiting in waiting_on until follow_sudogs replaces it.
-            waiting_on: match u64_at(g, o.g_waiting)? {
+            waiting_on: match h.waiting {
                 0 => Vec::new(),
                 w => vec![w],
             },
             sudogs: Vec::new(),
-            g_addr,
-        })
+            g_addr: h.g_addr,
+        }
     }
 
     /// Follows `g.waiting` → `sudog.waitlink` for waiting goroutines, one batched read per hop.
@@ -943,6 +1147,83 @@ mod tests {
             bad.read(std::process::id(), 0),
             Err(InventoryError::Unreadable { .. })
         ));
+        drop(f);
+    }
+
+    #[test]
+    fn rereads_read_whole_only_what_changed() {
+        let o = tables::offsets_for_minor(27).unwrap();
+        let gw = (o.g_size / 8) as usize;
+        // Words: [0..4) allgs header + allglen, [4..8) array, then 3 gs, then a stack.
+        let (hdr, arr, g0) = (0usize, 4usize, 8usize);
+        let stack = g0 + 3 * gw;
+        let mut f = Fake {
+            words: vec![0; stack + 64],
+        };
+        let g = |i: usize| g0 + i * gw;
+        let (lo, hi) = (f.addr(stack), f.addr(stack + 64));
+        for (i, (status, goid)) in [(4u32, 20u64), (4, 21), (2, 22)].into_iter().enumerate() {
+            f.set_u32(g(i), o.g_atomicstatus, status);
+            f.set(g(i), o.g_goid, goid);
+            f.set(g(i), o.g_stack_lo, lo);
+            f.set(g(i), o.g_stack_hi, hi);
+            f.set(g(i), o.g_sched + o.gobuf_pc, 0x1000 + i as u64);
+            f.set(g(i), o.g_sched + o.gobuf_sp, f.addr(stack + 2));
+            f.set(g(i), o.g_sched + o.gobuf_bp, f.addr(stack + 8));
+            f.words[arr + i] = f.addr(g(i));
+        }
+        f.set(stack, 8 * 8, 0); // the chain ends after one return address
+        f.set(stack, 9 * 8, 0x2222);
+        let arr_addr = f.addr(arr);
+        f.set(hdr, 0, arr_addr);
+        f.set(hdr, 8, 3);
+        f.set(hdr, 16, 4);
+        f.set(hdr, 24, 3);
+        let plan = plan(f.addr(hdr), f.addr(hdr + 3));
+        let mut mem = Remembered::default();
+        let reread = |mem: &mut Remembered| {
+            let (mut whole, mut same) = (Vec::new(), Vec::new());
+            let inv = plan
+                .reread_each(std::process::id(), 0, mem, |w, u, _| {
+                    whole.extend(w.iter().map(|g| (g.goid, g.stack.clone())));
+                    same.extend(u.iter().map(|u| (u.goid, u.slot, u.parked())));
+                })
+                .unwrap();
+            (inv, whole, same)
+        };
+        // First read: both parked goroutines whole, the running one only as present.
+        let (inv, whole, same) = reread(&mut mem);
+        assert_eq!(
+            whole,
+            vec![(20, vec![0x1000, 0x2222]), (21, vec![0x1001, 0x2222])]
+        );
+        assert_eq!(same, vec![(22, 2, false)]);
+        assert_eq!(inv.unchanged, 1);
+        assert_eq!(inv.by_status["waiting"], 2);
+        assert_eq!(mem.remembered(), 2);
+        // Nothing changed: no stack is read again.
+        let (inv, whole, same) = reread(&mut mem);
+        assert!(whole.is_empty());
+        assert_eq!(same, vec![(20, 0, true), (21, 1, true), (22, 2, false)]);
+        assert_eq!(inv.unchanged, 3);
+        // 21 ran and parked elsewhere; the consumer wants 20 whole (it did not know it).
+        f.set(g(1), o.g_sched + o.gobuf_pc, 0x1111);
+        mem.forget(0);
+        let (_, whole, same) = reread(&mut mem);
+        let ids: Vec<u64> = whole.iter().map(|w| w.0).collect();
+        assert_eq!(ids, vec![20, 21]);
+        assert_eq!(whole[1].1, vec![0x1111, 0x2222]);
+        assert_eq!(same, vec![(22, 2, false)]);
+        // 20 exited and its g now runs a new goroutine that parked at the same place.
+        f.set(g(0), o.g_goid, 30);
+        let (_, whole, _) = reread(&mut mem);
+        assert_eq!(whole.iter().map(|w| w.0).collect::<Vec<_>>(), vec![30]);
+        // A stack that cannot be unwound to its end is read whole every time.
+        f.set(g(1), o.g_sched + o.gobuf_bp, 0x10);
+        for _ in 0..2 {
+            let (_, whole, _) = reread(&mut mem);
+            assert_eq!(whole.iter().map(|w| w.0).collect::<Vec<_>>(), vec![21]);
+        }
         drop(f);
     }
 
