@@ -81,6 +81,53 @@ impl GStatus {
     }
 }
 
+/// What a channel a goroutine waits on is, as read from its `hchan` (and its timer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChanKind {
+    /// Not read: not a channel wait, or the channel could not be read.
+    #[default]
+    Unknown,
+    /// A channel that carries values.
+    Data,
+    /// A channel of zero-size elements (`chan struct{}`): a done, stop or ack signal, such as
+    /// the channel `ctx.Done()` returns; only closing it (or a send) wakes the waiter.
+    Signal,
+    /// A timer channel whose one-shot timer is armed (synchronous timer channels, Go 1.23+).
+    Timer,
+    /// A ticker channel (a timer with a period), running.
+    Ticker,
+    /// A timer or ticker channel whose timer was stopped: it will never fire.
+    TimerStopped,
+    /// A timer channel in the asynchronous mode (Go < 1.23, or a module whose `go.mod` says
+    /// an older Go): a `chan time.Time` of capacity 1 fed by a runtime timer whose state cannot
+    /// be read from the channel.
+    TimerAsync,
+}
+
+impl ChanKind {
+    /// Whether a timer may still fire on it (running, or not known to be stopped).
+    pub fn live_timer(self) -> bool {
+        matches!(
+            self,
+            ChanKind::Timer | ChanKind::Ticker | ChanKind::TimerAsync
+        )
+    }
+
+    /// How it reads in an explanation.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ChanKind::Unknown => "a channel (not read)",
+            ChanKind::Data => "a data channel",
+            ChanKind::Signal => "a done/stop channel (chan struct{})",
+            ChanKind::Timer => "a timer",
+            ChanKind::Ticker => "a ticker",
+            ChanKind::TimerStopped => "a stopped timer",
+            ChanKind::TimerAsync => "a timer/ticker channel",
+        }
+    }
+}
+
 /// One sudog of a goroutine's `g.waiting` list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SudogInfo {
@@ -92,6 +139,8 @@ pub struct SudogInfo {
     pub c: u64,
     /// `sudog.isSelect`.
     pub is_select: bool,
+    /// What the channel `c` is (`Unknown` when `c` is 0 or unreadable).
+    pub kind: ChanKind,
 }
 
 /// A goroutine an incremental inventory re-read did not read whole: it is not parked (running

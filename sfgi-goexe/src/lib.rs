@@ -10,6 +10,7 @@
 //! All parsing is bounds-checked: malformed input yields [`GoExeError`], never a panic.
 
 mod buildinfo;
+pub mod chan;
 mod dwarf;
 mod elf;
 pub mod inspect;
@@ -20,6 +21,7 @@ pub mod tables;
 mod waitreason;
 
 pub use buildinfo::{BuildInfo, GoVersion};
+pub use chan::ChanLayout;
 pub use sudog::{SudogOffsets, SudogSource};
 pub use waitreason::{WaitReasonSource, WaitReasons};
 
@@ -378,6 +380,16 @@ impl GoBinary {
     /// [`SudogOffsets::source`]).
     pub fn sudog_offsets(&self) -> SudogOffsets {
         self.sudog
+    }
+
+    /// `runtime.hchan`/`runtime.timer` layout for this Go version (`None` for versions SFGI
+    /// has no table for: channels are then not described).
+    pub fn chan_layout(&self) -> Option<ChanLayout> {
+        let v = self.build_info.version;
+        if v.major != 1 {
+            return None;
+        }
+        ChanLayout::for_minor(v.minor)
     }
 
     /// The file this binary was read from.

@@ -19,12 +19,12 @@
 mod locate;
 mod mem;
 
-pub use sfgi_engine::goroutine::{GStatus, GoroutineInfo, SudogInfo, Unchanged};
+pub use sfgi_engine::goroutine::{ChanKind, GStatus, GoroutineInfo, SudogInfo, Unchanged};
 pub use sfgi_goexe::{SudogOffsets, SudogSource};
 
 use mem::{u32_at, u64_at, u8_at, Remote};
 use serde::Serialize;
-use sfgi_goexe::{Arch, GoBinary, OffsetSource, RuntimeOffsets, WaitReasons};
+use sfgi_goexe::{Arch, ChanLayout, GoBinary, OffsetSource, RuntimeOffsets, WaitReasons};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -284,6 +284,8 @@ pub struct Plan<'b> {
     pub offsets: RuntimeOffsets,
     /// `runtime.sudog` offsets.
     pub sudog: SudogOffsets,
+    /// `runtime.hchan`/`runtime.timer` layout (channels are not described without one).
+    pub chan: Option<ChanLayout>,
     /// Wait-reason names.
     pub wait_reasons: WaitReasons,
 }
@@ -313,6 +315,7 @@ impl<'b> Plan<'b> {
             allglen_vaddr,
             offsets,
             sudog: bin.sudog_offsets(),
+            chan: bin.chan_layout(),
             wait_reasons: bin.wait_reasons().clone(),
         })
     }
@@ -373,6 +376,7 @@ impl<'b> Plan<'b> {
             remote: Remote { pid },
             off: &self.offsets,
             sudog: self.sudog,
+            chan: self.chan,
             wait_reasons: &self.wait_reasons,
             bin: self.bin,
             bias,
@@ -570,6 +574,7 @@ struct Reader<'a> {
     remote: Remote,
     off: &'a RuntimeOffsets,
     sudog: SudogOffsets,
+    chan: Option<ChanLayout>,
     wait_reasons: &'a WaitReasons,
     bin: Option<&'a GoBinary>,
     bias: u64,
@@ -664,11 +669,20 @@ impl Reader<'_> {
         }
         let new = first..inv.goroutines.len();
         self.follow_sudogs(&mut inv.goroutines, new.clone())?;
+        self.describe_channels(&mut inv.goroutines, new.clone())?;
         self.unwind(&mut inv.goroutines, new)?;
         if let Some(fps) = fingerprints {
             for (gi, slot, fp) in to_remember {
-                // A stack that could not be unwound to its end is read again next time.
-                let whole = inv.goroutines.get(gi).is_some_and(|g| !g.stack_truncated);
+                // A stack that could not be unwound to its end is read again next time, and so
+                // is a goroutine waiting on a running timer: its timer can be stopped while it
+                // waits, which its own `g` does not show.
+                let whole = inv.goroutines.get(gi).is_some_and(|g| {
+                    !g.stack_truncated
+                        && !g
+                            .sudogs
+                            .iter()
+                            .any(|s| matches!(s.kind, ChanKind::Timer | ChanKind::Ticker))
+                });
                 if let Some(f) = fps.get_mut(slot) {
                     *f = if whole { fp } else { 0 };
                 }
@@ -799,6 +813,7 @@ impl Reader<'_> {
                     elem,
                     c,
                     is_select: sel != 0,
+                    kind: ChanKind::Unknown,
                 });
                 g.waiting_on.push(if c != 0 { c } else { elem });
                 // Only a select's sudogs form the g.waiting list; a semaphore sudog's waitlink
@@ -813,6 +828,106 @@ impl Reader<'_> {
                 }
             }
             active = next;
+        }
+        Ok(())
+    }
+
+    /// Reads the channel of every sudog of goroutines `range` (one batched read for the
+    /// channels, one for their element types, one for the timers of timer channels) and sets
+    /// each sudog's [`ChanKind`].
+    fn describe_channels(
+        &self,
+        gs: &mut [GoroutineInfo],
+        range: std::ops::Range<usize>,
+    ) -> Result<(), InventoryError> {
+        let Some(l) = self.chan else {
+            return Ok(());
+        };
+        // (goroutine, sudog) of every channel wait, and the distinct channels.
+        let mut waits: Vec<(usize, usize)> = Vec::new();
+        let mut chans: Vec<u64> = Vec::new();
+        for i in range {
+            for (k, s) in gs[i].sudogs.iter().enumerate() {
+                if s.c != 0 && s.c.is_multiple_of(8) {
+                    waits.push((i, k));
+                    chans.push(s.c);
+                }
+            }
+        }
+        if waits.is_empty() {
+            return Ok(());
+        }
+        chans.sort_unstable();
+        chans.dedup();
+        let ranges: Vec<(u64, usize)> = chans.iter().map(|&c| (c, l.read_len as usize)).collect();
+        let batch = self.remote.read_many(&ranges)?;
+        // Per channel: (element size, capacity, timer, element type).
+        let mut facts: Vec<Option<(u16, u64, u64, u64)>> = Vec::with_capacity(chans.len());
+        for k in 0..chans.len() {
+            facts.push(batch.get(k).and_then(|b| {
+                let elemsize = b.get(l.elemsize as usize..l.elemsize as usize + 2)?;
+                Some((
+                    u16::from_le_bytes(elemsize.try_into().ok()?),
+                    u64_at(b, l.dataqsiz)?,
+                    match l.timer {
+                        Some(t) => u64_at(b, t)?,
+                        None => 0,
+                    },
+                    u64_at(b, l.elemtype)?,
+                ))
+            }));
+        }
+        // Timers of synchronous timer channels: `when` (0 once stopped) and `period`.
+        let timer_ranges: Vec<(u64, usize)> = facts
+            .iter()
+            .map(|f| match f {
+                Some((_, _, t, _)) if *t != 0 && t.is_multiple_of(8) => {
+                    (t.wrapping_add(l.timer_when), 16)
+                }
+                _ => (0, 0),
+            })
+            .collect();
+        let timers = self.remote.read_many(&timer_ranges)?;
+        // Element types of capacity-1 channels of 24-byte elements: is it time.Time?
+        let type_ranges: Vec<(u64, usize)> = facts
+            .iter()
+            .map(|f| match f {
+                Some((24, 1, 0, ty)) if *ty != 0 && ty.is_multiple_of(8) => {
+                    (*ty, sfgi_goexe::chan::ABI_TYPE_READ as usize)
+                }
+                _ => (0, 0),
+            })
+            .collect();
+        let types = self.remote.read_many(&type_ranges)?;
+        let kinds: Vec<ChanKind> = facts
+            .iter()
+            .enumerate()
+            .map(|(k, f)| match f {
+                None => ChanKind::Unknown,
+                Some((_, _, t, _)) if *t != 0 => match timers.get(k) {
+                    Some(b) => {
+                        let when = u64_at(b, 0).unwrap_or(0) as i64;
+                        let period = u64_at(b, l.timer_period - l.timer_when).unwrap_or(0) as i64;
+                        match (when, period) {
+                            (w, _) if w <= 0 => ChanKind::TimerStopped,
+                            (_, p) if p > 0 => ChanKind::Ticker,
+                            _ => ChanKind::Timer,
+                        }
+                    }
+                    None => ChanKind::Unknown,
+                },
+                Some((0, _, _, _)) => ChanKind::Signal,
+                Some(_) if types.get(k).is_some_and(|ty| l.is_time_time(ty)) => {
+                    ChanKind::TimerAsync
+                }
+                Some(_) => ChanKind::Data,
+            })
+            .collect();
+        for (i, k) in waits {
+            let s = &mut gs[i].sudogs[k];
+            if let Ok(c) = chans.binary_search(&s.c) {
+                s.kind = kinds[c];
+            }
         }
         Ok(())
     }
@@ -1012,6 +1127,7 @@ mod tests {
             allglen_vaddr: Some(allglen),
             offsets: tables::offsets_for_minor(27).unwrap(),
             sudog: SudogOffsets::for_minor(27).unwrap(),
+            chan: ChanLayout::for_minor(27),
             wait_reasons: WaitReasons {
                 names: tables::wait_reasons_for_minor(27).unwrap(),
                 source: WaitReasonSource::Table { minor: 27 },
