@@ -8,7 +8,7 @@ use crate::classify::{Classification, Classifier, GroupFeatures};
 use crate::event::RuntimeEvent;
 use crate::format::go_duration;
 use crate::frame::{go_dump_text, Frame, Symbols};
-use crate::goroutine::{GStatus, GoroutineInfo, Unchanged};
+use crate::goroutine::{ChanKind, GStatus, GoroutineInfo, Unchanged};
 use crate::group::{
     blocking_frame, created_by_site, creation_stack, stable_id, strip_line, StackSource,
 };
@@ -96,6 +96,9 @@ struct GroupSite {
     created_by: String,
     park_frames: Vec<Frame>,
     park_functions: Vec<String>,
+    /// What the channels of the last member an inventory read whole wait on are (empty:
+    /// none read).
+    waits_on: Vec<ChanKind>,
 }
 
 /// Key of a resolved park site.
@@ -389,6 +392,7 @@ impl<'t> Engine<'t> {
             wait_reason,
             blocked_at,
             created_by,
+            waits_on: Vec::new(),
         });
         self.group_of_key.insert(key, idx);
         idx
@@ -436,6 +440,7 @@ impl<'t> Engine<'t> {
             created_by: "many".to_string(),
             park_frames: Vec::new(),
             park_functions: Vec::new(),
+            waits_on: Vec::new(),
         });
         self.overflow = Some(i);
         i
@@ -486,6 +491,9 @@ impl<'t> Engine<'t> {
                     // snapshot confirms the park.
                     _ => {
                         self.life.confirm(gi.goid, now);
+                        if let Some(v) = self.life.parked_view(gi.goid) {
+                            self.note_waits(v.park.group, gi);
+                        }
                         continue;
                     }
                 },
@@ -573,6 +581,18 @@ impl<'t> Engine<'t> {
                 gi.stack_bytes(),
             );
             self.life.confirm(gi.goid, now);
+            self.note_waits(group, gi);
+        }
+    }
+
+    /// Keeps what the channels of `gi` (a member of `group` read whole) are.
+    fn note_waits(&mut self, group: u32, gi: &GoroutineInfo) {
+        if gi.sudogs.iter().all(|s| s.kind == ChanKind::Unknown) {
+            return;
+        }
+        if let Some(site) = self.sites.get_mut(group as usize) {
+            site.waits_on.clear();
+            site.waits_on.extend(gi.sudogs.iter().map(|s| s.kind));
         }
     }
 
@@ -771,6 +791,7 @@ impl<'t> Engine<'t> {
                 wakes_per_member: a.wakes as f64 / count.max(1) as f64,
                 wake_interval_cv: median(&mut a.cv),
                 wake_interval_median_s: median(&mut a.intervals),
+                waits_on: site.waits_on.clone(),
             };
             let class: Classification = self.classifier.classify(&features);
             let verdict = self.judge.judge(

@@ -114,16 +114,24 @@ impl ChanKind {
         )
     }
 
-    /// How it reads in an explanation.
-    pub fn describe(self) -> &'static str {
-        match self {
-            ChanKind::Unknown => "a channel (not read)",
-            ChanKind::Data => "a data channel",
-            ChanKind::Signal => "a done/stop channel (chan struct{})",
-            ChanKind::Timer => "a timer",
-            ChanKind::Ticker => "a ticker",
-            ChanKind::TimerStopped => "a stopped timer",
-            ChanKind::TimerAsync => "a timer/ticker channel",
+    /// How it reads in an explanation, for one and for `n` > 1 of them.
+    pub fn describe(self, n: usize) -> String {
+        let (one, many) = match self {
+            ChanKind::Unknown => ("a channel (not read)", "channels (not read)"),
+            ChanKind::Data => ("a data channel", "data channels"),
+            ChanKind::Signal => (
+                "a done/stop channel (chan struct{})",
+                "done/stop channels (chan struct{})",
+            ),
+            ChanKind::Timer => ("a timer", "timers"),
+            ChanKind::Ticker => ("a ticker", "tickers"),
+            ChanKind::TimerStopped => ("a stopped timer", "stopped timers"),
+            ChanKind::TimerAsync => ("a timer/ticker channel", "timer/ticker channels"),
+        };
+        if n == 1 {
+            one.to_string()
+        } else {
+            format!("{n} {many}")
         }
     }
 }
