@@ -163,6 +163,12 @@ pub struct Unchanged {
     pub status: GStatus,
     /// Stack size in bytes.
     pub stack_bytes: u64,
+    /// Whether the reader can tell it stayed blocked since the read before: its `g` header
+    /// includes `g.trackingSeq`, which the runtime increments every time the goroutine stops
+    /// running (a park counter modulo 256), or its `g.waitsince` is set (cleared whenever the
+    /// goroutine runs). Without either, a goroutine that woke and parked again at the same
+    /// place looks exactly the same.
+    pub stayed_blocked: bool,
     /// The reader's slot for it (its index in `allgs`), handed back by
     /// [`crate::engine::Engine::ingest_unchanged`] when it must be read whole.
     pub slot: u32,
@@ -230,6 +236,11 @@ pub struct GoroutineInfo {
     pub sudogs: Vec<SudogInfo>,
     /// Runtime address of the `g`.
     pub g_addr: u64,
+    /// The source knows it stayed blocked since its previous read of it (same park, same
+    /// `g.trackingSeq` park counter and `g.waitsince`): it did not wake and park again at the
+    /// same place in between. False when unknown (a first read, a dump).
+    #[serde(skip)]
+    pub stayed_blocked: bool,
 }
 
 impl GoroutineInfo {

@@ -4,7 +4,9 @@
 //! - `growing`: the population kept rising for longer than the threshold and the members that
 //!   were there at the start of that window are all still there (leaked goroutines never leave).
 //!   Whatever the shape (a loop, a shape the rules call healthy), except an active worker pool
-//!   ramping up; a looping member counts as arrived at its first park in a row at the site.
+//!   ramping up; a looping member counts as arrived at its first park in a row at the site. A
+//!   shape the rules call healthy must keep rising for [`HEALTHY_RISE_WINDOW`] (1 min) when the
+//!   threshold is shorter: keep-alive connections grow to a new working size whenever load rises.
 //! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`.
 //! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
 //!   and no member that old left the group within the last threshold window (a long-poll or a
@@ -194,6 +196,9 @@ pub struct Judge {
     started_ns: Option<u64>,
     /// What was last reported per group.
     reported: HashMap<String, Reported>,
+    /// How finely arrivals are timed (ns; 0: exactly, from events). Working from inventory
+    /// re-reads alone, a member is only seen to arrive at a read.
+    resolution_ns: u64,
 }
 
 /// One population sample: when, how many members, and how many members blocked longer than the
@@ -204,6 +209,11 @@ struct Sample {
     count: usize,
     old_departed: u64,
 }
+
+/// How long a group of a shape the rules call healthy (idle keep-alive connections, periodic
+/// loops) must keep rising to be `growing` when the threshold is shorter: connection pools
+/// and per-connection goroutines grow to a new working size in steps whenever load rises.
+pub const HEALTHY_RISE_WINDOW: Duration = Duration::from_secs(60);
 
 /// How long a group must run away before it is reported as an avalanche ahead of a longer
 /// threshold (with a threshold this short or shorter, the threshold's own rules apply).
@@ -231,7 +241,15 @@ impl Judge {
             total: VecDeque::new(),
             started_ns: None,
             reported: HashMap::new(),
+            resolution_ns: 0,
         }
+    }
+
+    /// Arrivals are seen only every `ns` (the interval between inventory re-reads when events
+    /// are untrusted; 0 when events time them exactly): "new members arrived all along the
+    /// window" is then judged at that resolution, not finer.
+    pub fn set_resolution(&mut self, ns: u64) {
+        self.resolution_ns = ns;
     }
 
     /// The configuration.
@@ -249,7 +267,7 @@ impl Judge {
         total: usize,
     ) {
         self.started_ns.get_or_insert(now_ns);
-        let keep_ns = 2 * self.cfg.threshold.as_nanos() as u64;
+        let keep_ns = 2 * self.cfg.threshold.max(HEALTHY_RISE_WINDOW).as_nanos() as u64;
         let sample = |count, old_departed| Sample {
             t: now_ns,
             count,
@@ -428,14 +446,22 @@ impl Judge {
             .iter()
             .filter(|m| m.since_ns <= window_start)
             .count();
+        // A shape the rules call healthy (keep-alive connections, periodic loops) grows to its
+        // working size when load rises: it must keep rising for longer to be growing.
+        let rise_window = if g.healthy {
+            cfg.threshold.max(HEALTHY_RISE_WINDOW)
+        } else {
+            cfg.threshold
+        };
+        let rise_start = now_ns.saturating_sub(rise_window.as_nanos() as u64);
         let settled = g
             .members
             .iter()
-            .filter(|m| m.arrived_ns <= window_start)
+            .filter(|m| m.arrived_ns <= rise_start)
             .count();
         let growth = self.growth(now_ns, g);
-        let old_left = self.old_departures(g.id, window_start);
-        if !active_pool && old_left == 0 && self.rising(now_ns, g, window_start) {
+        let old_left = self.old_departures(g.id, rise_start);
+        if !active_pool && old_left == 0 && self.rising(now_ns, g, rise_start) {
             let total_rate = self.total_growth_per_minute(now_ns);
             let severity = if total_rate >= cfg.avalanche_per_min {
                 Severity::L4
@@ -451,7 +477,7 @@ impl Judge {
                 growth_per_minute: growth,
                 reason: format!(
                     "{count} members, rising for over {} while the {settled} older ones never left",
-                    crate::format::go_duration(cfg.threshold.as_secs_f64())
+                    crate::format::go_duration(rise_window.as_secs_f64())
                 ),
             };
         }
@@ -599,13 +625,19 @@ impl Judge {
         if old == 0 {
             return false;
         }
-        let third = span / 3;
+        // New members arrived in each third of the window, or in each part of it as long as
+        // the arrivals can be timed (re-reads one second apart cannot tell thirds of two).
+        let parts = match self.resolution_ns {
+            0 => 3,
+            r => (span / r).clamp(1, 3),
+        };
+        let part = span / parts;
         let mut arrivals = [0usize; 3];
         for m in g.members.iter().filter(|m| m.arrived_ns > window_start) {
-            let i = ((m.arrived_ns - window_start) / third.max(1)).min(2) as usize;
+            let i = ((m.arrived_ns - window_start) / part.max(1)).min(parts - 1) as usize;
             arrivals[i] += 1;
         }
-        if arrivals.contains(&0) {
+        if arrivals[..parts as usize].contains(&0) {
             return false;
         }
         // Old members never leave: the population seen at the window's start is all still here.
@@ -1002,6 +1034,43 @@ mod tests {
         }
         let v = j.judge(12 * S, &view(&m, "chan send"));
         assert_eq!(v.severity, Some(Severity::L4), "{v:?}");
+    }
+
+    /// Keep-alive connections growing to a new working size (threshold 3 s, a connection every
+    /// half second for 20 s, all staying): not `growing` while the rise is shorter than
+    /// [`HEALTHY_RISE_WINDOW`]; the same shape rising for longer is; a leak shape rising as
+    /// briefly is at once.
+    #[test]
+    fn healthy_shapes_must_rise_longer_to_be_growing() {
+        let judge = |healthy: bool, secs: u64| {
+            let mut j = Judge::new(JudgeConfig {
+                avalanche_per_min: 0.0,
+                ..cfg(3)
+            });
+            let mut m = Vec::new();
+            let mut v = None;
+            for k in 2..=2 * secs {
+                // One more every half second.
+                let t = k * S / 2;
+                m.push(MemberView {
+                    since_ns: t,
+                    arrived_ns: t,
+                    ..member(0, 0x1000 + k)
+                });
+                j.observe(t, [("g", m.len(), 0)], 100 + m.len());
+                v = Some(j.judge(
+                    t,
+                    &GroupView {
+                        healthy,
+                        ..view(&m, "IO wait")
+                    },
+                ));
+            }
+            v.map(|v| v.status)
+        };
+        assert_ne!(judge(true, 20), Some(Status::Growing));
+        assert_eq!(judge(true, 70), Some(Status::Growing));
+        assert_eq!(judge(false, 20), Some(Status::Growing));
     }
 
     #[test]

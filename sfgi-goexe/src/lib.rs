@@ -237,6 +237,9 @@ pub struct RuntimeOffsets {
     pub g_startpc: u64,
     /// `g.waiting`.
     pub g_waiting: u64,
+    /// `g.trackingSeq` (a `uint8` the runtime increments every time the goroutine stops
+    /// running: a park counter modulo 256); 0 if unknown.
+    pub g_tracking_seq: u64,
     /// `sizeof(runtime.g)`.
     pub g_size: u64,
     /// `m.curg`.
@@ -253,7 +256,7 @@ pub struct RuntimeOffsets {
 
 impl RuntimeOffsets {
     /// The offsets with the `source` field ignored (for comparisons).
-    pub fn values(&self) -> [u64; 17] {
+    pub fn values(&self) -> [u64; 18] {
         [
             self.g_stack_lo,
             self.g_stack_hi,
@@ -267,6 +270,7 @@ impl RuntimeOffsets {
             self.g_gopc,
             self.g_startpc,
             self.g_waiting,
+            self.g_tracking_seq,
             self.g_size,
             self.m_curg,
             self.gobuf_sp,
@@ -795,6 +799,7 @@ fn unreachable_table() -> RuntimeOffsets {
         g_gopc: 288,
         g_startpc: 304,
         g_waiting: 320,
+        g_tracking_seq: 191,
         g_size: 456,
         m_curg: 184,
         gobuf_sp: 0,

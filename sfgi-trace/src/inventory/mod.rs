@@ -240,8 +240,8 @@ type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], &[Unchanged], i64) + 'a;
 
 /// What incremental re-reads ([`Plan::reread_each`]) remember between reads: for each `allgs`
 /// slot (the runtime only ever appends to `allgs`, so a slot keeps its `g`), a fingerprint of
-/// the `g` header as it was when last read whole, or 0 to read it whole next time. 8 bytes a
-/// slot (8 MB for a million goroutines).
+/// the `g` header as it was when last read whole (0: nothing remembered), with bit 0 set when
+/// it must be read whole next time anyway. 8 bytes a slot (8 MB for a million goroutines).
 #[derive(Clone, Debug, Default)]
 pub struct Remembered {
     fingerprints: Vec<u64>,
@@ -251,7 +251,7 @@ impl Remembered {
     /// Reads `slot` whole next time (the engine does not know it as it is).
     pub fn forget(&mut self, slot: u32) {
         if let Some(f) = self.fingerprints.get_mut(slot as usize) {
-            *f = 0;
+            *f |= 1;
         }
     }
 
@@ -262,7 +262,10 @@ impl Remembered {
 
     /// Slots remembered now (for tests and stats).
     pub fn remembered(&self) -> usize {
-        self.fingerprints.iter().filter(|&&f| f != 0).count()
+        self.fingerprints
+            .iter()
+            .filter(|&&f| f != 0 && f & 1 == 0)
+            .count()
     }
 }
 
@@ -506,24 +509,41 @@ struct Header {
     sched_sp: u64,
     sched_bp: u64,
     waiting: u64,
+    /// `g.trackingSeq`: incremented every time the goroutine stops running.
+    tracking_seq: u8,
 }
 
 impl Header {
+    /// Whether `other` (the same `g` read earlier) shows the same park: same goroutine, still
+    /// parked with the same status, resume point and park counter.
+    fn same_park(&self, other: &Header) -> bool {
+        self.goid == other.goid
+            && self.status == other.status
+            && self.sched_pc == other.sched_pc
+            && self.sched_sp == other.sched_sp
+            && self.sched_bp == other.sched_bp
+            && self.tracking_seq == other.tracking_seq
+            && self.waiting == other.waiting
+    }
+
     /// A 64-bit fingerprint of everything that changes when a goroutine runs, never 0. Equal
     /// fingerprints at one slot mean the goroutine is in the same park (same goid, wait reason,
-    /// `waitsince`, resume pc/sp/bp and sudog list), as far as its `g` can tell.
-    fn fingerprint(&self) -> u64 {
+    /// resume pc/sp/bp, sudog list and park counter `g.trackingSeq`), as far as its `g` can
+    /// tell. `g.waitsince` is left out when the park counter is read (`counted`): a GC stamping
+    /// it is not a new park; without the counter it is the only sign of one.
+    fn fingerprint(&self, counted: bool) -> u64 {
         let words = [
             self.g_addr,
             self.goid,
             u64::from(self.status_raw & !GSCAN) | (u64::from(self.wait_reason_raw) << 32),
-            self.waitsince_ns as u64,
+            if counted { 0 } else { self.waitsince_ns as u64 },
             self.sched_pc,
             self.sched_sp,
             self.sched_bp,
             self.waiting,
             self.stack_lo,
             self.stack_hi,
+            u64::from(self.tracking_seq),
         ];
         // FNV-style multiply-xorshift mixing: not adversarial input, just a compact identity.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -531,7 +551,8 @@ impl Header {
             h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
             h ^= h >> 29;
         }
-        h | 1
+        // Bit 0 is [`Remembered`]'s "read it whole anyway" flag.
+        (h & !1) | 2
     }
 }
 
@@ -561,6 +582,7 @@ fn header_len(o: &RuntimeOffsets) -> u64 {
         o.g_sched + o.gobuf_bp,
         o.g_atomicstatus,
         o.g_waitreason,
+        o.g_tracking_seq,
     ]
     .iter()
     .max()
@@ -624,7 +646,7 @@ impl Reader<'_> {
         let batch = self.remote.read_many(&ranges)?;
         let first = inv.goroutines.len();
         // (goroutine index, slot in this group, fingerprint) of those read whole to remember.
-        let mut to_remember: Vec<(usize, usize, u64)> = Vec::new();
+        let mut to_remember: Vec<(usize, usize, u64, Header)> = Vec::new();
         for (i, &gp) in gptrs.iter().enumerate() {
             let Some(h) = batch.get(i).and_then(|g| self.decode_header(g, gp)) else {
                 inv.unreadable += 1;
@@ -642,14 +664,17 @@ impl Reader<'_> {
                 }
                 continue;
             }
+            let mut stayed = false;
             if let Some(fps) = fingerprints.as_mut() {
-                let fp = h.fingerprint();
+                let fp = h.fingerprint(o.g_tracking_seq != 0);
                 let parked = matches!(
                     h.status,
                     GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
                 );
-                let same = fps.get(i).is_some_and(|&f| f == fp);
-                if !parked || same {
+                let prev = fps.get(i).copied().unwrap_or(0);
+                // The same park as at the last read: same header, park counter included.
+                stayed = parked && prev & !1 == fp;
+                if !parked || prev == fp {
                     if !parked {
                         if let Some(f) = fps.get_mut(i) {
                             *f = 0;
@@ -659,20 +684,57 @@ impl Reader<'_> {
                         goid: h.goid,
                         status: h.status,
                         stack_bytes: h.stack_hi.saturating_sub(h.stack_lo),
+                        // Without the park counter only a set waitsince shows it.
+                        stayed_blocked: o.g_tracking_seq != 0 || h.waitsince_ns != 0,
                         slot: u32::try_from(first_slot + i).unwrap_or(u32::MAX),
                     });
                     continue;
                 }
-                to_remember.push((inv.goroutines.len(), i, fp));
+                to_remember.push((inv.goroutines.len(), i, fp, h));
             }
-            inv.goroutines.push(self.info(&h, now));
+            let mut info = self.info(&h, now);
+            info.stayed_blocked = stayed && (o.g_tracking_seq != 0 || h.waitsince_ns != 0);
+            inv.goroutines.push(info);
         }
         let new = first..inv.goroutines.len();
         self.follow_sudogs(&mut inv.goroutines, new.clone())?;
         self.describe_channels(&mut inv.goroutines, new.clone())?;
         self.unwind(&mut inv.goroutines, new)?;
         if let Some(fps) = fingerprints {
-            for (gi, slot, fp) in to_remember {
+            // The target ran while its stacks were read: a goroutine that ran meanwhile may have
+            // rewritten the frames just read. Its header again: if it changed (its park counter
+            // moved, or it runs now), its stack is not trusted and it counts as active (it did
+            // run); it is read whole again next time.
+            let ranges: Vec<(u64, usize)> = to_remember
+                .iter()
+                .map(|(_, _, _, h)| (h.g_addr, want))
+                .collect();
+            let again = self.remote.read_many(&ranges)?;
+            let mut torn = vec![false; inv.goroutines.len() - first];
+            for (k, (gi, slot, _, h)) in to_remember.iter().enumerate() {
+                let now_h = again.get(k).and_then(|g| self.decode_header(g, h.g_addr));
+                if now_h.is_some_and(|n| n.same_park(h)) {
+                    continue;
+                }
+                if let Some(t) = torn.get_mut(gi - first) {
+                    *t = true;
+                }
+                unchanged.push(Unchanged {
+                    goid: h.goid,
+                    status: GStatus::Runnable,
+                    stack_bytes: h.stack_hi.saturating_sub(h.stack_lo),
+                    stayed_blocked: false,
+                    slot: u32::try_from(first_slot + slot).unwrap_or(u32::MAX),
+                });
+            }
+            for (gi, slot, fp, _) in &to_remember {
+                let (gi, slot, fp) = (*gi, *slot, *fp);
+                if torn.get(gi - first).copied().unwrap_or(false) {
+                    if let Some(f) = fps.get_mut(slot) {
+                        *f = 0;
+                    }
+                    continue;
+                }
                 // A stack that could not be unwound to its end is read again next time, and so
                 // is a goroutine waiting on a running timer: its timer can be stopped while it
                 // waits, which its own `g` does not show.
@@ -684,8 +746,16 @@ impl Reader<'_> {
                             .any(|s| matches!(s.kind, ChanKind::Timer | ChanKind::Ticker))
                 });
                 if let Some(f) = fps.get_mut(slot) {
-                    *f = if whole { fp } else { 0 };
+                    *f = if whole { fp } else { fp | 1 };
                 }
+            }
+            if torn.contains(&true) {
+                let mut k = 0;
+                inv.goroutines.retain(|_| {
+                    let keep = k < first || !torn.get(k - first).copied().unwrap_or(false);
+                    k += 1;
+                    keep
+                });
             }
         }
         Ok(())
@@ -727,6 +797,10 @@ impl Reader<'_> {
             sched_sp: sched(o.gobuf_sp)?,
             sched_bp: sched(o.gobuf_bp)?,
             waiting: u64_at(g, o.g_waiting)?,
+            tracking_seq: match o.g_tracking_seq {
+                0 => 0,
+                off => u8_at(g, off)?,
+            },
         })
     }
 
@@ -768,6 +842,7 @@ impl Reader<'_> {
             },
             sudogs: Vec::new(),
             g_addr: h.g_addr,
+            stayed_blocked: false,
         }
     }
 
