@@ -184,6 +184,9 @@ struct Reported {
     growing_count: usize,
     /// The last time the evidence supported `severity` (or more).
     severity_held_ns: u64,
+    /// Since when the evidence has said more than `severity`, without a break (0: it does
+    /// not).
+    higher_since_ns: u64,
 }
 
 /// Population samples of groups and of the whole process, and the verdicts drawn from them.
@@ -327,13 +330,15 @@ impl Judge {
     /// whole threshold window passes without growth — so a
     /// population that only moves at inventory re-reads (probes detached) does not flap between
     /// `growing` and `suspect`. A lower severity is likewise reported only after a whole window
-    /// at the lower level; a higher one at once. Call in time order.
+    /// at the lower level; a higher one (for the same status) once the evidence has held it for
+    /// half a threshold. Call in time order.
     pub fn judge(&mut self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
         let raw = self.evidence(now_ns, g);
         let threshold_ns = self.cfg.threshold.as_nanos() as u64;
         let count = g.members.len();
         let prev = self.reported.get(g.id).copied();
         let mut v = raw.clone();
+        let mut higher_since = 0;
         if let Some(p) = prev {
             // Held only for established growth, seen at two judgments some time apart: the
             // ramp-up of healthy long waits can look like growth for an instant, and an instant
@@ -365,6 +370,22 @@ impl Judge {
                 && v.severity < p.severity
                 && now_ns.saturating_sub(p.severity_held_ns) < threshold_ns
             {
+                v.severity = p.severity;
+            }
+            // A higher severity for the same status only once the evidence has said so for
+            // half a threshold without a break: a total goroutine count that wobbles around the
+            // avalanche rate must not flip an alert's severity back and forth.
+            if v.status == p.status
+                && p.severity.is_some()
+                && v.severity > p.severity
+                && (p.higher_since_ns == 0
+                    || now_ns.saturating_sub(p.higher_since_ns) < establish_ns(threshold_ns))
+            {
+                higher_since = if p.higher_since_ns == 0 {
+                    now_ns
+                } else {
+                    p.higher_since_ns
+                };
                 v.severity = p.severity;
             }
         }
@@ -400,6 +421,7 @@ impl Judge {
                 Some(p) if raw.severity < v.severity => p.severity_held_ns,
                 _ => now_ns,
             },
+            higher_since_ns: higher_since,
         };
         v.status_since_ns = r.since_ns;
         if self.reported.contains_key(g.id) || self.reported.len() < MAX_GROUPS {
@@ -462,7 +484,10 @@ impl Judge {
         let growth = self.growth(now_ns, g);
         let old_left = self.old_departures(g.id, rise_start);
         if !active_pool && old_left == 0 && self.rising(now_ns, g, rise_start) {
-            let total_rate = self.total_growth_per_minute(now_ns);
+            // Over at least the avalanche window: a short threshold would read the in-flight
+            // requests' coming and going as a runaway.
+            let total_rate =
+                rate_per_minute(&self.total, now_ns, cfg.threshold.max(AVALANCHE_WINDOW));
             let severity = if total_rate >= cfg.avalanche_per_min {
                 Severity::L4
             } else if growth >= cfg.fast_growth_per_min {
@@ -1071,6 +1096,46 @@ mod tests {
         assert_ne!(judge(true, 20), Some(Status::Growing));
         assert_eq!(judge(true, 70), Some(Status::Growing));
         assert_eq!(judge(false, 20), Some(Status::Growing));
+    }
+
+    /// A leak growing at a steady 600/min (L3) in a process whose total goroutine count wobbles
+    /// by ±10 a second with in-flight requests, around the avalanche rate at a 2 s window: the
+    /// reported severity must not flip back and forth (an alert on it would fire and clear).
+    #[test]
+    fn severity_does_not_flap_on_a_wobbling_total() {
+        let mut j = Judge::new(JudgeConfig {
+            avalanche_per_min: 1000.0,
+            ..cfg(2)
+        });
+        let mut m: Vec<MemberView> = Vec::new();
+        let mut severities = Vec::new();
+        for k in 1..=240u64 {
+            // A tick every 250 ms; 2.5 new members per tick (600/min).
+            let t = k * S / 4;
+            for i in 0..(if k % 2 == 0 { 3 } else { 2 }) {
+                m.push(MemberView {
+                    since_ns: t,
+                    arrived_ns: t,
+                    ..member(0, 0x10_0000 + k * 4 + i)
+                });
+            }
+            let wobble = if (k / 3) % 2 == 0 { 0 } else { 20 };
+            j.observe(t, [("g", m.len(), 0)], 1000 + m.len() + wobble);
+            let v = j.judge(t, &view(&m, "chan send"));
+            if v.status == Status::Growing {
+                severities.push(v.severity);
+            }
+        }
+        let changes = severities.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            changes <= 1,
+            "severity flapped {changes} times: {severities:?}"
+        );
+        assert_eq!(
+            severities.last(),
+            Some(&Some(Severity::L3)),
+            "{severities:?}"
+        );
     }
 
     #[test]
