@@ -582,6 +582,25 @@ fn every_table_pattern_has_a_builtin_rule() {
     }
 }
 
+/// A client request waiting for a connection (the Transport dialing) or for its response is
+/// the same leak; a proxy handler doing so under `(*conn).serve` stays a handler hang.
+#[test]
+fn client_requests_waiting_for_a_connection() {
+    let get = "runtime.gopark\nruntime.selectgo\nnet/http.(*Transport).getConn\nnet/http.(*Transport).roundTrip\nnet/http.(*Transport).RoundTrip\nnet/http.send\nnet/http.(*Client).send\nnet/http.(*Client).do\nnet/http.(*Client).Do\nnet/http.(*Client).Get\nmain.leakUpstreamPileup\nmain.spawnUpstreamPileup.func1.gowrap1\nruntime.goexit";
+    let c = expect(
+        &group("select", get, "main.spawnUpstreamPileup.func1"),
+        "http-client-conn",
+        false,
+    );
+    assert_eq!(c.rule, "http-client-roundtrip");
+    let proxy = "runtime.gopark\nruntime.selectgo\nnet/http.(*Transport).getConn\nnet/http.(*Transport).roundTrip\nnet/http.(*Transport).RoundTrip\nnet/http/httputil.(*ReverseProxy).ServeHTTP\nnet/http.(*ServeMux).ServeHTTP\nnet/http.serverHandler.ServeHTTP\nnet/http.(*conn).serve\nnet/http.(*Server).Serve.gowrap3\nruntime.goexit";
+    expect(
+        &group("select", proxy, "net/http.(*Server).Serve"),
+        "handler-hang",
+        false,
+    );
+}
+
 // ---- the channels waited on, as the inventory reads them ----
 
 const SELECT: &str = "runtime.gopark\nruntime.selectgo\nmain.(*cache).janitor\nruntime.goexit";
