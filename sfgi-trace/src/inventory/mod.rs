@@ -523,7 +523,7 @@ impl Header {
             && self.sched_sp == other.sched_sp
             && self.sched_bp == other.sched_bp
             && self.tracking_seq == other.tracking_seq
-            && self.waiting == other.waiting
+            && (self.waiting == other.waiting || self.waiting == 0 || other.waiting == 0)
     }
 
     /// A 64-bit fingerprint of everything that changes when a goroutine runs, never 0. Equal
@@ -540,7 +540,7 @@ impl Header {
             self.sched_pc,
             self.sched_sp,
             self.sched_bp,
-            self.waiting,
+            if counted { 0 } else { self.waiting },
             self.stack_lo,
             self.stack_hi,
             u64::from(self.tracking_seq),
@@ -592,6 +592,31 @@ fn header_len(o: &RuntimeOffsets) -> u64 {
     .min(o.g_size)
 }
 
+/// Bytes of a `g` that tell whether it is where it was (stack bounds, resume point, status,
+/// goid, wait reason, `waitsince`, park counter), when the park counter's offset is known:
+/// ~200 of the ~330 bytes [`header_len`] reads. `None` without the park counter (then
+/// `g.waiting` must be compared too).
+fn short_header_len(o: &RuntimeOffsets) -> Option<u64> {
+    if o.g_tracking_seq == 0 {
+        return None;
+    }
+    [
+        o.g_stack_lo,
+        o.g_stack_hi,
+        o.g_goid,
+        o.g_waitsince,
+        o.g_sched + o.gobuf_sp,
+        o.g_sched + o.gobuf_pc,
+        o.g_sched + o.gobuf_bp,
+        o.g_atomicstatus,
+        o.g_waitreason,
+        o.g_tracking_seq,
+    ]
+    .iter()
+    .max()
+    .map(|&m| m.saturating_add(8).min(header_len(o)))
+}
+
 struct Reader<'a> {
     remote: Remote,
     off: &'a RuntimeOffsets,
@@ -631,15 +656,20 @@ impl Reader<'_> {
             unchanged,
         } = ctx;
         let o = self.off;
-        // Read up to the last field used, not the whole `g`.
+        // Read up to the last field used, not the whole `g`; re-reads, whose goroutines are
+        // mostly where they were, only what tells that.
         let want = header_len(o) as usize;
+        let first_len = match (&fingerprints, short_header_len(o)) {
+            (Some(_), Some(short)) => short as usize,
+            _ => want,
+        };
         let ranges: Vec<(u64, usize)> = gptrs
             .iter()
             .map(|&p| {
                 if p == 0 || !p.is_multiple_of(8) {
                     (p, 0)
                 } else {
-                    (p, want)
+                    (p, first_len)
                 }
             })
             .collect();
@@ -697,6 +727,37 @@ impl Reader<'_> {
             inv.goroutines.push(info);
         }
         let new = first..inv.goroutines.len();
+        let mut torn = vec![false; new.len()];
+        if first_len < want && !to_remember.is_empty() {
+            // Those to read whole: the rest of their header (creation site, `g.waiting`).
+            let ranges: Vec<(u64, usize)> = to_remember
+                .iter()
+                .map(|(_, _, _, h)| (h.g_addr, want))
+                .collect();
+            let full = self.remote.read_many(&ranges)?;
+            for (k, (gi, _, _, h)) in to_remember.iter_mut().enumerate() {
+                match full.get(k).and_then(|g| self.decode_header(g, h.g_addr)) {
+                    Some(f) if f.same_park(h) => {
+                        *h = f;
+                        if let Some(g) = inv.goroutines.get_mut(*gi) {
+                            g.gopc = f.gopc;
+                            g.startpc = f.startpc;
+                            g.parent_goid = f.parent_goid;
+                            g.waiting_on = match f.waiting {
+                                0 => Vec::new(),
+                                w => vec![w],
+                            };
+                        }
+                    }
+                    // It moved in between: handled as a torn read below.
+                    _ => {
+                        if let Some(t) = torn.get_mut(*gi - first) {
+                            *t = true;
+                        }
+                    }
+                }
+            }
+        }
         self.follow_sudogs(&mut inv.goroutines, new.clone())?;
         self.describe_channels(&mut inv.goroutines, new.clone())?;
         self.unwind(&mut inv.goroutines, new)?;
@@ -710,10 +771,10 @@ impl Reader<'_> {
                 .map(|(_, _, _, h)| (h.g_addr, want))
                 .collect();
             let again = self.remote.read_many(&ranges)?;
-            let mut torn = vec![false; inv.goroutines.len() - first];
             for (k, (gi, slot, _, h)) in to_remember.iter().enumerate() {
                 let now_h = again.get(k).and_then(|g| self.decode_header(g, h.g_addr));
-                if now_h.is_some_and(|n| n.same_park(h)) {
+                let was_torn = torn.get(gi - first).copied().unwrap_or(false);
+                if !was_torn && now_h.is_some_and(|n| n.same_park(h)) {
                     continue;
                 }
                 if let Some(t) = torn.get_mut(gi - first) {
@@ -761,8 +822,11 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// Decodes the header of one `g`; `None` for a torn or garbage read.
+    /// Decodes the header of one `g`; `None` for a torn or garbage read. A read cut short
+    /// after the park counter ([`short_header_len`]) leaves the creation fields and `g.waiting`
+    /// 0: enough to tell whether the goroutine is where it was.
     fn decode_header(&self, g: &[u8], g_addr: u64) -> Option<Header> {
+        let full = g.len() as u64 >= header_len(self.off);
         let o = self.off;
         let status_raw = u32_at(g, o.g_atomicstatus)?;
         let status = GStatus::from_raw(status_raw & !GSCAN)?;
@@ -788,15 +852,15 @@ impl Reader<'_> {
             status_raw,
             wait_reason_raw: u8_at(g, o.g_waitreason)?,
             waitsince_ns: u64_at(g, o.g_waitsince)? as i64,
-            gopc: u64_at(g, o.g_gopc)?,
-            startpc: u64_at(g, o.g_startpc)?,
-            parent_goid: u64_at(g, o.g_parent_goid)?,
+            gopc: if full { u64_at(g, o.g_gopc)? } else { 0 },
+            startpc: if full { u64_at(g, o.g_startpc)? } else { 0 },
+            parent_goid: if full { u64_at(g, o.g_parent_goid)? } else { 0 },
             stack_lo: u64_at(g, o.g_stack_lo)?,
             stack_hi: u64_at(g, o.g_stack_hi)?,
             sched_pc: sched(o.gobuf_pc)?,
             sched_sp: sched(o.gobuf_sp)?,
             sched_bp: sched(o.gobuf_bp)?,
-            waiting: u64_at(g, o.g_waiting)?,
+            waiting: if full { u64_at(g, o.g_waiting)? } else { 0 },
             tracking_seq: match o.g_tracking_seq {
                 0 => 0,
                 off => u8_at(g, off)?,
