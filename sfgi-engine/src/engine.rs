@@ -124,6 +124,11 @@ pub struct EngineConfig {
     pub wall_minus_mono_ns: i128,
     /// Bounds on the engine's tables.
     pub limits: Limits,
+    /// The goroutine records come from saved dumps (`sfgi-dump`), not a live process: a park
+    /// first seen in one is dated back by the dump's own wait time (`wait_age_ns`: Go's whole
+    /// minutes since a GC first saw it blocked), and the objects its members wait on are
+    /// unknown (a dump names none), not nil.
+    pub from_dumps: bool,
 }
 
 /// Bounds on the engine's tables (memory stays bounded whatever the target does).
@@ -208,6 +213,7 @@ pub struct Engine<'t> {
     /// What the engine could not see.
     pub health: EngineHealth,
     wall_minus_mono_ns: i128,
+    from_dumps: bool,
 }
 
 impl<'t> Engine<'t> {
@@ -233,6 +239,7 @@ impl<'t> Engine<'t> {
                 ..EngineHealth::default()
             },
             wall_minus_mono_ns: cfg.wall_minus_mono_ns,
+            from_dumps: cfg.from_dumps,
         }
     }
 
@@ -532,8 +539,14 @@ impl<'t> Engine<'t> {
             // A lower bound: SFGI saw no event of this park, and `g.waitsince` is no better than
             // an upper bound (the runtime stamps it at a GC scan with the previous GC's time,
             // up to a whole GC interval, even two minutes, before the park). Counting from this
-            // first sighting, an age error can only delay a verdict, never invent one.
-            let since = now;
+            // first sighting, an age error can only delay a verdict, never invent one. A dump
+            // is all there is of its moment: its own wait time (whole minutes, rounded down) is
+            // the best age it has.
+            let since = if self.from_dumps {
+                now.saturating_sub(gi.wait_age_ns.unwrap_or(0))
+            } else {
+                now
+            };
             self.life.seed_parked(
                 gi.goid,
                 Parked {
@@ -541,7 +554,9 @@ impl<'t> Engine<'t> {
                     caller_pc,
                     // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
                     // unknown, not nil (else a leaked channel op would look like a nil channel).
-                    object: if gi.waiting_on.is_empty() && gi.status == GStatus::Leaked {
+                    object: if gi.waiting_on.is_empty()
+                        && (gi.status == GStatus::Leaked || self.from_dumps)
+                    {
                         UNKNOWN_OBJECT
                     } else {
                         gi.waiting_on
@@ -1083,6 +1098,45 @@ mod tests {
         let _ = e.verdicts(61 * S, &NoStacks, false);
         assert_eq!(e.health.unconfirmed, 0);
         assert!(e.health.events_trusted);
+    }
+
+    /// Goroutines from dumps: a park first seen is dated back by the dump's own wait time, a
+    /// park seen again in a later dump keeps its age, and the objects are unknown, not nil.
+    #[test]
+    fn dump_parks_are_dated_back_by_their_own_wait_time() {
+        let mut e = Engine::new(
+            Box::new(FakeSymbols),
+            Classifier::builtin(),
+            EngineConfig {
+                from_dumps: true,
+                ..judge_cfg(300)
+            },
+        );
+        let gs: Vec<GoroutineInfo> = (1..=3)
+            .map(|goid| GoroutineInfo {
+                wait_age_ns: Some(420 * S),
+                waiting_on: Vec::new(),
+                ..parked(goid, vec![500])
+            })
+            .collect();
+        ingest(&mut e, &gs, 1000);
+        e.tick(1000 * S);
+        let v = e.verdicts(1000 * S, &NoStacks, false);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].duration_seconds, 420.0);
+        assert_eq!(v[0].status, Status::Suspect, "{v:#?}");
+        assert_eq!(v[0].distinct_objects, 0);
+        // The next dump, a minute on, says 8 minutes: the same park, aged from the first.
+        let gs: Vec<GoroutineInfo> = gs
+            .into_iter()
+            .map(|g| GoroutineInfo {
+                wait_age_ns: Some(480 * S),
+                ..g
+            })
+            .collect();
+        ingest(&mut e, &gs, 1060);
+        let v = e.verdicts(1060 * S, &NoStacks, false);
+        assert_eq!(v[0].duration_seconds, 480.0);
     }
 
     /// A goroutine SFGI saw no event of is aged from the first read that found it in its
