@@ -100,6 +100,30 @@ enum Command {
         #[command(flatten)]
         budget: BudgetArgs,
     },
+    /// Judge saved goroutine dumps, no root and no target needed: Go's debug=2 text (from
+    /// /debug/pprof/goroutine?debug=2 or goroutineleak?debug=2, SIGQUIT with GOTRACEBACK=all,
+    /// a panic, a deadlock crash) or pprof's gzip'd protobuf goroutine and goroutineleak
+    /// profiles. Several dumps of one process, oldest first, are a time series (growth,
+    /// members that never leave). Same table, JSON, rules and judge as `attach`.
+    Analyze {
+        /// Dumps of one process, oldest first (`-`: stdin).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        dumps: DumpArgs,
+    },
+    /// Compare two goroutine dumps of one process: which groups grew, appeared, shrank or
+    /// vanished.
+    Diff {
+        /// The older dump (`-`: stdin).
+        #[arg(value_name = "BEFORE")]
+        before: PathBuf,
+        /// The newer dump.
+        #[arg(value_name = "AFTER")]
+        after: PathBuf,
+        #[command(flatten)]
+        dumps: DumpArgs,
+    },
     /// Show what SFGI reads from a Go binary: version, probe points, struct offsets, wait reasons.
     Inspect {
         /// Path to a Go binary.
@@ -131,6 +155,44 @@ struct JudgeArgs {
     /// losing any is reported then, before a longer threshold.
     #[arg(long, default_value_t = 1000.0)]
     avalanche: f64,
+}
+
+/// Flags of `analyze` and `diff`.
+#[derive(clap::Args, Debug)]
+struct DumpArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(flatten)]
+    judge: JudgeArgs,
+    /// Extra classification rules (TOML; tried before the built-in rules). Repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Time between two dumps (default: each dump's own time: a protobuf profile's
+    /// timestamp, else the file's modification time).
+    #[arg(long, value_parser = parse_duration)]
+    interval: Option<Duration>,
+    /// How many groups to print full stacks for in the table format.
+    #[arg(long, default_value_t = 5)]
+    stacks_shown: usize,
+    /// Largest dump accepted, bytes (`k`, `M`, `G` suffixes; gzip'd profiles: decompressed).
+    #[arg(long, value_parser = parse_size, default_value = "256M")]
+    max_size: u64,
+}
+
+impl DumpArgs {
+    fn options(&self, inputs: Vec<PathBuf>) -> sfgi::analyze::AnalyzeOptions {
+        sfgi::analyze::AnalyzeOptions {
+            inputs,
+            judge: self.judge.config(),
+            rules: self.rules.clone(),
+            interval: self.interval,
+            limits: sfgi_dump::Limits {
+                max_bytes: self.max_size,
+                ..sfgi_dump::Limits::default()
+            },
+        }
+    }
 }
 
 /// The overhead budget's flags, shared by `attach` and `watch`.
@@ -168,6 +230,21 @@ enum Format {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 5m)"))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "a size in bytes, e.g. 1048576, 512k, 256M, 2G".to_string())
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {
@@ -363,6 +440,24 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| exited_meanwhile(e, pid))?;
             emit(&outcome.message)?;
             emit(&outcome.report.to_table(stacks_shown))
+        }
+        Command::Analyze { files, dumps } => {
+            let report = sfgi::analyze::analyze(&dumps.options(files))?;
+            match dumps.format {
+                Format::Json => emit(&report.to_json()),
+                Format::Table => emit(&report.to_table(dumps.stacks_shown)),
+            }
+        }
+        Command::Diff {
+            before,
+            after,
+            dumps,
+        } => {
+            let report = sfgi::analyze::diff(&dumps.options(vec![before, after]))?;
+            match dumps.format {
+                Format::Json => emit(&report.to_json()),
+                Format::Table => emit(&report.to_table(dumps.stacks_shown)),
+            }
         }
         Command::Inspect {
             binary,

@@ -138,58 +138,67 @@ impl Report {
                 ));
             }
         }
-        if self.leaks.is_empty() {
-            out.push_str("\nno leaks found");
-        } else {
-            out.push_str(&format!("\n{} leak group(s):\n", self.leaks.len()));
-            out.push_str(&LeakTable::REPORT.render(&self.leaks));
-            out.push('\n');
-        }
-        let resident: Vec<&Leak> = self
-            .groups
-            .iter()
-            .filter(|g| g.status == Status::Resident)
-            .collect();
-        if !resident.is_empty() {
-            let n: usize = resident.iter().map(|g| g.count).sum();
-            out.push_str(&format!(
-                "{}{} resident goroutine(s) in {} healthy-looking group(s) (pools, keep-alive connections, tickers) not reported as leaks\n",
-                if self.leaks.is_empty() { ": " } else { "" },
-                n,
-                resident.len()
-            ));
-        } else if self.leaks.is_empty() {
-            out.push('\n');
-        }
-        for g in self.leaks.iter().take(max_stacks) {
-            out.push_str(&format!(
-                "\n{} {} {} [{}] — {} goroutine(s), oldest blocked {}, {:+.1}/min\n  {}\n  fix: {}\n",
-                g.id,
-                g.status.as_str(),
-                g.severity.map(|s| s.as_str()).unwrap_or("-"),
-                g.pattern,
-                g.count,
-                g.duration,
-                g.growth_per_minute,
-                g.explanation,
-                g.fix_hint,
-            ));
-            out.push_str(&format!(
-                "  e.g. goroutine {} [{}]:\n{}",
-                g.goroutine_ids.first().copied().unwrap_or(0),
-                g.wait_reason,
-                indent(&g.stack_trace)
-            ));
-            out.push_str(&format!("  created by {}\n", g.created_by));
-        }
-        if self.leaks.len() > max_stacks {
-            out.push_str(&format!(
-                "\n({} more leak groups: use --format json for every stack)\n",
-                self.leaks.len() - max_stacks
-            ));
-        }
+        out.push_str(&render_verdicts(&self.leaks, &self.groups, max_stacks));
         out
     }
+}
+
+/// The verdicts part of every report (attach, watch's final report, analyze): the leak table,
+/// the resident groups in one line, and the stacks of the first `max_stacks` leak groups.
+pub fn render_verdicts(leaks: &[Leak], groups: &[Leak], max_stacks: usize) -> String {
+    let mut out = String::new();
+    if leaks.is_empty() {
+        out.push_str("\nno leaks found");
+    } else {
+        out.push_str(&format!("\n{} leak group(s):\n", leaks.len()));
+        out.push_str(&LeakTable::REPORT.render(leaks));
+        out.push('\n');
+    }
+    let resident: Vec<&Leak> = groups
+        .iter()
+        .filter(|g| g.status == Status::Resident)
+        .collect();
+    if !resident.is_empty() {
+        let n: usize = resident.iter().map(|g| g.count).sum();
+        out.push_str(&format!(
+            "{}{} resident goroutine(s) in {} healthy-looking group(s) (pools, keep-alive connections, tickers) not reported as leaks\n",
+            if leaks.is_empty() { ": " } else { "" },
+            n,
+            resident.len()
+        ));
+    } else if leaks.is_empty() {
+        out.push('\n');
+    }
+    for g in leaks.iter().take(max_stacks) {
+        out.push_str(&render_group(g));
+    }
+    if leaks.len() > max_stacks {
+        out.push_str(&format!(
+            "\n({} more leak groups: use --format json for every stack)\n",
+            leaks.len() - max_stacks
+        ));
+    }
+    out
+}
+
+/// One group in words, with one member's stack and where it was created.
+pub fn render_group(g: &Leak) -> String {
+    format!(
+        "\n{} {} {} [{}] — {} goroutine(s), oldest blocked {}, {:+.1}/min\n  {}\n  fix: {}\n  e.g. goroutine {} [{}]:\n{}  created by {}\n",
+        g.id,
+        g.status.as_str(),
+        g.severity.map(|s| s.as_str()).unwrap_or("-"),
+        g.pattern,
+        g.count,
+        g.duration,
+        g.growth_per_minute,
+        g.explanation,
+        g.fix_hint,
+        g.goroutine_ids.first().copied().unwrap_or(0),
+        g.wait_reason,
+        indent(&g.stack_trace),
+        g.created_by,
+    )
 }
 
 /// The one leak table, in the report's layout (wait reason, oldest) or the live view's

@@ -110,42 +110,40 @@ impl Dump {
             .count()
     }
 
-    /// The goroutines as the engine takes them. `wait_age_ns` is the dump's own wait time
+    /// The goroutines as the engine takes them, one at a time (a dump of a million goroutines
+    /// is ingested in batches, never copied whole). `wait_age_ns` is the dump's own wait time
     /// (whole minutes). A deadlock crash marks every waiting goroutine leaked: the runtime
     /// proved none can run again.
-    pub fn goroutine_infos(&self) -> Vec<GoroutineInfo> {
-        self.goroutines
-            .iter()
-            .map(|g| {
-                let status = if self.deadlock && g.status == GStatus::Waiting {
-                    GStatus::Leaked
-                } else {
-                    g.status
-                };
-                GoroutineInfo {
-                    goid: g.goid,
-                    status,
-                    status_raw: status_raw(status),
-                    wait_reason: None,
-                    wait_reason_raw: g.reason,
-                    waitsince_ns: 0,
-                    wait_age_ns: g.wait_minutes.map(|m| m.saturating_mul(60_000_000_000)),
-                    gopc: g.created_by,
-                    startpc: 0,
-                    parent_goid: g.creator,
-                    stack_lo: 0,
-                    stack_hi: 0,
-                    sched_pc: g.stack.first().copied().unwrap_or(0),
-                    sched_sp: 0,
-                    sched_bp: 0,
-                    stack: g.stack.clone(),
-                    stack_truncated: g.stack_truncated,
-                    waiting_on: Vec::new(),
-                    sudogs: Vec::new(),
-                    g_addr: 0,
-                }
-            })
-            .collect()
+    pub fn goroutine_infos(&self) -> impl Iterator<Item = GoroutineInfo> + '_ {
+        self.goroutines.iter().map(|g| {
+            let status = if self.deadlock && g.status == GStatus::Waiting {
+                GStatus::Leaked
+            } else {
+                g.status
+            };
+            GoroutineInfo {
+                goid: g.goid,
+                status,
+                status_raw: status_raw(status),
+                wait_reason: None,
+                wait_reason_raw: g.reason,
+                waitsince_ns: 0,
+                wait_age_ns: g.wait_minutes.map(|m| m.saturating_mul(60_000_000_000)),
+                gopc: g.created_by,
+                startpc: 0,
+                parent_goid: g.creator,
+                stack_lo: 0,
+                stack_hi: 0,
+                sched_pc: g.stack.first().copied().unwrap_or(0),
+                sched_sp: 0,
+                sched_bp: 0,
+                stack: g.stack.clone(),
+                stack_truncated: g.stack_truncated,
+                waiting_on: Vec::new(),
+                sudogs: Vec::new(),
+                g_addr: 0,
+            }
+        })
     }
 }
 

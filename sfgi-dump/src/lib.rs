@@ -22,4 +22,4 @@ pub mod text;
 pub use dump::{Dump, DumpGoroutine, DumpKind, Limits};
 pub use error::DumpError;
 pub use read::{parse, read_input};
-pub use table::FrameTable;
+pub use table::{FrameTable, NoStackMap, SharedTable};

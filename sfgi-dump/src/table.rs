@@ -6,9 +6,12 @@
 //! dumps rests on it).
 use crate::error::DumpError;
 use sfgi_engine::frame::{Frame, Symbols};
+use sfgi_engine::group::StackSource;
+use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 /// Most distinct frames one table holds (a dump of a million goroutines of a large service has
 /// tens of thousands).
@@ -151,6 +154,43 @@ impl Symbols for FrameTable {
     fn wait_reason(&self, raw: u32) -> Option<String> {
         let i = usize::try_from(raw).ok()?;
         self.reasons.get(i).filter(|r| !r.is_empty()).cloned()
+    }
+}
+
+/// One [`FrameTable`] shared by the parser and the engine: a series of dumps is parsed one at
+/// a time (only one is in memory), each interning into the table the engine names frames with.
+#[derive(Clone, Debug, Default)]
+pub struct SharedTable(Rc<RefCell<FrameTable>>);
+
+impl SharedTable {
+    /// An empty shared table.
+    pub fn new() -> SharedTable {
+        SharedTable(Rc::new(RefCell::new(FrameTable::new())))
+    }
+
+    /// Runs `f` on the table (not re-entrant: never call it from `f`).
+    pub fn with<R>(&self, f: impl FnOnce(&mut FrameTable) -> R) -> R {
+        f(&mut self.0.borrow_mut())
+    }
+}
+
+impl Symbols for SharedTable {
+    fn frames(&mut self, pc: u64, return_address: bool) -> Vec<Frame> {
+        self.0.borrow_mut().frames(pc, return_address)
+    }
+
+    fn wait_reason(&self, raw: u32) -> Option<String> {
+        self.0.borrow().wait_reason(raw)
+    }
+}
+
+/// Dumps have no kernel stack map: every stack is in the goroutine records themselves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoStackMap;
+
+impl StackSource for NoStackMap {
+    fn stack(&self, _id: i32) -> Option<Vec<u64>> {
+        None
     }
 }
 

@@ -592,10 +592,7 @@ mod tests {
         let (d, _) = parse_str(&text).unwrap();
         assert!(d.deadlock);
         assert_eq!(d.goroutines.len(), 4);
-        assert!(d
-            .goroutine_infos()
-            .iter()
-            .all(|g| g.status == GStatus::Leaked));
+        assert!(d.goroutine_infos().all(|g| g.status == GStatus::Leaked));
         let text = String::from_utf8(sample("panic.txt")).unwrap();
         let (d, _) = parse_str(&text).unwrap();
         assert!(!d.deadlock);

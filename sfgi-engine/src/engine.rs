@@ -23,6 +23,10 @@ const SYSCALL_RAW: u32 = 0x1_0000;
 /// Most groups tracked; parks at new sites past this share one overflow group (its own, never
 /// a real one), which the report names and counts.
 pub const MAX_GROUPS: usize = 50_000;
+/// How long a goroutine can stay blocked without Go stamping its wait start (a GC's stack scan
+/// does; the runtime forces a GC at least every 2 minutes), plus the minute a dump rounds
+/// down: a dump showing no wait time for a park SFGI has known longer shows a new park.
+pub const UNSTAMPED_WAIT_NS: u64 = 180_000_000_000;
 /// Id of the overflow group.
 pub const OVERFLOW_GROUP_ID: &str = "g-overflow";
 /// Wait reason shown for the overflow group.
@@ -481,6 +485,11 @@ impl<'t> Engine<'t> {
                     // Known only from an earlier read, and now in another park: it woke and
                     // parked again between reads; this park is new (its age starts now).
                     Some(p) if p != (reason, caller_pc) => self.life.forget_dormant(gi.goid),
+                    // A dump's own wait time says this park began after the one SFGI knows:
+                    // it woke and parked again at the same site between two dumps.
+                    _ if self.from_dumps && self.parked_again(gi, now) => {
+                        self.life.forget_dormant(gi.goid)
+                    }
                     // Events are fresher than a snapshot taken while the target runs; the
                     // snapshot confirms the park.
                     _ => {
@@ -581,6 +590,23 @@ impl<'t> Engine<'t> {
             );
             self.life.confirm(gi.goid, now);
         }
+    }
+
+    /// Whether a dump's goroutine, which SFGI knows parked at the same site, must have parked
+    /// again since: its wait began later than the known park. Go stamps the wait start at a
+    /// GC's stack scan, never later than the real start, and prints whole minutes rounded
+    /// down, so a dump saying `m` minutes means the wait began after `now - (m+1) min`. A
+    /// dump saying nothing (under a minute, or no GC scanned it blocked yet) proves a new
+    /// park only when the known one is older than [`UNSTAMPED_WAIT_NS`].
+    fn parked_again(&self, gi: &GoroutineInfo, now: u64) -> bool {
+        let Some(v) = self.life.parked_view(gi.goid) else {
+            return false;
+        };
+        let began_after = match gi.wait_age_ns {
+            Some(age) => now.saturating_sub(age.saturating_add(60_000_000_000)),
+            None => now.saturating_sub(UNSTAMPED_WAIT_NS),
+        };
+        v.park.since_ns < began_after
     }
 
     /// Ends an inventory begun with [`Engine::begin_inventory`]: goroutines it did not see are
@@ -1137,6 +1163,45 @@ mod tests {
         ingest(&mut e, &gs, 1060);
         let v = e.verdicts(1060 * S, &NoStacks, false);
         assert_eq!(v[0].duration_seconds, 480.0);
+        // Two minutes on, goroutine 1 waits 2 minutes at the same site: its wait began after
+        // 1180 - 180 s, later than the park SFGI knows (since 580 s), so it parked again and its
+        // age starts over. Goroutine 2 says 10 minutes: the same park. Goroutine 3 says
+        // nothing: a park known for 10 minutes would have been stamped by a GC, so it is new.
+        let age = |g: &GoroutineInfo, s: Option<u64>| GoroutineInfo {
+            wait_age_ns: s.map(|s| s * S),
+            ..g.clone()
+        };
+        ingest(
+            &mut e,
+            &[
+                age(&gs[0], Some(120)),
+                age(&gs[1], Some(600)),
+                age(&gs[2], None),
+            ],
+            1180,
+        );
+        let v = e.verdicts(1180 * S, &NoStacks, false);
+        assert_eq!(v[0].goroutine_ids, vec![2, 1, 3], "{v:#?}");
+        assert_eq!(v[0].duration_seconds, 600.0);
+        // Two more minutes: goroutine 1 at 4 minutes and goroutine 3 still without a stamp
+        // (2 minutes can pass without a GC scan) keep their parks.
+        ingest(
+            &mut e,
+            &[
+                age(&gs[0], Some(240)),
+                age(&gs[1], Some(720)),
+                age(&gs[2], None),
+            ],
+            1300,
+        );
+        let v = e.verdicts(1300 * S, &NoStacks, false);
+        assert_eq!(v[0].goroutine_ids, vec![2, 1, 3], "{v:#?}");
+        let first = e.life.parked_view(1).map(|p| p.park.since_ns);
+        assert_eq!(first, Some(1060 * S));
+        assert_eq!(
+            e.life.parked_view(3).map(|p| p.park.since_ns),
+            Some(1180 * S)
+        );
     }
 
     /// A goroutine SFGI saw no event of is aged from the first read that found it in its
