@@ -5,12 +5,14 @@
 //	                                    nobody reads, in main.leakySend, created by
 //	                                    main.spawnLeaks), run a healthy worker pool and a ticker,
 //	                                    serve net/http/pprof on 127.0.0.1:0 and print
-//	                                    "pprof http://ADDR" once it listens; SIGQUIT dumps
-//	                                    every goroutine (with GOTRACEBACK=all).
+//	                                    "pprof http://ADDR pid=PID" once it listens; SIGQUIT
+//	                                    dumps every goroutine (with -traceback all).
 //	dumps deadlock                      block three goroutines on channels and main on a
 //	                                    WaitGroup: Go exits with "all goroutines are asleep".
-//	dumps panic                         block three goroutines, then panic (GOTRACEBACK=all
+//	dumps panic                         block three goroutines, then panic (-traceback all
 //	                                    prints every goroutine).
+//
+// -traceback LEVEL sets GOTRACEBACK from inside (runtime/debug.SetTraceback).
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -98,19 +101,23 @@ func serve(interval, gc time.Duration) {
 		os.Exit(2)
 	}
 	go spawnLeaks(interval)
-	fmt.Printf("pprof http://%s\n", ln.Addr())
+	fmt.Printf("pprof http://%s pid=%d\n", ln.Addr(), os.Getpid())
 	_ = http.Serve(ln, nil)
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dumps serve|deadlock|panic [-interval D] [-gc D]")
+		fmt.Fprintln(os.Stderr, "usage: dumps serve|deadlock|panic [-interval D] [-gc D] [-traceback LEVEL]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("dumps", flag.ExitOnError)
 	interval := fs.Duration("interval", 100*time.Millisecond, "time between two leaks")
 	gc := fs.Duration("gc", 0, "run a GC every D (0: never)")
+	traceback := fs.String("traceback", "", "GOTRACEBACK level to set (e.g. all)")
 	_ = fs.Parse(os.Args[2:])
+	if *traceback != "" {
+		debug.SetTraceback(*traceback)
+	}
 	switch os.Args[1] {
 	case "serve":
 		serve(*interval, *gc)
