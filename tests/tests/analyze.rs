@@ -601,7 +601,7 @@ fn analyze_json_has_the_attach_report_fields() {
     let g = group_in(r["leaks"].as_array().unwrap(), "main.leakySend");
     assert_eq!(
         (g["status"].as_str(), g["count"].as_u64()),
-        (Some("suspect"), Some(76))
+        (Some("suspect"), Some(75))
     );
     assert_eq!(g["duration"], "2m0s");
 }
