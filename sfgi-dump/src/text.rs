@@ -223,7 +223,7 @@ pub fn parse_text(text: &str, table: &mut FrameTable, limits: &Limits) -> Result
         last_line = line;
         if let Some(h) = parse_header(line) {
             if let Some(b) = cur.take() {
-                finish(b, &mut dump, &mut seen, limits)?;
+                finish(b, &mut dump, &mut seen, limits, table)?;
             }
             let (status, reason) = status_of(h.state, h.leaked);
             let reason = match reason {
@@ -310,7 +310,7 @@ pub fn parse_text(text: &str, table: &mut FrameTable, limits: &Limits) -> Result
             }
             Expect::Frame | Expect::Skip if line.is_empty() => {
                 if let Some(b) = cur.take() {
-                    finish(b, &mut dump, &mut seen, limits)?;
+                    finish(b, &mut dump, &mut seen, limits, table)?;
                 }
             }
             Expect::Skip => {}
@@ -345,7 +345,7 @@ pub fn parse_text(text: &str, table: &mut FrameTable, limits: &Limits) -> Result
                     // goroutine ended.
                     dump.skipped_lines += 1;
                     if let Some(b) = cur.take() {
-                        finish(b, &mut dump, &mut seen, limits)?;
+                        finish(b, &mut dump, &mut seen, limits, table)?;
                     }
                 }
             }
@@ -356,7 +356,7 @@ pub fn parse_text(text: &str, table: &mut FrameTable, limits: &Limits) -> Result
             || b.lines_after_header == 0
             || (!text.ends_with('\n') && parse_location(last_line).is_none_or(|l| l.2.is_none()));
         if !cut_mid_stack {
-            finish(b, &mut dump, &mut seen, limits)?;
+            finish(b, &mut dump, &mut seen, limits, table)?;
         } else if text.len() == GO_PPROF_CAP {
             dump.warnings.push(format!(
                 "the dump is exactly {} MiB, where Go's pprof handler cuts it: the goroutines after goroutine {} are missing",
@@ -377,13 +377,22 @@ pub fn parse_text(text: &str, table: &mut FrameTable, limits: &Limits) -> Result
 }
 
 /// Adds a goroutine read to the end (goroutine 0, the signal handler's system stack, is not
-/// one; a goid seen twice keeps its first stack).
+/// one; a goid seen twice keeps its first stack). The main goroutine, which no `go` statement
+/// created, is marked created by the runtime's start-up (`runtime.rt0_go`), as the live source
+/// names it.
 fn finish(
-    b: Building<'_>,
+    mut b: Building<'_>,
     dump: &mut Dump,
     seen: &mut HashSet<u64>,
     limits: &Limits,
+    table: &mut FrameTable,
 ) -> Result<(), DumpError> {
+    if b.g.created_by == 0 {
+        let outermost = b.g.stack.last().and_then(|&pc| table.frame(pc));
+        if outermost.is_some_and(|f| matches!(f.function.as_str(), "main.main" | "runtime.main")) {
+            b.g.created_by = table.intern("runtime.rt0_go", None, None, 0, false)?;
+        }
+    }
     if b.g.goid == 0 {
         return Ok(());
     }
@@ -589,9 +598,15 @@ mod tests {
     #[test]
     fn a_deadlock_and_a_panic() {
         let text = String::from_utf8(sample("deadlock.txt")).unwrap();
-        let (d, _) = parse_str(&text).unwrap();
+        let (d, mut t) = parse_str(&text).unwrap();
         assert!(d.deadlock);
         assert_eq!(d.goroutines.len(), 4);
+        let main = &d.goroutines[0];
+        assert_eq!(main.goid, 1);
+        assert_eq!(
+            t.frames(main.created_by, true)[0].function,
+            "runtime.rt0_go"
+        );
         assert!(d.goroutine_infos().all(|g| g.status == GStatus::Leaked));
         let text = String::from_utf8(sample("panic.txt")).unwrap();
         let (d, _) = parse_str(&text).unwrap();
