@@ -10,10 +10,13 @@
 //!   addresses; it is the engine's [`Symbols`](sfgi_engine::frame::Symbols) for them.
 //! - [`read`]: bounded reading of a file or stdin and the choice of parser.
 //! - [`dump`]: what one dump holds, and its goroutines as the engine takes them.
+//! - `pprof` (feature `http`, on by default): a live target's `net/http/pprof` endpoint, polled.
 //!
-//! No eBPF, no system calls beyond reading the input: this crate builds on any platform.
+//! No eBPF, no root, nothing Linux-only: this crate builds on any platform.
 pub mod dump;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod pprof;
 pub mod proto;
 pub mod read;
 pub mod table;
