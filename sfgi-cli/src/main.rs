@@ -26,11 +26,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Attach to a running Go process with eBPF uprobes and report its parked goroutines.
+    /// Attach to a running Go process with eBPF uprobes and report its parked goroutines; or,
+    /// with --pprof, poll its net/http/pprof endpoint instead (no root, any OS).
     Attach {
         /// PID of the Go process.
-        #[arg(long)]
-        pid: u32,
+        #[arg(long, required_unless_present = "pprof", conflicts_with = "pprof")]
+        pid: Option<u32>,
+        #[command(flatten)]
+        pprof: PprofArgs,
         /// How long to trace (e.g. `10s`, `5m`); default: until Ctrl-C or the target exits.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -157,6 +160,37 @@ struct JudgeArgs {
     avalanche: f64,
 }
 
+/// `attach --pprof`: the target's pprof endpoint instead of eBPF.
+#[derive(clap::Args, Debug)]
+struct PprofArgs {
+    /// Poll this net/http/pprof endpoint instead of attaching eBPF probes (no root needed):
+    /// `http://HOST:PORT`, `https://…`, or `…/debug/pprof/`. Polls `goroutine?debug=2`.
+    #[arg(long, value_name = "URL")]
+    pprof: Option<String>,
+    /// Longest fraction of time the polls may stop the target (Go stops the world to write a
+    /// debug=2 dump, ≈ 35–40 ms at 10k goroutines): after a poll that took T, the next waits
+    /// at least T / budget (and at least --interval). `0`: --interval only.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, default_value = "1%", requires = "pprof")]
+    pause_budget: f64,
+    /// Also poll the goroutineleak profile (Go 1.27; 1.26 with the experiment), at most this
+    /// often: the same dump after a GC that marks the leaked goroutines, reported `proven`. It
+    /// costs the target a GC cycle each time. Off by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "pprof")]
+    leak_profile: Option<Duration>,
+    /// Longest a poll may take (connect, dump, transfer).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", requires = "pprof")]
+    pprof_timeout: Duration,
+    /// Send `Authorization: Bearer TOKEN` with every poll.
+    #[arg(long, value_name = "TOKEN", requires = "pprof")]
+    pprof_token: Option<String>,
+    /// An extra request header (`Name: value`). Repeatable.
+    #[arg(long, value_name = "HEADER", requires = "pprof")]
+    pprof_header: Vec<String>,
+    /// Largest dump accepted per poll, bytes (`k`, `M`, `G` suffixes).
+    #[arg(long = "pprof-max-size", value_name = "SIZE", value_parser = parse_size, default_value = "256M", requires = "pprof")]
+    max_size: u64,
+}
+
 /// Flags of `analyze` and `diff`.
 #[derive(clap::Args, Debug)]
 struct DumpArgs {
@@ -230,6 +264,18 @@ enum Format {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 5m)"))
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match v {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("a share of time, e.g. 1%, 0.5% or 0.01 (0: no budget)".to_string()),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -359,6 +405,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Attach {
             pid,
+            pprof,
             duration,
             format,
             judge,
@@ -371,6 +418,43 @@ fn run(cli: Cli) -> Result<()> {
             ring_size,
             budget,
         } => {
+            if let Some(url) = pprof.pprof {
+                let mut headers = Vec::new();
+                if let Some(t) = &pprof.pprof_token {
+                    headers.push(("Authorization".to_string(), format!("Bearer {t}")));
+                }
+                for h in &pprof.pprof_header {
+                    headers.push(sfgi_dump::pprof::parse_header(h)?);
+                }
+                let opts = sfgi::remote::PprofOptions {
+                    url,
+                    endpoint: sfgi_dump::pprof::EndpointOptions {
+                        timeout: pprof.pprof_timeout,
+                        headers,
+                        limits: sfgi_dump::Limits {
+                            max_bytes: pprof.max_size,
+                            ..sfgi_dump::Limits::default()
+                        },
+                    },
+                    duration,
+                    interval,
+                    pause_budget: pprof.pause_budget,
+                    leak_every: pprof.leak_profile,
+                    judge: judge.config(),
+                    rules,
+                };
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                let report = rt.block_on(sfgi::remote::run(&opts))?;
+                return match format {
+                    Format::Json => emit(&report.to_json()),
+                    Format::Table => emit(&report.to_table(stacks_shown)),
+                };
+            }
+            // clap requires --pid when --pprof is absent.
+            let pid = pid.context("give --pid or --pprof")?;
             let opts = AttachOptions {
                 pid,
                 duration,

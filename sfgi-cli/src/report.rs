@@ -80,6 +80,30 @@ pub struct Stats {
     /// out, per kind. The failures themselves are counted in `read_errors`, `stack_errors`,
     /// `dropped` and per probe, with or without `-v`.
     pub ebpf_log: sfgi_trace::probe::DiagStats,
+    /// `attach --pprof`: the polls of the target's pprof endpoint (absent with eBPF).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pprof: Option<PprofStats>,
+}
+
+/// What the polls of `attach --pprof` cost and gave, for the report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PprofStats {
+    /// The `/debug/pprof/` base polled.
+    pub endpoint: String,
+    /// Polls answered.
+    pub polls: u64,
+    /// Polls that failed.
+    pub failed: u64,
+    /// Of the answered polls, goroutineleak ones.
+    pub leak_polls: u64,
+    /// Whether the endpoint serves the goroutineleak profile (`None`: not asked).
+    pub leak_profile: Option<bool>,
+    /// The last request's duration, ms: an upper bound of the target's pause for it.
+    pub last_poll_ms: f64,
+    /// The longest request, ms.
+    pub max_poll_ms: f64,
+    /// The time between polls the pause budget chose last, s.
+    pub interval_seconds: f64,
 }
 
 /// The whole report.
@@ -105,6 +129,27 @@ impl Report {
     pub fn to_table(&self, max_stacks: usize) -> String {
         let t = &self.target;
         let s = &self.stats;
+        if let Some(p) = &s.pprof {
+            let mut out = format!(
+                "sfgi: {} polled {} times over {:.1}s ({} failed); last poll {:.1} ms, longest {:.1} ms (upper bounds of the target's pause), polls every {:.1}s\n",
+                p.endpoint, p.polls, s.duration_seconds, p.failed, p.last_poll_ms, p.max_poll_ms, p.interval_seconds
+            );
+            out.push_str(&format!(
+                "goroutines {} ({} parked) at the last poll{}\n",
+                s.goroutines,
+                s.parked,
+                match p.leak_profile {
+                    Some(true) => format!(", {} goroutineleak polls", p.leak_polls),
+                    Some(false) => ", no goroutineleak profile served".to_string(),
+                    None => String::new(),
+                }
+            ));
+            for w in &s.warnings {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+            out.push_str(&render_verdicts(&self.leaks, &self.groups, max_stacks));
+            return out;
+        }
         let mut out = format!(
             "sfgi: PID {} {} ({}{}{}) traced for {:.1}s\n",
             t.pid,

@@ -605,3 +605,171 @@ fn analyze_json_has_the_attach_report_fields() {
     );
     assert_eq!(g["duration"], "2m0s");
 }
+
+/// `sfgi attach --pprof`: a live target polled over HTTP by nobody, judged as a live session.
+#[test]
+fn attach_pprof_polls_a_live_target_as_nobody() {
+    let (mut target, base) = serve("100ms");
+    let nobody = Nobody::new("pprof");
+    // No pause budget here: on a loaded machine a slow poll would stretch the spacing past
+    // what a 2 s threshold can judge (the budget has its own check below).
+    let r = nobody.json(&[
+        "attach",
+        "--pprof",
+        &base,
+        "--duration",
+        "5s",
+        "--threshold",
+        "2s",
+        "--interval",
+        "250ms",
+        "--pause-budget",
+        "0",
+    ]);
+    let p = &r["stats"]["pprof"];
+    assert!(p["polls"].as_u64().unwrap() >= 8, "{}", pretty(p));
+    assert_eq!(p["failed"], 0);
+    assert!(p["max_poll_ms"].as_f64().unwrap() > 0.0, "{}", pretty(p));
+    assert_eq!(p["endpoint"], format!("{base}/debug/pprof/"));
+    let g = group_in(r["leaks"].as_array().unwrap(), "main.leakySend");
+    assert_leaky_send(g);
+    assert_eq!(
+        (g["status"].as_str(), g["severity"].as_str()),
+        (Some("growing"), Some("L3")),
+        "{}",
+        pretty(g)
+    );
+    assert!(g["created_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("main.spawnLeaks at "));
+    // With Go 1.27's leak profile polled too, the leak is proven.
+    let r = nobody.json(&[
+        "attach",
+        "--pprof",
+        &base,
+        "--duration",
+        "3s",
+        "--threshold",
+        "2s",
+        "--interval",
+        "250ms",
+        "--leak-profile",
+        "1s",
+        "--pause-budget",
+        "0",
+    ]);
+    assert_eq!(
+        r["stats"]["pprof"]["leak_profile"],
+        true,
+        "{}",
+        pretty(&r["stats"])
+    );
+    assert!(r["stats"]["pprof"]["leak_polls"].as_u64().unwrap() >= 2);
+    let g = group_in(r["leaks"].as_array().unwrap(), "main.leakySend");
+    assert_eq!(
+        (g["status"].as_str(), g["severity"].as_str()),
+        (Some("proven"), Some("L3")),
+        "{}",
+        pretty(g)
+    );
+    // The pause budget stretches the polls: a 0.001 % budget makes every poll wait far longer
+    // than the 3 s run, so one poll is all there is.
+    let r = nobody.json(&[
+        "attach",
+        "--pprof",
+        &base,
+        "--duration",
+        "3s",
+        "--interval",
+        "100ms",
+        "--pause-budget",
+        "0.001%",
+    ]);
+    assert_eq!(r["stats"]["pprof"]["polls"], 1, "{}", pretty(&r["stats"]));
+    assert!(r["stats"]["pprof"]["interval_seconds"].as_f64().unwrap() > 3.0);
+    target.stop();
+}
+
+/// A fake endpoint answering every connection with `answer` (or holding it open, or streaming
+/// forever); returns its base URL.
+fn fake_endpoint(answer: &'static [u8], mode: &'static str) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                match mode {
+                    "hang" => std::thread::sleep(Duration::from_secs(30)),
+                    "flood" => {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+                        let chunk = vec![b'x'; 1 << 16];
+                        // Up to 1 GiB, until the client hangs up.
+                        for _ in 0..(1 << 14) {
+                            if s.write_all(&chunk).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {
+                        let _ = s.write_all(answer);
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn attach_pprof_refuses_bad_endpoints_in_one_line() {
+    let nobody = Nobody::new("pprof-bad");
+    let attach = |url: &str, extra: &[&str]| {
+        let mut a = vec!["attach", "--pprof", url, "--duration", "5s"];
+        a.extend_from_slice(extra);
+        nobody.run(&a, None)
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    assert_refused(
+        &attach(&format!("http://127.0.0.1:{port}"), &[]),
+        "Connection refused",
+    );
+    assert_refused(
+        &attach("localhost:6060", &[]),
+        "is not an http:// or https:// URL",
+    );
+    let url = fake_endpoint(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "");
+    assert_refused(&attach(&url, &[]), "404 Not Found: not a pprof endpoint");
+    let url = fake_endpoint(
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+        "",
+    );
+    assert_refused(
+        &attach(&url, &["--pprof-token", "wrong"]),
+        "the endpoint wants credentials",
+    );
+    let url = fake_endpoint(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 46\r\n\r\n<!DOCTYPE html><html><body>login</body></html>",
+        "",
+    );
+    assert_refused(&attach(&url, &[]), "an HTML page");
+    let url = fake_endpoint(b"", "hang");
+    let r = attach(&url, &["--pprof-timeout", "1s"]);
+    assert_refused(&r, "no complete answer within 1s");
+    assert!(r.took < Duration::from_secs(8), "{:?}", r.took);
+    let url = fake_endpoint(b"", "flood");
+    let r = attach(&url, &["--pprof-max-size", "1M"]);
+    assert_refused(&r, "larger than the 1 MiB limit");
+    assert!(r.took < Duration::from_secs(8), "{:?}", r.took);
+    assert_refused(
+        &attach(&url, &["--pprof-header", "no colon"]),
+        "is not a header",
+    );
+}
