@@ -6,7 +6,10 @@
 //	                                    main.spawnLeaks), run a healthy worker pool and a ticker,
 //	                                    serve net/http/pprof on 127.0.0.1:0 and print
 //	                                    "pprof http://ADDR pid=PID" once it listens; SIGQUIT
-//	                                    dumps every goroutine (with -traceback all).
+//	                                    dumps every goroutine (with -traceback all). -park N
+//	                                    also parks N idle goroutines (for measuring what a
+//	                                    poll costs), and /debug/pauses reports the world's
+//	                                    stops (runtime/metrics) since the last call.
 //	dumps deadlock                      block three goroutines on channels and main on a
 //	                                    WaitGroup: Go exits with "all goroutines are asleep".
 //	dumps panic                         block three goroutines, then panic (-traceback all
@@ -24,6 +27,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"time"
 )
@@ -72,7 +76,52 @@ func stuckReceive(ch <-chan int) {
 	<-ch
 }
 
-func serve(interval, gc time.Duration) {
+// pauses answers with the stop-the-world pauses of "other" causes (runtime.Stack and the
+// goroutine profile among them) since the last call: count, total and longest (an upper bound:
+// the histogram bucket's top), in ms.
+func pauses() http.HandlerFunc {
+	var mu sync.Mutex
+	var last []uint64
+	return func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := []metrics.Sample{{Name: "/sched/pauses/total/other:seconds"}}
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+			http.Error(w, "no pause metrics", http.StatusNotImplemented)
+			return
+		}
+		h := s[0].Value.Float64Histogram()
+		var n uint64
+		var total, longest float64
+		for i, c := range h.Counts {
+			d := c
+			if i < len(last) {
+				d -= last[i]
+			}
+			if d > 0 {
+				n += d
+				top := h.Buckets[i+1]
+				if top > 1e9 {
+					top = h.Buckets[i]
+				}
+				total += float64(d) * top
+				if top > longest {
+					longest = top
+				}
+			}
+		}
+		last = append(last[:0], h.Counts...)
+		fmt.Fprintf(w, "pauses=%d total_ms=%.3f longest_ms=%.3f\n", n, total*1e3, longest*1e3)
+	}
+}
+
+func serve(interval, gc time.Duration, park int) {
+	idle := make(chan struct{})
+	for i := 0; i < park; i++ {
+		go func() { <-idle }()
+	}
+	http.Handle("/debug/pauses", pauses())
 	jobs := make(chan int)
 	for i := 0; i < 4; i++ {
 		go worker(jobs)
@@ -107,20 +156,21 @@ func serve(interval, gc time.Duration) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dumps serve|deadlock|panic [-interval D] [-gc D] [-traceback LEVEL]")
+		fmt.Fprintln(os.Stderr, "usage: dumps serve|deadlock|panic [-interval D] [-gc D] [-park N] [-traceback LEVEL]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("dumps", flag.ExitOnError)
 	interval := fs.Duration("interval", 100*time.Millisecond, "time between two leaks")
 	gc := fs.Duration("gc", 0, "run a GC every D (0: never)")
 	traceback := fs.String("traceback", "", "GOTRACEBACK level to set (e.g. all)")
+	park := fs.Int("park", 0, "serve: also park this many idle goroutines")
 	_ = fs.Parse(os.Args[2:])
 	if *traceback != "" {
 		debug.SetTraceback(*traceback)
 	}
 	switch os.Args[1] {
 	case "serve":
-		serve(*interval, *gc)
+		serve(*interval, *gc, *park)
 	case "deadlock", "panic":
 		var wg sync.WaitGroup
 		for i := 0; i < 3; i++ {
