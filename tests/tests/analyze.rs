@@ -29,6 +29,8 @@ struct Run {
 
 impl Nobody {
     fn new(tag: &str) -> Nobody {
+        // setpriv needs root to change users.
+        sfgi_tests::require_root();
         let dir = std::env::temp_dir().join(format!("sfgi-analyze-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
