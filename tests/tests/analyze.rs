@@ -601,6 +601,37 @@ fn analyze_json_has_the_attach_report_fields() {
     }
     // The checked-in dump's oldest senders waited 2 minutes: suspect past a 1-minute threshold.
     let g = group_in(r["leaks"].as_array().unwrap(), "main.leakySend");
+    assert_eq!(g["pattern"], "chan-send-blocked");
+    // A user rule (tried before the built-ins) names the pool workers' shape healthy (they
+    // are `normal`, not `resident`, in this dump: it shows them waiting under a minute).
+    let rules = nobody.file(
+        "pool.toml",
+        br#"[[rule]]
+id = "dumps-pool"
+pattern = "dumps-worker-pool"
+healthy = true
+explanation = "{goroutines} pool workers waiting for jobs in {site}."
+fix_hint = "Nothing to fix."
+wait_reason = ["chan receive"]
+frames_any = ['^main\.worker$']
+"#,
+    );
+    let with_rules = nobody.json(&[
+        "analyze",
+        "--threshold",
+        "1m",
+        "--rules",
+        rules.to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]);
+    let pool = group_in(with_rules["groups"].as_array().unwrap(), "main.worker");
+    assert_eq!(
+        (pool["pattern"].as_str(), pool["status"].as_str()),
+        (Some("dumps-worker-pool"), Some("normal")),
+        "{}",
+        pretty(pool)
+    );
+    let g = group_in(with_rules["leaks"].as_array().unwrap(), "main.leakySend");
     assert_eq!(
         (g["status"].as_str(), g["count"].as_u64()),
         (Some("suspect"), Some(75))
