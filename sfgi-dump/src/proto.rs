@@ -314,7 +314,7 @@ mod tests {
                     .any(|&pc| t.frames(pc, false)[0].function == "main.leakySend")
             })
             .collect();
-        assert_eq!(leaky.len(), 75);
+        assert_eq!(leaky.len(), 76);
         assert!(leaky
             .iter()
             .all(|g| g.status == GStatus::Waiting && g.goid >= SYNTHETIC_GOID_BASE));
@@ -333,7 +333,7 @@ mod tests {
         let mut t = FrameTable::new();
         let d = parse(&sample("goroutineleak.pb.gz"), &mut t, &Limits::default()).unwrap();
         assert_eq!(d.kind, DumpKind::LeakProfile);
-        assert_eq!(d.goroutines.len(), 75);
+        assert_eq!(d.goroutines.len(), 76);
         assert!(d.goroutines.iter().all(|g| g.status == GStatus::Leaked));
     }
 

@@ -546,7 +546,7 @@ mod tests {
             .iter()
             .filter(|g| t.wait_reason(u32::from(g.reason)).as_deref() == Some("chan send"))
             .collect();
-        assert_eq!(leaked.len(), 75);
+        assert_eq!(leaked.len(), 76);
         for g in &leaked {
             assert_eq!(g.status, GStatus::Waiting);
             assert_eq!(functions(&mut t, g)[0], "main.leakySend");
@@ -563,7 +563,7 @@ mod tests {
         // The goroutine writing the dump is running; inlined frames have no offset.
         assert!(d.goroutines.iter().any(|g| g.status == GStatus::Running));
         let f = t.frames(leaked[0].stack[0], false).remove(0);
-        assert_eq!(f.line, Some(36));
+        assert_eq!(f.line, Some(40));
         assert!(f
             .file
             .is_some_and(|f| f.ends_with("tests/programs/dumps/main.go")));
@@ -585,7 +585,7 @@ mod tests {
             .iter()
             .filter(|g| functions(&mut t, g).iter().any(|f| f == "main.leakySend"))
             .count();
-        assert!(leaky >= 75, "{leaky}");
+        assert!(leaky >= 76, "{leaky}");
         let g2 = d.goroutines.iter().find(|g| g.goid == 2).unwrap();
         assert_eq!(g2.wait_minutes, Some(2));
         assert_eq!(
@@ -624,7 +624,7 @@ mod tests {
             .iter()
             .filter(|g| g.status == GStatus::Leaked)
             .collect();
-        assert_eq!(leaked.len(), 75);
+        assert_eq!(leaked.len(), 76);
         assert_eq!(
             t.wait_reason(u32::from(leaked[0].reason)).as_deref(),
             Some("chan send")
