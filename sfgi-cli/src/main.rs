@@ -73,8 +73,15 @@ enum Command {
     /// /sfgi/leaks, /sfgi/groups, /sfgi/profile, /sfgi/trigger-scan and /metrics over HTTP.
     Watch {
         /// PID of the Go process.
-        #[arg(long)]
-        pid: u32,
+        #[arg(long, required_unless_present = "pprof", conflicts_with = "pprof")]
+        pid: Option<u32>,
+        /// With --pprof: a live table redrawn at every poll of the endpoint (no root; no
+        /// --listen yet), then the final report.
+        #[command(flatten)]
+        pprof: PprofArgs,
+        /// Stop after this long (with --pprof; default: until Ctrl-C).
+        #[arg(long, value_parser = parse_duration, requires = "pprof")]
+        duration: Option<Duration>,
         /// Refresh (and population sampling) interval.
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         interval: Duration,
@@ -85,7 +92,7 @@ enum Command {
         rules: Vec<PathBuf>,
         /// Serve the HTTP endpoints on this address (`:9090` = 127.0.0.1:9090; `[::1]:9090`,
         /// `0.0.0.0:9090` as given; port 0 picks one, printed on stderr).
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", conflicts_with = "pprof")]
         listen: Option<String>,
         /// Require `Authorization: Bearer TOKEN` on every HTTP request (stacks are sensitive).
         #[arg(long, value_name = "TOKEN", requires = "listen")]
@@ -189,6 +196,45 @@ struct PprofArgs {
     /// Largest dump accepted per poll, bytes (`k`, `M`, `G` suffixes).
     #[arg(long = "pprof-max-size", value_name = "SIZE", value_parser = parse_size, default_value = "256M", requires = "pprof")]
     max_size: u64,
+}
+
+impl PprofArgs {
+    /// The options of a pprof session, when `--pprof` was given.
+    fn options(
+        &self,
+        duration: Option<Duration>,
+        interval: Duration,
+        judge: &JudgeArgs,
+        rules: &[PathBuf],
+    ) -> Result<Option<sfgi::remote::PprofOptions>> {
+        let Some(url) = &self.pprof else {
+            return Ok(None);
+        };
+        let mut headers = Vec::new();
+        if let Some(t) = &self.pprof_token {
+            headers.push(("Authorization".to_string(), format!("Bearer {t}")));
+        }
+        for h in &self.pprof_header {
+            headers.push(sfgi_dump::pprof::parse_header(h)?);
+        }
+        Ok(Some(sfgi::remote::PprofOptions {
+            url: url.clone(),
+            endpoint: sfgi_dump::pprof::EndpointOptions {
+                timeout: self.pprof_timeout,
+                headers,
+                limits: sfgi_dump::Limits {
+                    max_bytes: self.max_size,
+                    ..sfgi_dump::Limits::default()
+                },
+            },
+            duration,
+            interval,
+            pause_budget: self.pause_budget,
+            leak_every: self.leak_profile,
+            judge: judge.config(),
+            rules: rules.to_vec(),
+        }))
+    }
 }
 
 /// Flags of `analyze` and `diff`.
@@ -418,31 +464,7 @@ fn run(cli: Cli) -> Result<()> {
             ring_size,
             budget,
         } => {
-            if let Some(url) = pprof.pprof {
-                let mut headers = Vec::new();
-                if let Some(t) = &pprof.pprof_token {
-                    headers.push(("Authorization".to_string(), format!("Bearer {t}")));
-                }
-                for h in &pprof.pprof_header {
-                    headers.push(sfgi_dump::pprof::parse_header(h)?);
-                }
-                let opts = sfgi::remote::PprofOptions {
-                    url,
-                    endpoint: sfgi_dump::pprof::EndpointOptions {
-                        timeout: pprof.pprof_timeout,
-                        headers,
-                        limits: sfgi_dump::Limits {
-                            max_bytes: pprof.max_size,
-                            ..sfgi_dump::Limits::default()
-                        },
-                    },
-                    duration,
-                    interval,
-                    pause_budget: pprof.pause_budget,
-                    leak_every: pprof.leak_profile,
-                    judge: judge.config(),
-                    rules,
-                };
+            if let Some(opts) = pprof.options(duration, interval, &judge, &rules)? {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -486,6 +508,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Watch {
             pid,
+            pprof,
+            duration,
             interval,
             judge,
             rules,
@@ -496,6 +520,16 @@ fn run(cli: Cli) -> Result<()> {
             ring_size,
             budget,
         } => {
+            if let Some(opts) = pprof.options(duration, interval, &judge, &rules)? {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                let report = rt.block_on(sfgi::remote::watch(&opts))?;
+                return emit(&report.to_table(stacks_shown));
+            }
+            // clap requires --pid when --pprof is absent.
+            let pid = pid.context("give --pid or --pprof")?;
             let opts = sfgi::watch::WatchOptions {
                 attach: AttachOptions {
                     pid,

@@ -1,5 +1,6 @@
-//! `sfgi attach --pprof URL`: the same engine, judge and report fed by a live target's
-//! `net/http/pprof` endpoint instead of eBPF — no root, no Linux, only HTTP to the target.
+//! `sfgi attach --pprof URL` and `sfgi watch --pprof URL`: the same engine, judge and report
+//! fed by a live target's `net/http/pprof` endpoint instead of eBPF — no root, no Linux, only
+//! HTTP to the target. `watch` redraws the one leak table at every poll.
 //!
 //! Each poll fetches `goroutine?debug=2` (see [`sfgi_dump::pprof`] for why that form), parses
 //! it with the dump source and folds it into the engine as an inventory read at the time the
@@ -9,14 +10,18 @@
 //! time the target may spend stopped for SFGI). `--leak-profile D` polls
 //! `goroutineleak?debug=2` instead at most every D: the same dump after a GC that marks leaked
 //! goroutines, which the judge then calls `proven`.
-use crate::report::{PprofStats, Report, Stats, TargetInfo};
+use crate::report::{LeakTable, PprofStats, Report, Stats, TargetInfo};
 use crate::session::Signals;
+use crate::watch::{sparkline, terminal_width};
 use anyhow::{Context, Result};
 use sfgi_dump::pprof::{Endpoint, EndpointOptions, PprofError, Profile};
 use sfgi_dump::{NoStackMap, SharedTable};
 use sfgi_engine::classify::Classifier;
-use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass};
+use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass, Leak};
+use sfgi_engine::format::go_duration;
 use sfgi_engine::judge::JudgeConfig;
+use std::collections::{HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,8 +67,99 @@ pub fn next_wait(interval: Duration, took: Duration, pause_budget: f64) -> Durat
     interval.max(paced.min(Duration::from_secs(3600)))
 }
 
+/// One poll, as a front end sees it.
+pub struct Refresh<'a> {
+    /// Every group judged at this poll.
+    pub groups: &'a [Leak],
+    /// The polls so far.
+    pub stats: &'a PprofStats,
+    /// Goroutines in this poll's dump.
+    pub goroutines: usize,
+    /// Of those, parked.
+    pub parked: usize,
+    /// Since the first poll.
+    pub elapsed: Duration,
+}
+
 /// Runs `sfgi attach --pprof` and returns the report.
 pub async fn run(opts: &PprofOptions) -> Result<Report> {
+    poll_loop(opts, &mut |_: &Refresh<'_>| true).await
+}
+
+/// Runs `sfgi watch --pprof`: a live table of the leak groups redrawn at every poll (in place
+/// on a terminal), until Ctrl-C/SIGTERM, the deadline or stdout closing; returns the final
+/// report.
+pub async fn watch(opts: &PprofOptions) -> Result<Report> {
+    let tty = std::io::stdout().is_terminal();
+    let mut trends: HashMap<String, VecDeque<usize>> = HashMap::new();
+    let mut frames = 0u64;
+    poll_loop(opts, &mut |r: &Refresh<'_>| {
+        for g in r.groups {
+            let t = trends.entry(g.id.clone()).or_default();
+            if t.len() == TREND_LEN {
+                t.pop_front();
+            }
+            t.push_back(g.count);
+        }
+        trends.retain(|id, _| r.groups.iter().any(|g| &g.id == id));
+        let leaks: Vec<Leak> = r
+            .groups
+            .iter()
+            .filter(|g| g.status.is_leak())
+            .cloned()
+            .collect();
+        let trend = |id: &str| {
+            trends
+                .get(id)
+                .map(|t| sparkline(t.iter().copied()))
+                .unwrap_or_default()
+        };
+        let table = LeakTable {
+            width: terminal_width()
+                .and_then(|w| u16::try_from(w).ok())
+                .unwrap_or(LeakTable::REPORT.width),
+            trend: Some(&trend),
+        };
+        let mut text = String::new();
+        if tty {
+            text.push_str(if frames == 0 { "\x1b[2J\x1b[H" } else { "\x1b[H\x1b[J" });
+        }
+        text.push_str(&format!(
+            "sfgi watch  {}  {} polls over {}, every {:.1}s, last {:.1} ms ({} failed)  goroutines {} ({} parked)  leak groups {}\n",
+            r.stats.endpoint,
+            r.stats.polls,
+            go_duration(r.elapsed.as_secs_f64().round()),
+            r.stats.interval_seconds,
+            r.stats.last_poll_ms,
+            r.stats.failed,
+            r.goroutines,
+            r.parked,
+            leaks.len()
+        ));
+        if !leaks.is_empty() {
+            text.push_str(&table.render(&leaks));
+            text.push('\n');
+        }
+        text.push_str(if tty { "Ctrl-C to stop\n" } else { "\n" });
+        frames += 1;
+        let mut out = std::io::stdout().lock();
+        !matches!(
+            out.write_all(text.as_bytes()).and_then(|()| out.flush()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe
+        )
+    })
+    .await
+}
+
+/// Counts kept per group for the live table's trend.
+const TREND_LEN: usize = 30;
+
+/// Polls until a stop, folding each answer into one engine and handing every poll to
+/// `front`, which returns false to stop (stdout gone); returns the final report.
+async fn poll_loop(
+    opts: &PprofOptions,
+    front: &mut dyn FnMut(&Refresh<'_>) -> bool,
+) -> Result<Report> {
     let mut signals = Signals::new()?;
     let endpoint = Arc::new(Endpoint::new(&opts.url, opts.endpoint.clone())?);
     let classifier = if opts.rules.is_empty() {
@@ -176,7 +272,17 @@ pub async fn run(opts: &PprofOptions) -> Result<Report> {
                         });
                         engine.tick(now);
                         // Judged at every poll: the judge's hysteresis needs its history.
-                        let _ = engine.verdicts(now, &NoStackMap, incomplete);
+                        let groups = engine.verdicts(now, &NoStackMap, incomplete);
+                        let more = front(&Refresh {
+                            groups: &groups,
+                            stats: &stats,
+                            goroutines,
+                            parked,
+                            elapsed: started.elapsed(),
+                        });
+                        if !more {
+                            break;
+                        }
                     }
                 }
             }

@@ -725,6 +725,54 @@ fn attach_pprof_polls_a_live_target_as_nobody() {
     target.stop();
 }
 
+/// `sfgi watch --pprof`: the live table at every poll (plain frames when piped), then the
+/// final report.
+#[test]
+fn watch_pprof_redraws_at_every_poll_as_nobody() {
+    let (mut target, base) = serve("100ms");
+    let nobody = Nobody::new("watch-pprof");
+    let r = nobody.run(
+        &[
+            "watch",
+            "--pprof",
+            &base,
+            "--duration",
+            "4s",
+            "--threshold",
+            "1s",
+            "--interval",
+            "500ms",
+            "--pause-budget",
+            "0",
+        ],
+        None,
+    );
+    target.stop();
+    assert!(r.status.success(), "{}", r.stderr);
+    let frames = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("sfgi watch  {base}/debug/pprof/")))
+        .count();
+    assert!(frames >= 3, "{frames} frames:\n{}", r.stdout);
+    assert!(r.stdout.contains("TREND"), "{}", r.stdout);
+    // The final report, after the frames.
+    let report = r
+        .stdout
+        .split("\nsfgi: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        report.contains("main.leakySend at main.go:"),
+        "{}",
+        r.stdout
+    );
+    // No --listen with --pprof yet: refused by the argument parser.
+    let l = nobody.run(&["watch", "--pprof", &base, "--listen", ":0"], None);
+    assert!(!l.status.success());
+    assert!(l.stderr.contains("cannot be used with"), "{}", l.stderr);
+}
+
 /// A fake endpoint answering every connection with `answer` (or holding it open, or streaming
 /// forever); returns its base URL.
 fn fake_endpoint(answer: &'static [u8], mode: &'static str) -> String {
