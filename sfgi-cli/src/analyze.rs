@@ -11,6 +11,7 @@ use sfgi_engine::classify::Classifier;
 use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass, Leak};
 use sfgi_engine::format::{go_duration, rfc3339_wall};
 use sfgi_engine::judge::JudgeConfig;
+use sfgi_trace::clock::wall_ns;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -93,6 +94,7 @@ fn name_of(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// A file time as ns since the Unix epoch.
 fn unix_ns(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -108,10 +110,10 @@ fn load(path: &Path, table: &SharedTable, limits: &Limits) -> Result<(Dump, u64,
         .with_context(|| name.clone())?;
     let (t, from) = match dump.time_ns {
         Some(t) => (t, TimeSource::Profile),
-        None if path == Path::new("-") => (unix_ns(SystemTime::now()), TimeSource::ReadTime),
+        None if path == Path::new("-") => (wall_ns(), TimeSource::ReadTime),
         None => match std::fs::metadata(path).and_then(|m| m.modified()) {
             Ok(m) => (unix_ns(m), TimeSource::FileTime),
-            Err(_) => (unix_ns(SystemTime::now()), TimeSource::ReadTime),
+            Err(_) => (wall_ns(), TimeSource::ReadTime),
         },
     };
     Ok((dump, t, from))

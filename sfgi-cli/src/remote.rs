@@ -20,11 +20,12 @@ use sfgi_engine::classify::Classifier;
 use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass, Leak};
 use sfgi_engine::format::go_duration;
 use sfgi_engine::judge::JudgeConfig;
+use sfgi_trace::clock::wall_ns;
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Polls that may fail in a row (after the first succeeded) before the session ends.
 const MAX_FAILURES_IN_A_ROW: u32 = 3;
@@ -48,12 +49,6 @@ pub struct PprofOptions {
     pub judge: JudgeConfig,
     /// User rules files.
     pub rules: Vec<PathBuf>,
-}
-
-fn wall_ns(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// The wait before the next poll: `interval`, or longer when the last poll stopped the target
@@ -200,7 +195,7 @@ async fn poll_loop(
         } else {
             Profile::Goroutine
         };
-        let sent_wall = SystemTime::now();
+        let sent_wall = wall_ns();
         let ep = Arc::clone(&endpoint);
         let polled = tokio::select! {
             biased;
@@ -259,7 +254,7 @@ async fn poll_loop(
                                 warnings.push(w.clone());
                             }
                         }
-                        let now = wall_ns(sent_wall);
+                        let now = sent_wall;
                         goroutines = dump.goroutines.len();
                         parked = dump.parked();
                         let gs: Vec<_> = dump.goroutine_infos().collect();
@@ -305,7 +300,7 @@ async fn poll_loop(
             _ = tokio::time::sleep_until(next.into()) => {}
         }
     }
-    let now = wall_ns(SystemTime::now());
+    let now = wall_ns();
     let groups = engine.verdicts(now, &NoStackMap, incomplete);
     if stats.failed > 0 {
         warnings.push(format!("{} polls failed", stats.failed));

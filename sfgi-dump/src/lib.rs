@@ -20,6 +20,8 @@ pub mod pprof;
 pub mod proto;
 pub mod read;
 pub mod table;
+#[cfg(test)]
+mod testdata;
 pub mod text;
 
 pub use dump::{Dump, DumpGoroutine, DumpKind, Limits};

@@ -282,6 +282,7 @@ pub fn parse_profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::sample;
     use sfgi_engine::frame::Symbols;
     use std::io::Read;
 
@@ -290,13 +291,6 @@ mod tests {
         let mut data = Vec::new();
         flate2::read::GzDecoder::new(gz).read_to_end(&mut data)?;
         parse_profile(&data, table, limits)
-    }
-
-    fn sample(name: &str) -> Vec<u8> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/data/dumps")
-            .join(name);
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
     #[test]

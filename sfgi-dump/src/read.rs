@@ -102,14 +102,8 @@ fn parse_plain(data: &[u8], table: &mut FrameTable, limits: &Limits) -> Result<D
 mod tests {
     use super::*;
     use crate::dump::DumpKind;
+    use crate::testdata::sample;
     use std::io::Write;
-
-    fn sample(name: &str) -> Vec<u8> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/data/dumps")
-            .join(name);
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
 
     fn parse_new(data: &[u8]) -> Result<Dump, DumpError> {
         parse(data, &mut FrameTable::new(), &Limits::default())

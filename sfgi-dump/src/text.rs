@@ -427,15 +427,8 @@ fn clip(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::sample;
     use sfgi_engine::frame::Symbols;
-
-    /// A checked-in dump of `tests/programs/dumps` (see tests/data/dumps/README.md).
-    pub(crate) fn sample(name: &str) -> Vec<u8> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/data/dumps")
-            .join(name);
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
 
     fn parse_str(s: &str) -> Result<(Dump, FrameTable), DumpError> {
         let mut t = FrameTable::new();
