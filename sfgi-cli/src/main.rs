@@ -47,23 +47,23 @@ enum Command {
         interval: Duration,
         /// Re-read the goroutine inventory (finds goroutines stuck in system calls, reconciles
         /// dropped events): `auto` (2–30 s, by the target's size), `off`, or a period.
-        #[arg(long, value_parser = Rescan::parse, default_value = "auto")]
+        #[arg(long, value_parser = Rescan::parse, default_value = "auto", conflicts_with = "pprof")]
         rescan: Rescan,
         /// Extra classification rules (TOML; tried before the built-in rules). Repeatable.
         #[arg(long = "rules", value_name = "FILE")]
         rules: Vec<PathBuf>,
         /// How often to drain the event ring buffer.
-        #[arg(long, value_parser = parse_duration, default_value = "50ms")]
+        #[arg(long, value_parser = parse_duration, default_value = "50ms", conflicts_with = "pprof")]
         poll: Duration,
         /// Do not capture stacks (cheaper; no blocking or creation sites).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pprof")]
         no_stacks: bool,
         /// How many groups to print full stacks for in the table format.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
         /// Event ring-buffer size in bytes (a power of two, at least 4096). Smaller loses
         /// events sooner (they are counted and reported); for tests and tuning.
-        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
+        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true, conflicts_with = "pprof")]
         ring_size: u32,
         #[command(flatten)]
         budget: BudgetArgs,
@@ -99,13 +99,13 @@ enum Command {
         token: Option<String>,
         /// Re-read the goroutine inventory (finds goroutines stuck in system calls, reconciles
         /// dropped events): `auto` (2–30 s, by the target's size), `off`, or a period.
-        #[arg(long, value_parser = Rescan::parse, default_value = "auto")]
+        #[arg(long, value_parser = Rescan::parse, default_value = "auto", conflicts_with = "pprof")]
         rescan: Rescan,
         /// How many groups to print full stacks for in the final report.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
         /// Event ring-buffer size in bytes (see `attach --ring-size`).
-        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
+        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true, conflicts_with = "pprof")]
         ring_size: u32,
         #[command(flatten)]
         budget: BudgetArgs,
@@ -281,11 +281,11 @@ struct BudgetArgs {
     /// Overhead budget: probe hits per second in the target above which SFGI degrades by
     /// itself (samples parks, detaches the wake/exit probes, then works from inventory
     /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
-    #[arg(long, value_name = "N", default_value_t = sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE)]
+    #[arg(long, value_name = "N", default_value_t = sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE, conflicts_with = "pprof")]
     max_event_rate: u64,
     /// After degrading, try full tracing again this long later, for 0.5 s; if the target is
     /// still over budget, wait twice as long next time (up to 10m). 0: never.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", conflicts_with = "pprof")]
     budget_retry: Duration,
 }
 
