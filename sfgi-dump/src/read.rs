@@ -56,19 +56,30 @@ pub fn parse(data: &[u8], table: &mut FrameTable, limits: &Limits) -> Result<Dum
         if out.starts_with(&[0x1f, 0x8b]) {
             return Err(DumpError::Proto("gzip inside gzip".into()));
         }
-        return match looks_like_text(&out) {
-            true => parse_plain(&out, table, limits),
-            false => parse_profile(&out, table, limits),
+        if !looks_like_text(&out) {
+            return parse_profile(&out, table, limits);
+        }
+        // A protobuf can look like text; text without a goroutine may still be one.
+        return match parse_plain(&out, table, limits) {
+            Err(DumpError::NoGoroutines | DumpError::Binary) => {
+                parse_profile(&out, table, limits).map_err(|_| DumpError::NoGoroutines)
+            }
+            other => other,
         };
     }
     parse_plain(data, table, limits)
 }
 
-/// Whether decompressed data is a text dump rather than a protobuf.
+/// Whether decompressed data is a text dump rather than a protobuf: its head is UTF-8 without
+/// NUL bytes (a character cut by the 4 KiB window is still text).
 fn looks_like_text(data: &[u8]) -> bool {
     let head = &data[..data.len().min(4096)];
-    !head.is_empty() && std::str::from_utf8(head).is_ok_and(|s| !s.contains('\0'))
-        || head.starts_with(b"goroutine ")
+    let text = match std::str::from_utf8(head) {
+        Ok(_) => head,
+        Err(e) if e.error_len().is_none() => &head[..e.valid_up_to()],
+        Err(_) => return false,
+    };
+    !text.is_empty() && !text.contains(&0)
 }
 
 /// Text (or what claims to be): refuses empty input, binary data and HTML first.
@@ -133,6 +144,17 @@ mod tests {
             parse_new(&sample("debug1.txt")),
             Err(DumpError::Debug1)
         ));
+    }
+
+    #[test]
+    fn gzip_of_text_is_text_wherever_its_characters_fall() {
+        let mut text = String::from("goroutine 1 [running]:\nmain.main()\n\t/");
+        text.push_str(&"é".repeat(3000));
+        text.push_str(".go:1 +0x1\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let d = parse_new(&gz.finish().unwrap()).unwrap();
+        assert_eq!((d.kind, d.goroutines.len()), (DumpKind::Text, 1));
     }
 
     #[test]
