@@ -67,7 +67,12 @@ pub fn parse(data: &[u8], table: &mut FrameTable, limits: &Limits) -> Result<Dum
             other => other,
         };
     }
-    parse_plain(data, table, limits)
+    // An uncompressed profile.proto is binary to the text reader: try it as one before saying
+    // it is a binary file.
+    match parse_plain(data, table, limits) {
+        Err(DumpError::Binary) => parse_profile(data, table, limits).map_err(|_| DumpError::Binary),
+        other => other,
+    }
 }
 
 /// Whether decompressed data is a text dump rather than a protobuf: its head is UTF-8 without
@@ -155,6 +160,16 @@ mod tests {
         gz.write_all(text.as_bytes()).unwrap();
         let d = parse_new(&gz.finish().unwrap()).unwrap();
         assert_eq!((d.kind, d.goroutines.len()), (DumpKind::Text, 1));
+    }
+
+    #[test]
+    fn an_uncompressed_profile_is_read_too() {
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&sample("goroutine.pb.gz")[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        let d = parse_new(&raw).unwrap();
+        assert_eq!(d.kind, DumpKind::GoroutineProfile);
     }
 
     #[test]
