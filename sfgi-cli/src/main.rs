@@ -193,6 +193,10 @@ struct PprofArgs {
     /// An extra request header (`Name: value`). Repeatable.
     #[arg(long, value_name = "HEADER", requires = "pprof")]
     pprof_header: Vec<String>,
+    /// Trust the PEM certificates in this file (a private CA or a self-signed endpoint)
+    /// instead of the web PKI roots.
+    #[arg(long, value_name = "FILE", requires = "pprof")]
+    pprof_ca: Option<PathBuf>,
     /// Largest dump accepted per poll, bytes (`k`, `M`, `G` suffixes).
     #[arg(long = "pprof-max-size", value_name = "SIZE", value_parser = parse_size, default_value = "256M", requires = "pprof")]
     max_size: u64,
@@ -217,6 +221,10 @@ impl PprofArgs {
         for h in &self.pprof_header {
             headers.push(sfgi_dump::pprof::parse_header(h)?);
         }
+        let ca_pem = match &self.pprof_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
         Ok(Some(sfgi::remote::PprofOptions {
             url: url.clone(),
             endpoint: sfgi_dump::pprof::EndpointOptions {
@@ -226,6 +234,7 @@ impl PprofArgs {
                     max_bytes: self.max_size,
                     ..sfgi_dump::Limits::default()
                 },
+                ca_pem,
             },
             duration,
             interval,

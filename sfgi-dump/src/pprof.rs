@@ -1,5 +1,6 @@
 //! A live target's `net/http/pprof` endpoint, polled for its goroutine dump: the source behind
-//! `sfgi attach --pprof URL`. Blocking HTTP/1.1 (TLS by rustls with the web PKI roots), with a
+//! `sfgi attach --pprof URL`. Blocking HTTP/1.1 (TLS by rustls with the web PKI roots, or the
+//! certificates of a CA file), with a
 //! timeout on every request and a limit on every body; clear errors for what users get wrong
 //! (not a pprof endpoint, a 404, authentication).
 //!
@@ -37,6 +38,9 @@ pub enum PprofError {
     /// The URL is not `http(s)://HOST[:PORT][/…]`.
     #[error("{0:?} is not an http:// or https:// URL of a pprof endpoint (e.g. http://127.0.0.1:6060 or http://HOST:PORT/debug/pprof/)")]
     BadUrl(String),
+    /// A CA file without a usable certificate.
+    #[error("no PEM certificate in the CA file ({0})")]
+    BadCa(String),
     /// A header given as something other than `Name: value`.
     #[error("{0:?} is not a header (expected `Name: value`)")]
     BadHeader(String),
@@ -97,6 +101,9 @@ pub struct EndpointOptions {
     pub headers: Vec<(String, String)>,
     /// Body and size limits.
     pub limits: Limits,
+    /// PEM certificates to trust instead of the web PKI roots (a private CA, a self-signed
+    /// endpoint).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for EndpointOptions {
@@ -105,6 +112,7 @@ impl Default for EndpointOptions {
             timeout: Duration::from_secs(30),
             headers: Vec::new(),
             limits: Limits::default(),
+            ca_pem: None,
         }
     }
 }
@@ -177,7 +185,23 @@ impl Endpoint {
     /// An endpoint at `url` (see [`base_url`]).
     pub fn new(url: &str, opts: EndpointOptions) -> Result<Endpoint, PprofError> {
         let base = base_url(url)?;
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = &opts.ca_pem {
+            let mut certs = Vec::new();
+            for item in ureq::tls::parse_pem(pem) {
+                match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                    Ok(_) => {}
+                    Err(e) => return Err(PprofError::BadCa(e.to_string())),
+                }
+            }
+            if certs.is_empty() {
+                return Err(PprofError::BadCa("none found".into()));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .timeout_global(Some(opts.timeout))
             .http_status_as_error(false)
             .max_redirects(3)
@@ -285,6 +309,14 @@ mod tests {
         );
         assert!(parse_header("no colon").is_err());
         assert!(parse_header(": v").is_err());
+        let bad_ca = Endpoint::new(
+            "https://h",
+            EndpointOptions {
+                ca_pem: Some(b"not a certificate".to_vec()),
+                ..EndpointOptions::default()
+            },
+        );
+        assert!(matches!(bad_ca, Err(PprofError::BadCa(_))));
     }
 
     /// A one-shot HTTP server answering `status` with `body` (or never answering); returns its
@@ -334,6 +366,7 @@ mod tests {
                     max_bytes,
                     ..Limits::default()
                 },
+                ca_pem: None,
             },
         )
         .unwrap()

@@ -773,6 +773,96 @@ fn watch_pprof_redraws_at_every_poll_as_nobody() {
     assert!(l.stderr.contains("cannot be used with"), "{}", l.stderr);
 }
 
+/// `sfgi attach --pprof https://…`: TLS with a private CA given by `--pprof-ca`, and refused
+/// in one line without it.
+#[test]
+fn attach_pprof_over_https() {
+    let nobody = Nobody::new("pprof-tls");
+    // A private CA, and the endpoint's certificate for 127.0.0.1 signed by it.
+    let d = |n: &str| nobody.dir.join(n);
+    let openssl = |args: &[&str]| {
+        let out = Command::new(sfgi_gotool::tools::require("openssl"))
+            .args(args)
+            .current_dir(&nobody.dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=sfgi test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&ca);
+    let mut req = vec!["req", "-subj", "/CN=127.0.0.1"];
+    req.extend(ec);
+    req.extend(["-keyout", "key.pem", "-out", "req.csr"]);
+    openssl(&req);
+    std::fs::write(d("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let (cert, key, ca_pem) = (d("cert.pem"), d("key.pem"), d("ca.pem"));
+    std::fs::set_permissions(&ca_pem, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bin = build_program("dumps", NEWEST, false);
+    let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut target = Target::start_until(
+        &bin,
+        &["serve", "-interval", "100ms", "-tls-cert", c, "-tls-key", k],
+        "pprof https://",
+    );
+    let base = target
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("pprof "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("pprof address")
+        .to_string();
+    let ca_arg = ca_pem.to_str().unwrap();
+    let r = nobody.json(&[
+        "attach",
+        "--pprof",
+        &base,
+        "--duration",
+        "2s",
+        "--pprof-ca",
+        ca_arg,
+    ]);
+    assert!(
+        r["stats"]["pprof"]["polls"].as_u64().unwrap() >= 1,
+        "{}",
+        pretty(&r["stats"])
+    );
+    let g = group_in(r["groups"].as_array().unwrap(), "main.leakySend");
+    assert_leaky_send(g);
+    let untrusted = nobody.run(&["attach", "--pprof", &base, "--duration", "2s"], None);
+    assert_refused(&untrusted, "certificate");
+    target.stop();
+}
+
 /// A fake endpoint answering every connection with `answer` (or holding it open, or streaming
 /// forever); returns its base URL.
 fn fake_endpoint(answer: &'static [u8], mode: &'static str) -> String {

@@ -9,7 +9,8 @@
 //	                                    dumps every goroutine (with -traceback all). -park N
 //	                                    also parks N idle goroutines (for measuring what a
 //	                                    poll costs), and /debug/pauses reports the world's
-//	                                    stops (runtime/metrics) since the last call.
+//	                                    stops (runtime/metrics) since the last call;
+//	                                    -tls-cert F -tls-key K serve HTTPS.
 //	dumps deadlock                      block three goroutines on channels and main on a
 //	                                    WaitGroup: Go exits with "all goroutines are asleep".
 //	dumps panic                         block three goroutines, then panic (-traceback all
@@ -150,13 +151,21 @@ func serve(interval, gc time.Duration, park int) {
 		os.Exit(2)
 	}
 	go spawnLeaks(interval)
+	if tlsCert != "" {
+		fmt.Printf("pprof https://%s pid=%d\n", ln.Addr(), os.Getpid())
+		_ = http.ServeTLS(ln, nil, tlsCert, tlsKey)
+		return
+	}
 	fmt.Printf("pprof http://%s pid=%d\n", ln.Addr(), os.Getpid())
 	_ = http.Serve(ln, nil)
 }
 
+// With -tls-cert and -tls-key, serve over HTTPS.
+var tlsCert, tlsKey string
+
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dumps serve|deadlock|panic [-interval D] [-gc D] [-park N] [-traceback LEVEL]")
+		fmt.Fprintln(os.Stderr, "usage: dumps serve|deadlock|panic [-interval D] [-gc D] [-park N] [-tls-cert F -tls-key K] [-traceback LEVEL]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("dumps", flag.ExitOnError)
@@ -164,6 +173,8 @@ func main() {
 	gc := fs.Duration("gc", 0, "run a GC every D (0: never)")
 	traceback := fs.String("traceback", "", "GOTRACEBACK level to set (e.g. all)")
 	park := fs.Int("park", 0, "serve: also park this many idle goroutines")
+	fs.StringVar(&tlsCert, "tls-cert", "", "serve: HTTPS with this PEM certificate")
+	fs.StringVar(&tlsKey, "tls-key", "", "serve: and this PEM key")
 	_ = fs.Parse(os.Args[2:])
 	if *traceback != "" {
 		debug.SetTraceback(*traceback)
