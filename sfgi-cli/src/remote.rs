@@ -262,8 +262,8 @@ async fn poll_loop(
                         engine.begin_inventory();
                         engine.ingest_goroutines(&gs, now as i64);
                         engine.end_inventory(InventoryPass {
-                            unreadable: 0,
                             read_ns: u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                            ..InventoryPass::default()
                         });
                         engine.tick(now);
                         // Judged at every poll: the judge's hysteresis needs its history.

@@ -277,6 +277,8 @@ pub struct Session<'t> {
     budget: Budget,
     /// How to read the target's goroutines (worked out once), or why they cannot be.
     plan: Result<inventory::Plan<'t>, String>,
+    /// What incremental re-reads remember of each goroutine between reads.
+    remembered: inventory::Remembered,
 }
 
 impl<'t> Session<'t> {
@@ -322,6 +324,7 @@ impl<'t> Session<'t> {
             opts: opts.clone(),
             batch: Vec::new(),
             force_rescan: false,
+            remembered: inventory::Remembered::default(),
             drops_trusted: 0,
             target_exited: false,
         };
@@ -409,13 +412,25 @@ impl<'t> Session<'t> {
         let read = match &self.plan {
             Ok(plan) => {
                 let mut n = 0;
+                let mut whole_next = Vec::new();
                 engine.begin_inventory();
-                plan.read_each(self.target.pid, self.target.load_bias, |batch, now| {
-                    n += batch.len();
-                    engine.ingest_goroutines(batch, now);
-                })
-                .map(|inv| (inv, n))
-                .map_err(|e| e.to_string())
+                let read = plan
+                    .reread_each(
+                        self.target.pid,
+                        self.target.load_bias,
+                        &mut self.remembered,
+                        |batch, unchanged, now| {
+                            n += batch.len() + unchanged.len();
+                            engine.ingest_goroutines(batch, now);
+                            whole_next.extend(engine.ingest_unchanged(unchanged, now));
+                        },
+                    )
+                    .map(|inv| (inv, n))
+                    .map_err(|e| e.to_string());
+                for slot in whole_next {
+                    self.remembered.forget(slot);
+                }
+                read
             }
             Err(e) => Err(e.clone()),
         };
@@ -423,6 +438,7 @@ impl<'t> Session<'t> {
             Ok((inv, n)) => {
                 engine.end_inventory(InventoryPass {
                     unreadable: inv.unreadable,
+                    unchanged: inv.unchanged,
                     read_ns: inv.read_ns,
                 });
                 // Every probe attached and nothing lost across a whole read: events are
@@ -440,6 +456,10 @@ impl<'t> Session<'t> {
             }
         };
         let duration_ms = t0.elapsed().as_secs_f64() * 1e3;
+        log::debug!(
+            "inventory re-read: {scanned} goroutines in {duration_ms:.1} ms ({} not read whole)",
+            self.engine.health.inventory_unchanged
+        );
         let now = monotonic_ns();
         let leaked = self
             .engine

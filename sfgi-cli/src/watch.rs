@@ -312,17 +312,24 @@ impl Watcher<'_> {
     fn counts_part(s: &Snapshot) -> String {
         let st = &s.states;
         let r = &s.report;
+        // The runtime's own `_Gleaked` marks (Go 1.27 leak profile) only when there are any:
+        // "leaked 0" next to leak groups read as a contradiction.
+        let marked = if st.leaked > 0 {
+            format!(", marked leaked by Go {}", st.leaked)
+        } else {
+            String::new()
+        };
         format!(
-            "goroutines {}: running {}, waiting {}, syscall {}, leaked {}  events/s {:.0}  drops {}  GC cycles {}  leak groups {}",
+            "goroutines {}: running {}, waiting {}, syscall {}{marked}  events/s {:.0}  drops {}  GC cycles {}  leak groups {} ({} goroutines)",
             st.total(),
             st.running,
             st.waiting,
             st.syscall,
-            st.leaked,
             s.events_per_sec,
             r.stats.dropped,
             r.stats.gc_cycles,
             r.leaks.len(),
+            r.leaks.iter().map(|l| l.count).sum::<usize>(),
         )
     }
 

@@ -142,6 +142,9 @@ impl Dump {
                 waiting_on: Vec::new(),
                 sudogs: Vec::new(),
                 g_addr: 0,
+                // Unknown between dumps (the engine judges re-parks in dumps by their wait
+                // times: `EngineConfig::from_dumps`).
+                stayed_blocked: false,
             }
         })
     }

@@ -8,7 +8,7 @@ use crate::classify::{Classification, Classifier, GroupFeatures};
 use crate::event::RuntimeEvent;
 use crate::format::go_duration;
 use crate::frame::{go_dump_text, Frame, Symbols};
-use crate::goroutine::{GStatus, GoroutineInfo};
+use crate::goroutine::{ChanKind, GStatus, GoroutineInfo, Unchanged};
 use crate::group::{
     blocking_frame, created_by_site, creation_stack, stable_id, strip_line, StackSource,
 };
@@ -100,6 +100,9 @@ struct GroupSite {
     created_by: String,
     park_frames: Vec<Frame>,
     park_functions: Vec<String>,
+    /// What the channels of the last member an inventory read whole wait on are (empty:
+    /// none read).
+    waits_on: Vec<ChanKind>,
 }
 
 /// Key of a resolved park site.
@@ -159,6 +162,8 @@ impl Default for Limits {
 pub struct InventoryPass {
     /// Goroutines that could not be read consistently.
     pub unreadable: usize,
+    /// Goroutines not read whole (see [`Unchanged`]).
+    pub unchanged: usize,
     /// How long the read took (ns).
     pub read_ns: u64,
 }
@@ -174,6 +179,12 @@ pub struct EngineHealth {
     pub inventory_error: Option<String>,
     /// How long the last inventory took, ms.
     pub inventory_ms: f64,
+    /// How long the first inventory took, ms (it reads every goroutine whole; later ones are
+    /// incremental).
+    pub inventory_first_ms: f64,
+    /// Goroutines the last inventory did not read whole (unchanged since the read before, or
+    /// not parked; see [`Unchanged`]).
+    pub inventory_unchanged: usize,
     /// Goroutines found parked by an inventory although SFGI thought them running (missed park).
     pub reconciled_parked: u64,
     /// Goroutines found running by an inventory although SFGI thought them parked (missed wake).
@@ -214,6 +225,11 @@ pub struct Engine<'t> {
     /// Since when event-derived states may be stale (monotonic ns).
     untrusted_since: Option<u64>,
     limits: Limits,
+    /// When the inventory read being ingested started, and the last complete one (monotonic
+    /// ns), and the interval between the last two.
+    read_now_ns: u64,
+    last_read_ns: u64,
+    read_gap_ns: u64,
     /// What the engine could not see.
     pub health: EngineHealth,
     wall_minus_mono_ns: i128,
@@ -237,6 +253,9 @@ impl<'t> Engine<'t> {
             unwound: HashMap::new(),
             overflow: None,
             untrusted_since: None,
+            read_now_ns: 0,
+            last_read_ns: 0,
+            read_gap_ns: 0,
             limits: cfg.limits,
             health: EngineHealth {
                 events_trusted: true,
@@ -392,6 +411,7 @@ impl<'t> Engine<'t> {
             wait_reason,
             blocked_at,
             created_by,
+            waits_on: Vec::new(),
         });
         self.group_of_key.insert(key, idx);
         idx
@@ -439,6 +459,7 @@ impl<'t> Engine<'t> {
             created_by: "many".to_string(),
             park_frames: Vec::new(),
             park_functions: Vec::new(),
+            waits_on: Vec::new(),
         });
         self.overflow = Some(i);
         i
@@ -467,6 +488,7 @@ impl<'t> Engine<'t> {
     /// Folds in one batch of an inventory read at `now_monotonic_ns`.
     pub fn ingest_goroutines(&mut self, goroutines: &[GoroutineInfo], now_monotonic_ns: i64) {
         let now = now_monotonic_ns.max(0) as u64;
+        self.read_now_ns = now;
         for gi in goroutines {
             let parked_now = matches!(
                 gi.status,
@@ -481,22 +503,40 @@ impl<'t> Engine<'t> {
             let caller_pc = gi.stack.get(1).copied().unwrap_or(0);
             let known = self.life.observe(gi.goid, gi.stack_bytes(), leaked);
             match (known, parked_now) {
-                (Some(true), true) => match self.life.dormant_park(gi.goid) {
-                    // Known only from an earlier read, and now in another park: it woke and
-                    // parked again between reads; this park is new (its age starts now).
-                    Some(p) if p != (reason, caller_pc) => self.life.forget_dormant(gi.goid),
-                    // A dump's own wait time says this park began after the one SFGI knows:
-                    // it woke and parked again at the same site between two dumps.
-                    _ if self.from_dumps && self.parked_again(gi, now) => {
-                        self.life.forget_dormant(gi.goid)
-                    }
-                    // Events are fresher than a snapshot taken while the target runs; the
-                    // snapshot confirms the park.
-                    _ => {
+                (Some(true), true) => {
+                    let group = self.inventory_group(gi, reason);
+                    let dormant_park = self.life.dormant_park(gi.goid);
+                    let dormant = dormant_park.is_some();
+                    let same_site = self
+                        .life
+                        .parked_view(gi.goid)
+                        .is_some_and(|v| v.park.group == group)
+                        && dormant_park.is_none_or(|p| p == (reason, caller_pc));
+                    // Events are fresher than a snapshot taken while the target runs: with
+                    // events trusted the snapshot only confirms the park. A park known only from
+                    // an earlier read, or from events that may be stale, in another site: it
+                    // woke and parked again in between unseen; this park is new (age from now).
+                    // A dump's own wait time may say this park began after the one SFGI
+                    // knows: it woke and parked again at the same site between two dumps. And a
+                    // dump has no events fresher than itself: it alone says where a goroutine is.
+                    let same_site = same_site && !(self.from_dumps && self.parked_again(gi, now));
+                    if same_site || (!self.from_dumps && !dormant && self.untrusted_since.is_none())
+                    {
                         self.life.confirm(gi.goid, now);
+                        if !gi.stayed_blocked {
+                            self.restart_unproven(gi.goid, now);
+                        }
+                        if let Some(v) = self.life.parked_view(gi.goid) {
+                            self.note_waits(v.park.group, gi);
+                        }
                         continue;
                     }
-                },
+                    if dormant {
+                        self.life.forget_dormant(gi.goid);
+                    }
+                    self.seed_from_inventory(gi, reason, caller_pc, group, now);
+                    continue;
+                }
                 (Some(false), false) | (None, false) => {
                     self.life.seed_active(gi.goid, now, gi.stack_bytes());
                     continue;
@@ -513,83 +553,103 @@ impl<'t> Engine<'t> {
                 (Some(false), true) => self.health.reconciled_parked += 1,
                 (None, true) => {}
             }
-            let stack_idx = match self.unwound.get(&gi.stack) {
-                Some(&i) => Some(i),
-                None if self.unwound.len() < self.limits.unwound_stacks => {
-                    let i = self.unwound.len() as u32;
-                    self.unwound.insert(gi.stack.clone(), i);
-                    Some(i)
-                }
-                // The cache is full: resolve this stack on its own (symbolization has its own
-                // cache) rather than key it together with others.
-                None => None,
-            };
-            let group = match stack_idx {
-                Some(i) => {
-                    let key = SiteKey {
-                        stack: StackKey::Unwound(i),
-                        reason,
-                        gopc: gi.gopc,
-                    };
-                    match self.site_of.get(&key) {
-                        Some(&g) => g,
-                        None => {
-                            let g = self.resolve(&gi.stack, reason, gi.gopc);
-                            self.site_of.insert(key, g);
-                            g
-                        }
+            let group = self.inventory_group(gi, reason);
+            self.seed_from_inventory(gi, reason, caller_pc, group, now);
+        }
+    }
+
+    /// The group of the park an inventory read whole (its unwound stack, wait reason and
+    /// creation site).
+    fn inventory_group(&mut self, gi: &GoroutineInfo, reason: u32) -> u32 {
+        let stack_idx = match self.unwound.get(&gi.stack) {
+            Some(&i) => Some(i),
+            None if self.unwound.len() < self.limits.unwound_stacks => {
+                let i = self.unwound.len() as u32;
+                self.unwound.insert(gi.stack.clone(), i);
+                Some(i)
+            }
+            // The cache is full: resolve this stack on its own (symbolization has its own
+            // cache) rather than key it together with others.
+            None => None,
+        };
+        match stack_idx {
+            Some(i) => {
+                let key = SiteKey {
+                    stack: StackKey::Unwound(i),
+                    reason,
+                    gopc: gi.gopc,
+                };
+                match self.site_of.get(&key) {
+                    Some(&g) => g,
+                    None => {
+                        let g = self.resolve(&gi.stack, reason, gi.gopc);
+                        self.site_of.insert(key, g);
+                        g
                     }
                 }
-                None => {
-                    self.health.uncached_stacks += 1;
-                    self.resolve(&gi.stack, reason, gi.gopc)
-                }
-            };
-            // A lower bound: SFGI saw no event of this park, and `g.waitsince` is no better than
-            // an upper bound (the runtime stamps it at a GC scan with the previous GC's time,
-            // up to a whole GC interval, even two minutes, before the park). Counting from this
-            // first sighting, an age error can only delay a verdict, never invent one. A dump
-            // is all there is of its moment: its own wait time (whole minutes, rounded down) is
-            // the best age it has.
-            let since = if self.from_dumps {
-                now.saturating_sub(gi.wait_age_ns.unwrap_or(0))
-            } else {
-                now
-            };
-            self.life.seed_parked(
-                gi.goid,
-                Parked {
-                    reason,
-                    caller_pc,
-                    // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
-                    // unknown, not nil (else a leaked channel op would look like a nil channel).
-                    object: if gi.waiting_on.is_empty()
-                        && (gi.status == GStatus::Leaked || self.from_dumps)
-                    {
-                        UNKNOWN_OBJECT
-                    } else {
-                        gi.waiting_on
-                            .iter()
-                            .take(sfgi_common::MAX_OBJECT_SUDOGS)
-                            .fold(0, |k, &c| sfgi_common::fold_object(k, c))
-                    },
-                    stack_id: -1,
-                    since_ns: since,
-                    gc_at_park: self.life.gc_cycles as u32,
-                    group,
-                },
-                Creation {
-                    parent: gi.parent_goid,
-                    gopc: gi.gopc,
-                    startpc: gi.startpc,
-                    stack_id: -1,
-                    at_ns: 0,
-                },
-                gi.status == GStatus::Leaked,
-                gi.stack_bytes(),
-            );
-            self.life.confirm(gi.goid, now);
+            }
+            None => {
+                self.health.uncached_stacks += 1;
+                self.resolve(&gi.stack, reason, gi.gopc)
+            }
         }
+    }
+
+    /// Files a park an inventory found (SFGI saw no event of it) into `group`, from `now`.
+    fn seed_from_inventory(
+        &mut self,
+        gi: &GoroutineInfo,
+        reason: u32,
+        caller_pc: u64,
+        group: u32,
+        now: u64,
+    ) {
+        // A lower bound: SFGI saw no event of this park, and `g.waitsince` is no better than
+        // an upper bound (the runtime stamps it at a GC scan with the previous GC's time,
+        // up to a whole GC interval, even two minutes, before the park). Counting from this
+        // first sighting, an age error can only delay a verdict, never invent one. A dump
+        // is all there is of its moment: its own wait time (whole minutes, rounded down) is
+        // the best age it has.
+        let since = if self.from_dumps {
+            now.saturating_sub(gi.wait_age_ns.unwrap_or(0))
+        } else {
+            now
+        };
+        self.life.seed_parked(
+            gi.goid,
+            Parked {
+                reason,
+                caller_pc,
+                // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
+                // unknown, not nil (else a leaked channel op would look like a nil channel).
+                // Nor does a dump name any object.
+                object: if gi.waiting_on.is_empty()
+                    && (gi.status == GStatus::Leaked || self.from_dumps)
+                {
+                    UNKNOWN_OBJECT
+                } else {
+                    gi.waiting_on
+                        .iter()
+                        .take(sfgi_common::MAX_OBJECT_SUDOGS)
+                        .fold(0, |k, &c| sfgi_common::fold_object(k, c))
+                },
+                stack_id: -1,
+                since_ns: since,
+                gc_at_park: self.life.gc_cycles as u32,
+                group,
+            },
+            Creation {
+                parent: gi.parent_goid,
+                gopc: gi.gopc,
+                startpc: gi.startpc,
+                stack_id: -1,
+                at_ns: 0,
+            },
+            gi.status == GStatus::Leaked,
+            gi.stack_bytes(),
+        );
+        self.life.confirm(gi.goid, now);
+        self.note_waits(group, gi);
     }
 
     /// Whether a dump's goroutine, which SFGI knows parked at the same site, must have parked
@@ -609,6 +669,68 @@ impl<'t> Engine<'t> {
         v.park.since_ns < began_after
     }
 
+    /// While events are untrusted, an inventory that cannot show `goid` stayed blocked since
+    /// the read before restarts its age (a goroutine that parks and wakes a thousand times a
+    /// second is found "in the same park" by every read otherwise). With events trusted, a
+    /// re-park would have been seen.
+    fn restart_unproven(&mut self, goid: u64, now: u64) {
+        if self.untrusted_since.is_some() {
+            self.life.restart_park(goid, now);
+        }
+    }
+
+    /// Keeps what the channels of `gi` (a member of `group` read whole) are.
+    fn note_waits(&mut self, group: u32, gi: &GoroutineInfo) {
+        if gi.sudogs.iter().all(|s| s.kind == ChanKind::Unknown) {
+            return;
+        }
+        if let Some(site) = self.sites.get_mut(group as usize) {
+            site.waits_on.clear();
+            site.waits_on.extend(gi.sudogs.iter().map(|s| s.kind));
+        }
+    }
+
+    /// Folds in goroutines an incremental re-read at `now_monotonic_ns` did not read whole
+    /// (see [`Unchanged`]): a parked one SFGI knows parked is confirmed in its park exactly as a
+    /// whole read would; one that is not parked is recorded as active. Returns the slots of
+    /// parked ones the engine does not know parked (forgotten, or last seen running): the reader
+    /// must read those whole next time.
+    pub fn ingest_unchanged(
+        &mut self,
+        goroutines: &[Unchanged],
+        now_monotonic_ns: i64,
+    ) -> Vec<u32> {
+        let now = now_monotonic_ns.max(0) as u64;
+        self.read_now_ns = now;
+        let mut whole = Vec::new();
+        for g in goroutines {
+            if !g.parked() {
+                match self.life.observe(g.goid, g.stack_bytes, None) {
+                    Some(true) => {
+                        self.health.reconciled_running += 1;
+                        if let Some(l) = self.life.get_mut(g.goid) {
+                            l.parked = false;
+                        }
+                    }
+                    Some(false) | None => self.life.seed_active(g.goid, now, g.stack_bytes),
+                }
+                continue;
+            }
+            let leaked = Some(g.status == GStatus::Leaked);
+            match self.life.observe(g.goid, g.stack_bytes, leaked) {
+                // Unchanged since it was read whole, so in the park SFGI knows.
+                Some(true) => {
+                    self.life.confirm(g.goid, now);
+                    if !g.stayed_blocked {
+                        self.restart_unproven(g.goid, now);
+                    }
+                }
+                Some(false) | None => whole.push(g.slot),
+            }
+        }
+        whole
+    }
+
     /// Ends an inventory begun with [`Engine::begin_inventory`]: goroutines it did not see are
     /// gone (exits SFGI missed). `pass` carries the pass's counters.
     pub fn end_inventory(&mut self, pass: InventoryPass) {
@@ -616,6 +738,16 @@ impl<'t> Engine<'t> {
         self.health.inventory_unreadable = pass.unreadable;
         self.health.inventory_error = None;
         self.health.inventory_ms = pass.read_ns as f64 / 1e6;
+        self.health.inventory_unchanged = pass.unchanged;
+        if self.read_now_ns > self.last_read_ns {
+            if self.last_read_ns > 0 {
+                self.read_gap_ns = self.read_now_ns - self.last_read_ns;
+            }
+            self.last_read_ns = self.read_now_ns;
+        }
+        if self.health.inventories == 1 {
+            self.health.inventory_first_ms = self.health.inventory_ms;
+        }
         let gone = self.life.end_inventory();
         self.health.reconciled_gone += gone as u64;
     }
@@ -657,6 +789,11 @@ impl<'t> Engine<'t> {
         stacks: &dyn StackSource,
         incomplete: bool,
     ) -> Vec<Leak> {
+        // Untrusted events: members are seen to arrive only at inventory reads.
+        self.judge.set_resolution(match self.untrusted_since {
+            Some(_) => self.read_gap_ns.saturating_mul(3) / 2,
+            None => 0,
+        });
         struct Acc {
             members: Vec<MemberView>,
             gc_max: u64,
@@ -765,6 +902,7 @@ impl<'t> Engine<'t> {
                 wakes_per_member: a.wakes as f64 / count.max(1) as f64,
                 wake_interval_cv: median(&mut a.cv),
                 wake_interval_median_s: median(&mut a.intervals),
+                waits_on: site.waits_on.clone(),
             };
             let class: Classification = self.classifier.classify(&features);
             let verdict = self.judge.judge(
@@ -933,6 +1071,7 @@ mod tests {
             waiting_on: vec![0xc000_0000 + goid],
             sudogs: Vec::new(),
             g_addr: 0xc100_0000 + goid,
+            stayed_blocked: false,
         }
     }
 
@@ -1114,8 +1253,26 @@ mod tests {
             }))
             .collect();
         ingest(&mut e, &gs, 41);
-        assert_eq!(suspect(&mut e, 42), Some(4));
+        // Confirmed, but nothing proves they stayed blocked since their parks at 1 s (they
+        // may have woken and parked again in the same place unseen): aged from this read.
+        assert_eq!(suspect(&mut e, 42), None);
         assert_eq!(e.health.unconfirmed, 0);
+        // Later reads find them unchanged with g.waitsince set: blocked all along.
+        for t in [45, 50] {
+            e.begin_inventory();
+            let same: Vec<Unchanged> = (10..14)
+                .map(|goid| Unchanged {
+                    goid,
+                    status: GStatus::Waiting,
+                    stack_bytes: 8192,
+                    stayed_blocked: true,
+                    slot: goid as u32,
+                })
+                .collect();
+            assert!(e.ingest_unchanged(&same, (t * S) as i64).is_empty());
+            e.end_inventory(InventoryPass::default());
+        }
+        assert_eq!(suspect(&mut e, 52), Some(4));
         // A new park seen by the park probe after that read waits for the next one.
         e.apply(&park_event(20, 43), &NoStacks);
         let _ = e.verdicts(60 * S, &NoStacks, false);
@@ -1227,5 +1384,174 @@ mod tests {
         assert_eq!(v.len(), 1, "{v:#?}");
         assert_eq!(v[0].duration_seconds, 1.0);
         assert_eq!(v[0].count, 1);
+    }
+
+    /// An incremental re-read's unchanged goroutines keep and confirm their parks exactly as a
+    /// whole read would; those the engine does not know parked are asked for whole; those
+    /// not seen at all by a complete read are gone.
+    #[test]
+    fn unchanged_goroutines_are_confirmed_as_a_whole_read_would() {
+        let mut e = engine(Limits::default());
+        let gs: Vec<GoroutineInfo> = (1..=3).map(|g| parked(g, vec![400, 500])).collect();
+        ingest(&mut e, &gs, 10);
+        assert!(e.distrust_events(11 * S));
+        let same = |goid: u64, status: GStatus, slot: u32| Unchanged {
+            goid,
+            status,
+            stack_bytes: 8192,
+            stayed_blocked: true,
+            slot,
+        };
+        e.begin_inventory();
+        let whole = e.ingest_unchanged(
+            &[
+                same(1, GStatus::Waiting, 0),
+                same(2, GStatus::Waiting, 1),
+                // Never read whole: the engine cannot place it in a group.
+                same(9, GStatus::Waiting, 7),
+                same(4, GStatus::Running, 3),
+            ],
+            (20 * S) as i64,
+        );
+        e.end_inventory(InventoryPass::default());
+        assert_eq!(whole, vec![7]);
+        // 3 was not in this complete read: gone. 1 and 2 confirmed, aged from 10 s.
+        assert_eq!(e.health.reconciled_gone, 1);
+        let v = e.verdicts(25 * S, &NoStacks, false);
+        assert_eq!((v.len(), v[0].count), (1, 2), "{v:#?}");
+        assert_eq!(v[0].duration_seconds, 15.0);
+        assert_eq!(e.health.unconfirmed, 0);
+        // Found running: no longer parked.
+        e.begin_inventory();
+        let whole = e.ingest_unchanged(
+            &[same(1, GStatus::Runnable, 0), same(2, GStatus::Waiting, 1)],
+            (30 * S) as i64,
+        );
+        e.end_inventory(InventoryPass::default());
+        assert!(whole.is_empty());
+        let v = e.verdicts(31 * S, &NoStacks, false);
+        assert_eq!(v[0].count, 1, "{v:#?}");
+        // Running now, parked again unseen: the reader must read it whole.
+        e.begin_inventory();
+        let whole = e.ingest_unchanged(
+            &[same(1, GStatus::Waiting, 0), same(2, GStatus::Waiting, 1)],
+            (32 * S) as i64,
+        );
+        e.end_inventory(InventoryPass::default());
+        assert_eq!(whole, vec![0]);
+    }
+
+    /// With events untrusted (probes detached), a goroutine found again in the same park ages
+    /// only while its `g.waitsince` proves it stayed blocked: a keep-alive connection that
+    /// parks and wakes thousands of times a second between two reads must not look blocked
+    /// for the whole time.
+    #[test]
+    fn untrusted_parks_age_only_on_proof_of_continuity() {
+        let mut e = engine(Limits::default());
+        assert!(e.distrust_events(S));
+        let gs: Vec<GoroutineInfo> = (1..=4).map(|g| parked(g, vec![400, 500])).collect();
+        ingest(&mut e, &gs, 10);
+        let read = |e: &mut Engine<'_>, t: u64, stamped: bool| {
+            e.begin_inventory();
+            let unchanged: Vec<Unchanged> = (1..=4)
+                .map(|goid| Unchanged {
+                    goid,
+                    status: GStatus::Waiting,
+                    stack_bytes: 8192,
+                    stayed_blocked: stamped,
+                    slot: goid as u32,
+                })
+                .collect();
+            assert!(e.ingest_unchanged(&unchanged, (t * S) as i64).is_empty());
+            e.end_inventory(InventoryPass::default());
+        };
+        // waitsince not set: every read may be a new park at the same place.
+        for t in 11..=20 {
+            read(&mut e, t, false);
+        }
+        let v = e.verdicts(20 * S, &NoStacks, false);
+        assert_eq!(v[0].duration_seconds, 0.0, "{v:#?}");
+        assert_eq!(v[0].count, 4);
+        // Stamped by a GC and unchanged: blocked all along since the first read that showed it.
+        read(&mut e, 21, true);
+        read(&mut e, 30, true);
+        let v = e.verdicts(30 * S, &NoStacks, false);
+        assert_eq!(v[0].duration_seconds, 10.0, "{v:#?}");
+        // With events trusted a re-park would have been seen: ages go on.
+        e.trust_events();
+        read(&mut e, 40, false);
+        let v = e.verdicts(40 * S, &NoStacks, false);
+        assert_eq!(v[0].duration_seconds, 20.0, "{v:#?}");
+    }
+
+    /// A pile-up seen only through inventory re-reads about a second apart (events untrusted):
+    /// members arrive only at reads, so "arrived all along the window" is judged at that
+    /// resolution. Threshold 2 s: `growing` within the threshold plus a few reads, then
+    /// `growing` at every judgment while it rises.
+    #[test]
+    fn a_pile_up_seen_through_re_reads_is_growing_and_stays_so() {
+        let mut e = Engine::new(Box::new(FakeSymbols), Classifier::builtin(), judge_cfg(2));
+        assert!(e.distrust_events(S));
+        let ms = 1_000_000u64;
+        let mut statuses = Vec::new();
+        for k in 0..30u64 {
+            let t = 10_000 * ms + k * 1_050 * ms;
+            // Members read before are found in the same park, their park counter unchanged.
+            let gs: Vec<GoroutineInfo> = (0..10 * (k + 1))
+                .map(|i| GoroutineInfo {
+                    stayed_blocked: i < 10 * k,
+                    ..parked(100 + i, vec![700, 800])
+                })
+                .collect();
+            e.ingest_inventory(&gs, t as i64, InventoryPass::default());
+            for j in 0..2 {
+                let now = t + 100 * ms + j * 500 * ms;
+                e.tick(now);
+                let v = e.verdicts(now, &NoStacks, false);
+                statuses.push(((now - 10_000 * ms) / ms, v[0].status));
+            }
+        }
+        let first = statuses
+            .iter()
+            .position(|(_, s)| *s == Status::Growing)
+            .unwrap_or_else(|| panic!("never growing: {statuses:?}"));
+        assert!(statuses[first].0 <= 6_000, "late: {statuses:?}");
+        assert!(
+            statuses[first..].iter().all(|(_, s)| *s == Status::Growing),
+            "left growing while rising: {statuses:?}"
+        );
+    }
+
+    /// Probes detached: a goroutine last seen by the park probe at one site that an inventory
+    /// finds parked at another site moved there unseen. It belongs to the site the inventory
+    /// read, aged from that read, not to the stale one (a keep-alive connection seen once in a
+    /// handler must not stay a member of the handler's group while it idles).
+    #[test]
+    fn untrusted_parks_follow_the_site_the_inventory_reads() {
+        let mut e = Engine::new(Box::new(FakeSymbols), Classifier::builtin(), judge_cfg(10));
+        for goid in 10..13 {
+            e.apply(&park_event(goid, 1), &NoStacks);
+        }
+        assert!(e.distrust_events(2 * S));
+        let sites = |e: &mut Engine<'_>, t: u64| -> Vec<(String, usize)> {
+            let mut v: Vec<(String, usize)> = e
+                .verdicts(t * S, &NoStacks, false)
+                .iter()
+                .map(|l| (l.blocked_at.clone(), l.count))
+                .collect();
+            v.sort();
+            v
+        };
+        let before = sites(&mut e, 3);
+        assert_eq!(before.len(), 1, "{before:?}");
+        // Read at 5 s: all three parked elsewhere (main.f900).
+        let gs: Vec<GoroutineInfo> = (10..13).map(|g| parked(g, vec![900, 901])).collect();
+        ingest(&mut e, &gs, 5);
+        let after = sites(&mut e, 6);
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert!(after[0].0.contains("main.f900"), "{after:?}");
+        assert_eq!(after[0].1, 3);
+        let v = e.verdicts(6 * S, &NoStacks, false);
+        assert_eq!(v[0].duration_seconds, 1.0, "aged from the read: {v:#?}");
     }
 }

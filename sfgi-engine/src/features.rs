@@ -1,4 +1,5 @@
 //! What the classifier and its rules see of one group.
+use crate::goroutine::ChanKind;
 
 /// What the classifier sees of one group. Frame lists hold Go function names, innermost first.
 #[derive(Clone, Debug, Default)]
@@ -28,4 +29,50 @@ pub struct GroupFeatures {
     pub wake_interval_cv: Option<f64>,
     /// Median interval between a member's wake-ups, in seconds.
     pub wake_interval_median_s: Option<f64>,
+    /// What the channels a member waits on are, as an inventory read them (one per channel
+    /// case of a select); empty when none was read (a wait on no channel, or known from
+    /// events only).
+    pub waits_on: Vec<ChanKind>,
+}
+
+impl GroupFeatures {
+    /// Some channel waited on is a timer that may still fire.
+    pub fn timer_case(&self) -> bool {
+        self.waits_on.iter().any(|k| k.live_timer())
+    }
+
+    /// Some channel waited on is a stopped timer's, and no timer waited on may still fire.
+    pub fn stopped_timer(&self) -> bool {
+        self.waits_on.contains(&ChanKind::TimerStopped) && !self.timer_case()
+    }
+
+    /// Every channel waited on carries zero-size elements (a done/stop signal).
+    pub fn signal_channel(&self) -> bool {
+        !self.waits_on.is_empty() && self.waits_on.iter().all(|&k| k == ChanKind::Signal)
+    }
+
+    /// The channels waited on, as text (`a ticker and a done/stop channel (chan struct{})`).
+    pub fn cases(&self) -> String {
+        let mut kinds: Vec<(ChanKind, usize)> = Vec::new();
+        for &k in &self.waits_on {
+            match kinds.iter_mut().find(|(have, _)| *have == k) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((k, 1)),
+            }
+        }
+        // A select's sudogs come in lock order (by channel address): name timers first,
+        // then data, then done channels, whatever that order.
+        kinds.sort_by_key(|&(k, _)| match k {
+            ChanKind::Timer | ChanKind::Ticker | ChanKind::TimerAsync | ChanKind::TimerStopped => 0,
+            ChanKind::Data => 1,
+            ChanKind::Signal => 2,
+            ChanKind::Unknown => 3,
+        });
+        let d: Vec<String> = kinds.iter().map(|&(k, n)| k.describe(n)).collect();
+        match d.as_slice() {
+            [] => "channels not read".to_string(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        }
+    }
 }

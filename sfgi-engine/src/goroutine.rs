@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 /// A goroutine status (`g.atomicstatus` without the `_Gscan` bit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum GStatus {
     /// `_Gidle` (0): just allocated.
+    #[default]
     Idle,
     /// `_Grunnable` (1): on a run queue.
     Runnable,
@@ -80,6 +81,61 @@ impl GStatus {
     }
 }
 
+/// What a channel a goroutine waits on is, as read from its `hchan` (and its timer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChanKind {
+    /// Not read: not a channel wait, or the channel could not be read.
+    #[default]
+    Unknown,
+    /// A channel that carries values.
+    Data,
+    /// A channel of zero-size elements (`chan struct{}`): a done, stop or ack signal, such as
+    /// the channel `ctx.Done()` returns; only closing it (or a send) wakes the waiter.
+    Signal,
+    /// A timer channel whose one-shot timer is armed (synchronous timer channels, Go 1.23+).
+    Timer,
+    /// A ticker channel (a timer with a period), running.
+    Ticker,
+    /// A timer or ticker channel whose timer was stopped: it will never fire.
+    TimerStopped,
+    /// A timer channel in the asynchronous mode (Go < 1.23, or a module whose `go.mod` says
+    /// an older Go): a `chan time.Time` of capacity 1 fed by a runtime timer whose state cannot
+    /// be read from the channel.
+    TimerAsync,
+}
+
+impl ChanKind {
+    /// Whether a timer may still fire on it (running, or not known to be stopped).
+    pub fn live_timer(self) -> bool {
+        matches!(
+            self,
+            ChanKind::Timer | ChanKind::Ticker | ChanKind::TimerAsync
+        )
+    }
+
+    /// How it reads in an explanation, for one and for `n` > 1 of them.
+    pub fn describe(self, n: usize) -> String {
+        let (one, many) = match self {
+            ChanKind::Unknown => ("a channel (not read)", "channels (not read)"),
+            ChanKind::Data => ("a data channel", "data channels"),
+            ChanKind::Signal => (
+                "a done/stop channel (chan struct{})",
+                "done/stop channels (chan struct{})",
+            ),
+            ChanKind::Timer => ("a timer", "timers"),
+            ChanKind::Ticker => ("a ticker", "tickers"),
+            ChanKind::TimerStopped => ("a stopped timer", "stopped timers"),
+            ChanKind::TimerAsync => ("a timer/ticker channel", "timer/ticker channels"),
+        };
+        if n == 1 {
+            one.to_string()
+        } else {
+            format!("{n} {many}")
+        }
+    }
+}
+
 /// One sudog of a goroutine's `g.waiting` list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SudogInfo {
@@ -91,6 +147,41 @@ pub struct SudogInfo {
     pub c: u64,
     /// `sudog.isSelect`.
     pub is_select: bool,
+    /// What the channel `c` is (`Unknown` when `c` is 0 or unreadable).
+    pub kind: ChanKind,
+}
+
+/// A goroutine an incremental inventory re-read did not read whole: it is not parked (running
+/// or runnable: only its presence and stack size matter), or its `g` header (goid, status, wait
+/// reason, `waitsince`, saved pc/sp/bp, `g.waiting`) is exactly as when it was last read whole,
+/// so it has not run since as far as memory can tell, and its stack was not read again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unchanged {
+    /// `g.goid`.
+    pub goid: u64,
+    /// Status (scan bit removed).
+    pub status: GStatus,
+    /// Stack size in bytes.
+    pub stack_bytes: u64,
+    /// Whether the reader can tell it stayed blocked since the read before: its `g` header
+    /// includes `g.trackingSeq`, which the runtime increments every time the goroutine stops
+    /// running (a park counter modulo 256), or its `g.waitsince` is set (cleared whenever the
+    /// goroutine runs). Without either, a goroutine that woke and parked again at the same
+    /// place looks exactly the same.
+    pub stayed_blocked: bool,
+    /// The reader's slot for it (its index in `allgs`), handed back by
+    /// `Engine::ingest_unchanged` when it must be read whole.
+    pub slot: u32,
+}
+
+impl Unchanged {
+    /// Whether it is parked (waiting, leaked or in a system call).
+    pub fn parked(&self) -> bool {
+        matches!(
+            self.status,
+            GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
+        )
+    }
 }
 
 /// One live goroutine.
@@ -145,6 +236,11 @@ pub struct GoroutineInfo {
     pub sudogs: Vec<SudogInfo>,
     /// Runtime address of the `g`.
     pub g_addr: u64,
+    /// The source knows it stayed blocked since its previous read of it (same park, same
+    /// `g.trackingSeq` park counter and `g.waitsince`): it did not wake and park again at the
+    /// same place in between. False when unknown (a first read, a dump).
+    #[serde(skip)]
+    pub stayed_blocked: bool,
 }
 
 impl GoroutineInfo {

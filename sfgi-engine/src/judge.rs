@@ -4,7 +4,9 @@
 //! - `growing`: the population kept rising for longer than the threshold and the members that
 //!   were there at the start of that window are all still there (leaked goroutines never leave).
 //!   Whatever the shape (a loop, a shape the rules call healthy), except an active worker pool
-//!   ramping up; a looping member counts as arrived at its first park in a row at the site.
+//!   ramping up; a looping member counts as arrived at its first park in a row at the site. A
+//!   shape the rules call healthy must keep rising for [`HEALTHY_RISE_WINDOW`] (1 min) when the
+//!   threshold is shorter: keep-alive connections grow to a new working size whenever load rises.
 //! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`.
 //! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
 //!   and no member that old left the group within the last threshold window (a long-poll or a
@@ -182,6 +184,9 @@ struct Reported {
     growing_count: usize,
     /// The last time the evidence supported `severity` (or more).
     severity_held_ns: u64,
+    /// Since when the evidence has said more than `severity`, without a break (0: it does
+    /// not).
+    higher_since_ns: u64,
 }
 
 /// Population samples of groups and of the whole process, and the verdicts drawn from them.
@@ -194,6 +199,9 @@ pub struct Judge {
     started_ns: Option<u64>,
     /// What was last reported per group.
     reported: HashMap<String, Reported>,
+    /// How finely arrivals are timed (ns; 0: exactly, from events). Working from inventory
+    /// re-reads alone, a member is only seen to arrive at a read.
+    resolution_ns: u64,
 }
 
 /// One population sample: when, how many members, and how many members blocked longer than the
@@ -204,6 +212,11 @@ struct Sample {
     count: usize,
     old_departed: u64,
 }
+
+/// How long a group of a shape the rules call healthy (idle keep-alive connections, periodic
+/// loops) must keep rising to be `growing` when the threshold is shorter: connection pools
+/// and per-connection goroutines grow to a new working size in steps whenever load rises.
+pub const HEALTHY_RISE_WINDOW: Duration = Duration::from_secs(60);
 
 /// How long a group must run away before it is reported as an avalanche ahead of a longer
 /// threshold (with a threshold this short or shorter, the threshold's own rules apply).
@@ -231,7 +244,15 @@ impl Judge {
             total: VecDeque::new(),
             started_ns: None,
             reported: HashMap::new(),
+            resolution_ns: 0,
         }
+    }
+
+    /// Arrivals are seen only every `ns` (the interval between inventory re-reads when events
+    /// are untrusted; 0 when events time them exactly): "new members arrived all along the
+    /// window" is then judged at that resolution, not finer.
+    pub fn set_resolution(&mut self, ns: u64) {
+        self.resolution_ns = ns;
     }
 
     /// The configuration.
@@ -249,7 +270,7 @@ impl Judge {
         total: usize,
     ) {
         self.started_ns.get_or_insert(now_ns);
-        let keep_ns = 2 * self.cfg.threshold.as_nanos() as u64;
+        let keep_ns = 2 * self.cfg.threshold.max(HEALTHY_RISE_WINDOW).as_nanos() as u64;
         let sample = |count, old_departed| Sample {
             t: now_ns,
             count,
@@ -309,13 +330,15 @@ impl Judge {
     /// whole threshold window passes without growth — so a
     /// population that only moves at inventory re-reads (probes detached) does not flap between
     /// `growing` and `suspect`. A lower severity is likewise reported only after a whole window
-    /// at the lower level; a higher one at once. Call in time order.
+    /// at the lower level; a higher one (for the same status) once the evidence has held it for
+    /// half a threshold. Call in time order.
     pub fn judge(&mut self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
         let raw = self.evidence(now_ns, g);
         let threshold_ns = self.cfg.threshold.as_nanos() as u64;
         let count = g.members.len();
         let prev = self.reported.get(g.id).copied();
         let mut v = raw.clone();
+        let mut higher_since = 0;
         if let Some(p) = prev {
             // Held only for established growth, seen at two judgments some time apart: the
             // ramp-up of healthy long waits can look like growth for an instant, and an instant
@@ -347,6 +370,22 @@ impl Judge {
                 && v.severity < p.severity
                 && now_ns.saturating_sub(p.severity_held_ns) < threshold_ns
             {
+                v.severity = p.severity;
+            }
+            // A higher severity for the same status only once the evidence has said so for
+            // half a threshold without a break: a total goroutine count that wobbles around the
+            // avalanche rate must not flip an alert's severity back and forth.
+            if v.status == p.status
+                && p.severity.is_some()
+                && v.severity > p.severity
+                && (p.higher_since_ns == 0
+                    || now_ns.saturating_sub(p.higher_since_ns) < establish_ns(threshold_ns))
+            {
+                higher_since = if p.higher_since_ns == 0 {
+                    now_ns
+                } else {
+                    p.higher_since_ns
+                };
                 v.severity = p.severity;
             }
         }
@@ -382,6 +421,7 @@ impl Judge {
                 Some(p) if raw.severity < v.severity => p.severity_held_ns,
                 _ => now_ns,
             },
+            higher_since_ns: higher_since,
         };
         v.status_since_ns = r.since_ns;
         if self.reported.contains_key(g.id) || self.reported.len() < MAX_GROUPS {
@@ -428,15 +468,26 @@ impl Judge {
             .iter()
             .filter(|m| m.since_ns <= window_start)
             .count();
+        // A shape the rules call healthy (keep-alive connections, periodic loops) grows to its
+        // working size when load rises: it must keep rising for longer to be growing.
+        let rise_window = if g.healthy {
+            cfg.threshold.max(HEALTHY_RISE_WINDOW)
+        } else {
+            cfg.threshold
+        };
+        let rise_start = now_ns.saturating_sub(rise_window.as_nanos() as u64);
         let settled = g
             .members
             .iter()
-            .filter(|m| m.arrived_ns <= window_start)
+            .filter(|m| m.arrived_ns <= rise_start)
             .count();
         let growth = self.growth(now_ns, g);
-        let old_left = self.old_departures(g.id, window_start);
-        if !active_pool && old_left == 0 && self.rising(now_ns, g, window_start) {
-            let total_rate = self.total_growth_per_minute(now_ns);
+        let old_left = self.old_departures(g.id, rise_start);
+        if !active_pool && old_left == 0 && self.rising(now_ns, g, rise_start) {
+            // Over at least the avalanche window: a short threshold would read the in-flight
+            // requests' coming and going as a runaway.
+            let total_rate =
+                rate_per_minute(&self.total, now_ns, cfg.threshold.max(AVALANCHE_WINDOW));
             let severity = if total_rate >= cfg.avalanche_per_min {
                 Severity::L4
             } else if growth >= cfg.fast_growth_per_min {
@@ -451,7 +502,7 @@ impl Judge {
                 growth_per_minute: growth,
                 reason: format!(
                     "{count} members, rising for over {} while the {settled} older ones never left",
-                    crate::format::go_duration(cfg.threshold.as_secs_f64())
+                    crate::format::go_duration(rise_window.as_secs_f64())
                 ),
             };
         }
@@ -599,13 +650,19 @@ impl Judge {
         if old == 0 {
             return false;
         }
-        let third = span / 3;
+        // New members arrived in each third of the window, or in each part of it as long as
+        // the arrivals can be timed (re-reads one second apart cannot tell thirds of two).
+        let parts = match self.resolution_ns {
+            0 => 3,
+            r => (span / r).clamp(1, 3),
+        };
+        let part = span / parts;
         let mut arrivals = [0usize; 3];
         for m in g.members.iter().filter(|m| m.arrived_ns > window_start) {
-            let i = ((m.arrived_ns - window_start) / third.max(1)).min(2) as usize;
+            let i = ((m.arrived_ns - window_start) / part.max(1)).min(parts - 1) as usize;
             arrivals[i] += 1;
         }
-        if arrivals.contains(&0) {
+        if arrivals[..parts as usize].contains(&0) {
             return false;
         }
         // Old members never leave: the population seen at the window's start is all still here.
@@ -1002,6 +1059,83 @@ mod tests {
         }
         let v = j.judge(12 * S, &view(&m, "chan send"));
         assert_eq!(v.severity, Some(Severity::L4), "{v:?}");
+    }
+
+    /// Keep-alive connections growing to a new working size (threshold 3 s, a connection every
+    /// half second for 20 s, all staying): not `growing` while the rise is shorter than
+    /// [`HEALTHY_RISE_WINDOW`]; the same shape rising for longer is; a leak shape rising as
+    /// briefly is at once.
+    #[test]
+    fn healthy_shapes_must_rise_longer_to_be_growing() {
+        let judge = |healthy: bool, secs: u64| {
+            let mut j = Judge::new(JudgeConfig {
+                avalanche_per_min: 0.0,
+                ..cfg(3)
+            });
+            let mut m = Vec::new();
+            let mut v = None;
+            for k in 2..=2 * secs {
+                // One more every half second.
+                let t = k * S / 2;
+                m.push(MemberView {
+                    since_ns: t,
+                    arrived_ns: t,
+                    ..member(0, 0x1000 + k)
+                });
+                j.observe(t, [("g", m.len(), 0)], 100 + m.len());
+                v = Some(j.judge(
+                    t,
+                    &GroupView {
+                        healthy,
+                        ..view(&m, "IO wait")
+                    },
+                ));
+            }
+            v.map(|v| v.status)
+        };
+        assert_ne!(judge(true, 20), Some(Status::Growing));
+        assert_eq!(judge(true, 70), Some(Status::Growing));
+        assert_eq!(judge(false, 20), Some(Status::Growing));
+    }
+
+    /// A leak growing at a steady 600/min (L3) in a process whose total goroutine count wobbles
+    /// by ±10 a second with in-flight requests, around the avalanche rate at a 2 s window: the
+    /// reported severity must not flip back and forth (an alert on it would fire and clear).
+    #[test]
+    fn severity_does_not_flap_on_a_wobbling_total() {
+        let mut j = Judge::new(JudgeConfig {
+            avalanche_per_min: 1000.0,
+            ..cfg(2)
+        });
+        let mut m: Vec<MemberView> = Vec::new();
+        let mut severities = Vec::new();
+        for k in 1..=240u64 {
+            // A tick every 250 ms; 2.5 new members per tick (600/min).
+            let t = k * S / 4;
+            for i in 0..(if k % 2 == 0 { 3 } else { 2 }) {
+                m.push(MemberView {
+                    since_ns: t,
+                    arrived_ns: t,
+                    ..member(0, 0x10_0000 + k * 4 + i)
+                });
+            }
+            let wobble = if (k / 3) % 2 == 0 { 0 } else { 20 };
+            j.observe(t, [("g", m.len(), 0)], 1000 + m.len() + wobble);
+            let v = j.judge(t, &view(&m, "chan send"));
+            if v.status == Status::Growing {
+                severities.push(v.severity);
+            }
+        }
+        let changes = severities.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            changes <= 1,
+            "severity flapped {changes} times: {severities:?}"
+        );
+        assert_eq!(
+            severities.last(),
+            Some(&Some(Severity::L3)),
+            "{severities:?}"
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub enum RuleProblem {
         known: &'static str,
     },
     /// The rule has no match condition, so it would match every group.
-    #[error("no match condition (a rule needs at least one of wait_reason, frames_any, frames_all, frames_none, created_by, creation_frames_any, periodic, min_wakes_per_member, max_wakes_per_member, nil_object, shared_object, user_frame_below)")]
+    #[error("no match condition (a rule needs at least one of wait_reason, frames_any, frames_all, frames_none, created_by, creation_frames_any, periodic, min_wakes_per_member, max_wakes_per_member, nil_object, shared_object, timer_case, stopped_timer, signal_channel, user_frame_below)")]
     NoConditions,
     /// Two rules share an id.
     #[error("duplicate rule id (already defined in {first})")]
@@ -132,6 +132,12 @@ struct RuleSpec {
     #[serde(default)]
     shared_object: Option<bool>,
     #[serde(default)]
+    timer_case: Option<bool>,
+    #[serde(default)]
+    stopped_timer: Option<bool>,
+    #[serde(default)]
+    signal_channel: Option<bool>,
+    #[serde(default)]
     user_frame_below: Option<String>,
 }
 
@@ -165,6 +171,9 @@ struct Conditions {
     max_wakes_per_member: Option<f64>,
     nil_object: Option<bool>,
     shared_object: Option<bool>,
+    timer_case: Option<bool>,
+    stopped_timer: Option<bool>,
+    signal_channel: Option<bool>,
     user_frame_below: Option<Regex>,
 }
 
@@ -179,10 +188,11 @@ enum Var {
     Objects,
     Wakes,
     Interval,
+    Cases,
 }
 
 const KNOWN_PLACEHOLDERS: &str =
-    "{count}, {goroutines}, {wait_reason}, {created_by}, {site}, {objects}, {wakes}, {interval}";
+    "{count}, {goroutines}, {wait_reason}, {created_by}, {site}, {objects}, {wakes}, {interval}, {cases}";
 
 impl Var {
     fn parse(name: &str) -> Option<Var> {
@@ -195,6 +205,7 @@ impl Var {
             "objects" => Var::Objects,
             "wakes" => Var::Wakes,
             "interval" => Var::Interval,
+            "cases" => Var::Cases,
             _ => return None,
         })
     }
@@ -306,6 +317,7 @@ impl Template {
                         }
                         _ => out.push('?'),
                     },
+                    Var::Cases => out.push_str(&f.cases()),
                 },
             }
         }
@@ -401,6 +413,15 @@ impl Rule {
         }
         if let Some(want) = c.shared_object {
             if is_shared_object(f) != want {
+                return false;
+            }
+        }
+        for (want, have) in [
+            (c.timer_case, f.timer_case()),
+            (c.stopped_timer, f.stopped_timer()),
+            (c.signal_channel, f.signal_channel()),
+        ] {
+            if want.is_some_and(|w| w != have) {
                 return false;
             }
         }
@@ -650,7 +671,8 @@ fn check_types(t: &toml::Table) -> Result<(), RuleProblem> {
         let (ok, want) = match key.as_str() {
             "id" | "pattern" | "explanation" | "fix_hint" | "note" | "created_by"
             | "user_frame_below" => (matches!(value, V::String(_)), "a string"),
-            "healthy" | "periodic" | "nil_object" | "shared_object" => {
+            "healthy" | "periodic" | "nil_object" | "shared_object" | "timer_case"
+            | "stopped_timer" | "signal_channel" => {
                 (matches!(value, V::Boolean(_)), "true or false")
             }
             "priority" => (matches!(value, V::Integer(_)), "an integer"),
@@ -696,6 +718,9 @@ fn field_name(key: &str) -> &'static str {
         "max_wakes_per_member",
         "nil_object",
         "shared_object",
+        "timer_case",
+        "stopped_timer",
+        "signal_channel",
         "user_frame_below",
     ];
     FIELDS.iter().copied().find(|f| *f == key).unwrap_or("?")
@@ -800,6 +825,9 @@ fn compile(spec: RuleSpec, source: &str) -> Result<Rule, RuleProblem> {
         max_wakes_per_member: max,
         nil_object: spec.nil_object,
         shared_object: spec.shared_object,
+        timer_case: spec.timer_case,
+        stopped_timer: spec.stopped_timer,
+        signal_channel: spec.signal_channel,
         user_frame_below: spec
             .user_frame_below
             .as_deref()
@@ -817,6 +845,9 @@ fn compile(spec: RuleSpec, source: &str) -> Result<Rule, RuleProblem> {
         || cond.max_wakes_per_member.is_some()
         || cond.nil_object.is_some()
         || cond.shared_object.is_some()
+        || cond.timer_case.is_some()
+        || cond.stopped_timer.is_some()
+        || cond.signal_channel.is_some()
         || cond.user_frame_below.is_some();
     if !has_condition {
         return Err(RuleProblem::NoConditions);

@@ -2,6 +2,7 @@
 //! 1.21.13 and 1.27.3 (`tests/programs/leaks` plus small throwaway programs for the other shapes;
 //! frame lists are the function names of `kill -QUIT` dumps, innermost first).
 use sfgi_engine::classify::{Classification, Classifier, GroupFeatures, UNCLASSIFIED};
+use sfgi_engine::goroutine::ChanKind;
 use sfgi_engine::rules::RuleSet;
 use std::path::PathBuf;
 
@@ -579,6 +580,128 @@ fn every_table_pattern_has_a_builtin_rule() {
     ] {
         assert!(ids.iter().any(|i| i == p), "no built-in rule reports {p}");
     }
+}
+
+/// A client request waiting for a connection (the Transport dialing) or for its response is
+/// the same leak; a proxy handler doing so under `(*conn).serve` stays a handler hang.
+#[test]
+fn client_requests_waiting_for_a_connection() {
+    let get = "runtime.gopark\nruntime.selectgo\nnet/http.(*Transport).getConn\nnet/http.(*Transport).roundTrip\nnet/http.(*Transport).RoundTrip\nnet/http.send\nnet/http.(*Client).send\nnet/http.(*Client).do\nnet/http.(*Client).Do\nnet/http.(*Client).Get\nmain.leakUpstreamPileup\nmain.spawnUpstreamPileup.func1.gowrap1\nruntime.goexit";
+    let c = expect(
+        &group("select", get, "main.spawnUpstreamPileup.func1"),
+        "http-client-conn",
+        false,
+    );
+    assert_eq!(c.rule, "http-client-roundtrip");
+    let proxy = "runtime.gopark\nruntime.selectgo\nnet/http.(*Transport).getConn\nnet/http.(*Transport).roundTrip\nnet/http.(*Transport).RoundTrip\nnet/http/httputil.(*ReverseProxy).ServeHTTP\nnet/http.(*ServeMux).ServeHTTP\nnet/http.serverHandler.ServeHTTP\nnet/http.(*conn).serve\nnet/http.(*Server).Serve.gowrap3\nruntime.goexit";
+    expect(
+        &group("select", proxy, "net/http.(*Server).Serve"),
+        "handler-hang",
+        false,
+    );
+}
+
+// ---- the channels waited on, as the inventory reads them ----
+
+const SELECT: &str = "runtime.gopark\nruntime.selectgo\nmain.(*cache).janitor\nruntime.goexit";
+const RECV: &str = "runtime.gopark\nruntime.chanrecv\nruntime.chanrecv1\nmain.wait\nruntime.goexit";
+
+fn waiting(reason: &str, frames: &str, on: &[ChanKind]) -> GroupFeatures {
+    GroupFeatures {
+        waits_on: on.to_vec(),
+        ..group(reason, frames, "main.start")
+    }
+}
+
+/// A cache janitor (select on a ticker and a stop channel) is a periodic loop, resident, with
+/// or without wake-ups seen, in either timer-channel mode; the explanation names its cases.
+#[test]
+fn select_with_a_timer_case_is_a_periodic_loop() {
+    use ChanKind::*;
+    for on in [[Ticker, Signal], [TimerAsync, Signal], [Timer, Data]] {
+        let c = expect(&waiting("select", SELECT, &on), "timer-loop", true);
+        assert_eq!(c.rule, "select-timer");
+        assert!(c.explanation.contains(" and "), "{}", c.explanation);
+    }
+    let c = expect(
+        &waiting("select", SELECT, &[Ticker, Signal]),
+        "timer-loop",
+        true,
+    );
+    assert!(
+        c.explanation
+            .contains("on a ticker and a done/stop channel (chan struct{})"),
+        "{}",
+        c.explanation
+    );
+}
+
+/// A wait on a stopped ticker's channel never ends: a leak, unless another timer may fire.
+#[test]
+fn a_stopped_timer_is_not_a_periodic_loop() {
+    use ChanKind::*;
+    let c = expect(
+        &waiting("chan receive", RECV, &[TimerStopped]),
+        "timer-stopped",
+        false,
+    );
+    assert!(
+        c.explanation.contains("a stopped timer"),
+        "{}",
+        c.explanation
+    );
+    expect(
+        &waiting("select", SELECT, &[TimerStopped, Data]),
+        "timer-stopped",
+        false,
+    );
+    expect(
+        &waiting("select", SELECT, &[TimerStopped, Ticker]),
+        "timer-loop",
+        true,
+    );
+}
+
+/// `<-ctx.Done()` (a zero-size-element channel) is a context never done; a select's
+/// explanation claims only the cases read.
+#[test]
+fn done_channels_and_select_cases_from_memory() {
+    use ChanKind::*;
+    let c = expect(
+        &waiting("chan receive", RECV, &[Signal]),
+        "context-never-done",
+        false,
+    );
+    assert_eq!(c.rule, "done-channel");
+    // Not read: the generic rule.
+    expect(
+        &waiting("chan receive", RECV, &[]),
+        "chan-receive-blocked",
+        false,
+    );
+    expect(
+        &waiting("chan receive", RECV, &[Data]),
+        "chan-receive-blocked",
+        false,
+    );
+    let c = expect(
+        &waiting("select", SELECT, &[Data, Signal]),
+        "select-blocked",
+        false,
+    );
+    assert!(
+        c.explanation
+            .contains("on a data channel and a done/stop channel (chan struct{}), none of which"),
+        "{}",
+        c.explanation
+    );
+    assert!(!c.explanation.contains("abandoned"), "{}", c.explanation);
+    let c = expect(&waiting("select", SELECT, &[]), "select-blocked", false);
+    assert!(
+        c.explanation.contains("channels not read"),
+        "{}",
+        c.explanation
+    );
 }
 
 #[test]

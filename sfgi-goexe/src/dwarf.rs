@@ -51,6 +51,8 @@ pub(crate) fn read_offsets(
         g_gopc: get("runtime.g", "gopc")?,
         g_startpc: get("runtime.g", "startpc")?,
         g_waiting: get("runtime.g", "waiting")?,
+        // A scheduler-latency detail that could go away: not fatal.
+        g_tracking_seq: get("runtime.g", "trackingSeq").unwrap_or(0),
         g_size: layouts
             .get("runtime.g")
             .and_then(|l| l.size)

@@ -10,6 +10,7 @@
 //! All parsing is bounds-checked: malformed input yields [`GoExeError`], never a panic.
 
 mod buildinfo;
+pub mod chan;
 mod dwarf;
 mod elf;
 pub mod inspect;
@@ -20,6 +21,7 @@ pub mod tables;
 mod waitreason;
 
 pub use buildinfo::{BuildInfo, GoVersion};
+pub use chan::ChanLayout;
 pub use sudog::{SudogOffsets, SudogSource};
 pub use waitreason::{WaitReasonSource, WaitReasons};
 
@@ -235,6 +237,9 @@ pub struct RuntimeOffsets {
     pub g_startpc: u64,
     /// `g.waiting`.
     pub g_waiting: u64,
+    /// `g.trackingSeq` (a `uint8` the runtime increments every time the goroutine stops
+    /// running: a park counter modulo 256); 0 if unknown.
+    pub g_tracking_seq: u64,
     /// `sizeof(runtime.g)`.
     pub g_size: u64,
     /// `m.curg`.
@@ -251,7 +256,7 @@ pub struct RuntimeOffsets {
 
 impl RuntimeOffsets {
     /// The offsets with the `source` field ignored (for comparisons).
-    pub fn values(&self) -> [u64; 17] {
+    pub fn values(&self) -> [u64; 18] {
         [
             self.g_stack_lo,
             self.g_stack_hi,
@@ -265,6 +270,7 @@ impl RuntimeOffsets {
             self.g_gopc,
             self.g_startpc,
             self.g_waiting,
+            self.g_tracking_seq,
             self.g_size,
             self.m_curg,
             self.gobuf_sp,
@@ -378,6 +384,16 @@ impl GoBinary {
     /// [`SudogOffsets::source`]).
     pub fn sudog_offsets(&self) -> SudogOffsets {
         self.sudog
+    }
+
+    /// `runtime.hchan`/`runtime.timer` layout for this Go version (`None` for versions SFGI
+    /// has no table for: channels are then not described).
+    pub fn chan_layout(&self) -> Option<ChanLayout> {
+        let v = self.build_info.version;
+        if v.major != 1 {
+            return None;
+        }
+        ChanLayout::for_minor(v.minor)
     }
 
     /// The file this binary was read from.
@@ -783,6 +799,7 @@ fn unreachable_table() -> RuntimeOffsets {
         g_gopc: 288,
         g_startpc: 304,
         g_waiting: 320,
+        g_tracking_seq: 191,
         g_size: 456,
         m_curg: 184,
         gobuf_sp: 0,

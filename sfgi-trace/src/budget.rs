@@ -50,8 +50,12 @@ pub const DEFAULT_RETRY: Duration = Duration::from_secs(60);
 pub const MAX_RETRY: Duration = Duration::from_secs(600);
 /// 1-in-N sampling of repeat parks when degraded.
 pub const SAMPLE_EVERY: u32 = 16;
-/// Longest interval between inventory re-reads once probes are detached.
-pub const DEGRADED_RESCAN: Duration = Duration::from_secs(5);
+/// Interval between inventory re-reads once probes are detached (incremental re-reads make
+/// them cheap: ≈ 30 ms at 100k goroutines), stretched so re-reads take at most
+/// 1 / [`DEGRADED_RESCAN_SHARE`] of the time.
+pub const DEGRADED_RESCAN: Duration = Duration::from_secs(1);
+/// A degraded mode re-reads at most every this many times the last read's duration (5 %).
+pub const DEGRADED_RESCAN_SHARE: f64 = 20.0;
 
 /// How much SFGI traces now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -135,6 +139,8 @@ pub struct Budget {
     sample_every: u32,
     detached: Vec<ProbeId>,
     rescan: Option<Duration>,
+    /// How long the last inventory read took (ms).
+    inventory_ms: f64,
     steps: Vec<String>,
     window_start: Instant,
     hits_at_start: u64,
@@ -171,6 +177,7 @@ impl Budget {
             sample_every: 1,
             detached: Vec::new(),
             rescan: None,
+            inventory_ms: 0.0,
             steps: Vec::new(),
             window_start: now,
             hits_at_start: hits,
@@ -200,12 +207,13 @@ impl Budget {
 
     /// The inventory re-read interval the budget imposes (`None`: the session's own).
     pub fn rescan(&self) -> Option<Duration> {
-        self.rescan
+        self.rescan.map(|_| degraded_rescan(self.inventory_ms))
     }
 
     /// Measures the last window and steps down if over budget. `inventory_ms` is how long the
     /// last inventory took (degraded modes re-read it at most 5 % of the time).
     pub fn check(&mut self, tracer: &mut Tracer, inventory_ms: f64) {
+        self.inventory_ms = inventory_ms;
         if self.trial.is_none()
             && self.mode > Mode::Sampled
             && self.retry_at.is_some_and(|at| Instant::now() >= at)
@@ -262,7 +270,7 @@ impl Budget {
             self.backoff = (self.backoff * 2).min(MAX_RETRY);
         }
         let was = self.mode;
-        let rescan = DEGRADED_RESCAN.max(Duration::from_secs_f64(inventory_ms * 20.0 / 1e3));
+        let rescan = degraded_rescan(inventory_ms);
         match self.mode {
             // Parks alone would still be over budget: go straight to inventory-only.
             Mode::Full | Mode::Sampled if kept_rate > self.max_rate as f64 => {
@@ -397,7 +405,7 @@ impl Budget {
                 .iter()
                 .map(|&id| id.name().to_string())
                 .collect(),
-            rescan_seconds: self.rescan.map(|d| d.as_secs_f64()),
+            rescan_seconds: self.rescan().map(|d| d.as_secs_f64()),
             steps: self.steps.clone(),
             self_cpu_seconds: (cpu * 100.0).round() / 100.0,
             self_cpu_percent: (((cpu - self.cpu_at_start) / secs) * 1000.0).round() / 10.0,
@@ -423,10 +431,17 @@ impl Budget {
                 } else {
                     ""
                 },
-                sfgi_engine::format::go_duration(self.rescan.unwrap_or(DEGRADED_RESCAN).as_secs_f64())
+                sfgi_engine::format::go_duration(self.rescan().unwrap_or(DEGRADED_RESCAN).as_secs_f64())
             )),
         }
     }
+}
+
+/// How often a degraded mode re-reads the inventory, given the last read took `inventory_ms`.
+fn degraded_rescan(inventory_ms: f64) -> Duration {
+    DEGRADED_RESCAN.max(Duration::from_secs_f64(
+        (inventory_ms.max(0.0) * DEGRADED_RESCAN_SHARE / 1e3).min(600.0),
+    ))
 }
 
 #[cfg(test)]

@@ -62,8 +62,13 @@ struct Parked {
 
 impl Parked {
     fn start(bin: &Path, args: &[&str]) -> Parked {
+        Parked::start_with(bin, args, &[])
+    }
+
+    fn start_with(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Parked {
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -208,12 +213,11 @@ fn problems(p: &Parked, bin: &GoBinary, bias: u64, inv: &Inventory) -> Vec<Strin
             // Channel waits have one sudog per channel; semaphore waits (mutex, cond) have one
             // sudog without a channel from Go 1.26 (none before); the rest have none.
             let sudogs_ok = match k.name.as_str() {
-                "recv" | "send" | "select" => {
-                    let n = if k.name == "select" { 2 } else { 1 };
+                "recv" | "send" | "select" | "ticker" | "stopped" | "done" => {
+                    let select = matches!(k.name.as_str(), "select" | "ticker");
+                    let n = if select { 2 } else { 1 };
                     g.sudogs.len() == n
-                        && g.sudogs
-                            .iter()
-                            .all(|s| s.c != 0 && s.is_select == (k.name == "select"))
+                        && g.sudogs.iter().all(|s| s.c != 0 && s.is_select == select)
                         && g.waiting_on == g.sudogs.iter().map(|s| s.c).collect::<Vec<_>>()
                 }
                 "mutex" | "cond" => {
@@ -249,7 +253,7 @@ fn problems(p: &Parked, bin: &GoBinary, bias: u64, inv: &Inventory) -> Vec<Strin
             .map(|g| g.waiting_on.clone())
             .collect()
     };
-    for kind in ["recv", "send", "select"] {
+    for kind in ["recv", "send", "select", "done"] {
         let c = chans(kind);
         if c.windows(2).any(|w| w[0] != w[1]) {
             out.push(format!(
@@ -461,6 +465,71 @@ fn locate_allgs_and_sudog_table_all_versions() {
             "go{version}: allgs {sym:#x} (stripped build: {s:#x}), allglen {len_sym:#x}, sudog {:?}",
             dwarf.values()
         );
+    }
+}
+
+/// For every supported version, in both timer-channel modes: the channels goroutines wait on
+/// are described from the target's memory — data channels, a done channel (`ctx.Done()`), a
+/// janitor's running ticker next to its stop channel, and the channel of a stopped ticker
+/// (stopped only readable for synchronous timer channels, Go 1.23+).
+#[test]
+fn channels_waited_on_are_described_on_every_version() {
+    use inventory::ChanKind::*;
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    for &version in sfgi_gotool::ALL {
+        let path = build(version, true, &[], "");
+        let bin = GoBinary::open(&path).unwrap();
+        let modes: &[bool] = if minor(version) >= 23 {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &asked in modes {
+            // Go 1.27 dropped the asynchronous mode (`asynctimerchan=1`, go.mod < 1.23).
+            let sync = asked || minor(version) >= 27;
+            let env: &[(&str, &str)] = if asked {
+                &[("GODEBUG", "asynctimerchan=0")]
+            } else {
+                &[]
+            };
+            let what = format!("go{version} stripped, synchronous timer channels: {sync}");
+            let p = Parked::start_with(&path, &["-n", "2"], env);
+            let inv = read_settled(&p, &bin, 0);
+            let want: &[(&str, &[inventory::ChanKind])] = &[
+                ("recv", &[Data]),
+                ("send", &[Data]),
+                ("select", &[Data, Data]),
+                ("done", &[Signal]),
+                (
+                    "ticker",
+                    if sync {
+                        &[Ticker, Signal]
+                    } else {
+                        &[TimerAsync, Signal]
+                    },
+                ),
+                (
+                    "stopped",
+                    if sync { &[TimerStopped] } else { &[TimerAsync] },
+                ),
+            ];
+            for (kind, kinds) in want {
+                let k = p.kinds.iter().find(|k| k.name == *kind).unwrap();
+                for id in &k.goids {
+                    let g = inv.goroutines.iter().find(|g| g.goid == *id).unwrap();
+                    let mut got: Vec<_> = g.sudogs.iter().map(|s| s.kind).collect();
+                    let mut want = kinds.to_vec();
+                    got.sort_by_key(|k| format!("{k:?}"));
+                    want.sort_by_key(|k| format!("{k:?}"));
+                    assert_eq!(got, want, "{what}: {kind} goid {id}: {:?}", g.sudogs);
+                }
+            }
+            eprintln!("{what}: channels described as expected");
+            p.stop();
+        }
     }
 }
 

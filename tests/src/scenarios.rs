@@ -381,6 +381,11 @@ impl WatchProc {
     pub fn stdout(&self) -> String {
         self.stdout.get()
     }
+
+    /// Everything it printed on stderr.
+    pub fn stderr(&self) -> String {
+        self.stderr.get()
+    }
 }
 
 impl Drop for WatchProc {

@@ -289,3 +289,63 @@ fn attach_to_non_go_process_fails_cleanly() {
     );
     assert!(still_running, "sfgi killed or disturbed `sleep 30`");
 }
+
+/// Waits judged from what the inventory reads of their channels (`tests/programs/parked`, its
+/// goroutines parked before SFGI attaches): a janitor (select on a running 1 h ticker and a
+/// stop channel) is a resident periodic loop whose explanation names its real cases; a wait on
+/// a ticker stopped before it is a `timer-stopped` leak where the timer can be read (Go 1.27:
+/// synchronous timer channels), a plain channel wait before (Go 1.21, asynchronous timer
+/// channels); `<-ctx.Done()` is `context-never-done`.
+#[test]
+fn channel_waits_are_judged_from_memory() {
+    require_root();
+    for (version, sync_timers) in [(NEWEST, true), (OLDEST, false)] {
+        let bin = build_program("parked", version, true);
+        let mut target = Target::start(&bin, &["-n", "3"]);
+        let v = attach_json(target.pid(), "4s", &["--threshold", "2s"]);
+        let what = format!("Go {version} stripped");
+        let group = |blocked: &str, spawned: &str, reason: &str| -> &Value {
+            find_group(&v, reason, blocked, spawned)
+                .unwrap_or_else(|| panic!("{what}: no {blocked} group in\n{}", pretty(&v)))
+        };
+        let ticker = group("main.parkTicker", "main.spawnTicker", "select");
+        assert_eq!(ticker["status"], "resident", "{what}: {}", pretty(ticker));
+        assert_eq!(
+            ticker["pattern"],
+            "timer-loop",
+            "{what}: {}",
+            pretty(ticker)
+        );
+        let cases = if sync_timers {
+            "on a ticker and a done/stop channel (chan struct{})"
+        } else {
+            "on a timer/ticker channel and a done/stop channel (chan struct{})"
+        };
+        let text = ticker["explanation"].as_str().unwrap_or_default();
+        assert!(text.contains(cases), "{what}: {text}");
+
+        let stopped = group("main.parkStopped", "main.spawnStopped", "chan receive");
+        assert_eq!(stopped["status"], "suspect", "{what}: {}", pretty(stopped));
+        let want = if sync_timers {
+            "timer-stopped"
+        } else {
+            "chan-receive-blocked"
+        };
+        assert_eq!(stopped["pattern"], want, "{what}: {}", pretty(stopped));
+
+        let done = group("main.parkDone", "main.spawnDone", "chan receive");
+        assert_eq!(
+            done["pattern"],
+            "context-never-done",
+            "{what}: {}",
+            pretty(done)
+        );
+        let select = group("main.parkSelect", "main.spawnSelect", "select");
+        let text = select["explanation"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("on 2 data channels, none of which became ready"),
+            "{what}: {text}"
+        );
+        target.stop();
+    }
+}

@@ -481,8 +481,8 @@ fn suspect_on_a_burst_that_stays() {
             );
             ensure!(
                 &v,
-                s(g, "pattern") == "chan-receive-blocked",
-                "{what}: pattern must be chan-receive-blocked"
+                s(g, "pattern") == "context-never-done",
+                "{what}: pattern must be context-never-done (the last inventory read found `ack`, a chan struct{{}})"
             );
             ensure!(
                 &v,
@@ -838,6 +838,16 @@ fn scenario_args(name: &str) -> Vec<&'static str> {
     }
 }
 
+/// How long SFGI watches a leak scenario: 4.5 s, longer where the budget first steps down and
+/// verdicts then come from re-reads a second apart (on a machine running the other scenarios
+/// in parallel).
+fn scenario_window(name: &str) -> &'static str {
+    match name {
+        "upstream-pileup" => "8s",
+        _ => "4500ms",
+    }
+}
+
 const SWEEP_ATTACH: [&str; 6] = [
     "--threshold",
     "2s",
@@ -854,7 +864,7 @@ fn check_leak_scenario(bin: &Path, version: &str, stripped: bool, sc: &Scenario)
         bin,
         &args,
         Duration::from_millis(200),
-        "4500ms",
+        scenario_window(&sc.name),
         &SWEEP_ATTACH,
     );
     let ended = now_ms();
@@ -954,8 +964,8 @@ fn every_leak_scenario_is_reported_newest_go() {
     let all: Vec<Scenario> = manifest().into_iter().filter(|s| s.leak).collect();
     assert_eq!(
         all.len(),
-        25,
-        "tests/scenarios.toml should hold 25 leak scenarios"
+        26,
+        "tests/scenarios.toml should hold 26 leak scenarios"
     );
     for_each_parallel(
         &format!("leak scenarios, {}", variant(NEWEST, false)),
@@ -998,8 +1008,8 @@ fn healthy_scenarios_stay_out_of_growing_and_proven() {
     let all: Vec<Scenario> = manifest().into_iter().filter(|s| !s.leak).collect();
     assert_eq!(
         all.len(),
-        12,
-        "tests/scenarios.toml should hold 12 healthy scenarios"
+        13,
+        "tests/scenarios.toml should hold 13 healthy scenarios"
     );
     let suspects = std::sync::Mutex::new(Vec::new());
     for_each_parallel(

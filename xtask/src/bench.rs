@@ -585,8 +585,9 @@ fn scale(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
         &[10_000, 100_000, 1_000_000]
     };
     out.line("\n### Attach and inventory at scale\n");
-    out.line("| parked goroutines | start of target | sfgi attached (probes + first inventory) | inventory (last) | goroutines reported | target's 1 ms ticker, worst lateness: 0.5 s without SFGI / from launch to attached | SFGI peak RSS |");
+    out.line("| parked goroutines | start of target | sfgi attached (probes + first inventory) | first inventory | goroutines reported | target's 1 ms ticker, worst lateness: 0.5 s without SFGI / from launch to attached | SFGI peak RSS |");
     out.line("|---|---|---|---|---|---|---|");
+    let mut rereads = Vec::new();
     for &n in sizes {
         let t0 = Instant::now();
         let mut t = GoTarget::start(gotarget, &["-bg", &n.to_string()])?;
@@ -611,12 +612,67 @@ fn scale(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
         out.line(format!(
             "| {n} | {start_s:.1} s | {:.2} s | {:.0} ms | {} | {late_base:.0} µs / {late_attached:.0} µs | {} |",
             ready,
-            st["inventory"]["inventory_ms"].as_f64().unwrap_or(-1.0),
+            st["inventory"]["inventory_first_ms"].as_f64().unwrap_or(-1.0),
             st["goroutines"].as_u64().unwrap_or(0),
             mb(hwm)
         ));
+        rereads.push(reread(o, &mut t, n)?);
+    }
+    out.line(format!(
+        "\n### Incremental inventory re-reads every second (`--rescan 1s`, {} s measured after 3 s of settling)\n",
+        reread_window(o).as_secs()
+    ));
+    out.line("| parked goroutines | first read (whole) | re-read (incremental, median) | goroutines not read whole | SFGI CPU, % of one core | target's 1 ms ticker, worst lateness: same window without SFGI / with |");
+    out.line("|---|---|---|---|---|---|");
+    for r in rereads {
+        out.line(r);
     }
     Ok(())
+}
+
+fn reread_window(o: &Opts) -> Duration {
+    Duration::from_secs(if o.quick { 6 } else { 15 })
+}
+
+/// SFGI attached to `t` (`n` parked goroutines) with an inventory re-read every second: the
+/// cost of working from re-reads alone, as in the overhead budget's degraded modes.
+fn reread(o: &Opts, t: &mut GoTarget, n: u32) -> Result<String> {
+    // The same window without SFGI first: this VM's own scheduling noise.
+    t.value("late", "max_us=")?;
+    std::thread::sleep(reread_window(o));
+    let late_base = t.value("late", "max_us=")?;
+    let mut args = attach_args(t.pid, &o.sfgi_args);
+    args.extend(["--rescan".into(), "1s".into(), "-v".into()]);
+    let mut s = Sfgi::start(&o.sfgi, &args)?;
+    std::thread::sleep(Duration::from_secs(3));
+    t.value("late", "max_us=")?;
+    let (c0, t0) = (cpu_seconds(s.pid), Instant::now());
+    std::thread::sleep(reread_window(o));
+    let cpu = (cpu_seconds(s.pid) - c0) / t0.elapsed().as_secs_f64();
+    let late = t.value("late", "max_us=")?;
+    while let Ok(l) = s.stderr.try_recv() {
+        s.log.push(l);
+    }
+    // `-v` logs each re-read: "inventory re-read: N goroutines in X ms (M not read whole)".
+    let times: Vec<f64> = s
+        .log
+        .iter()
+        .filter_map(|l| l.split("inventory re-read: ").nth(1))
+        .filter_map(|l| l.split(" in ").nth(1))
+        .filter_map(|l| l.split(" ms").next())
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let report = s.stop()?;
+    let v: Value = serde_json::from_str(&report).unwrap_or(Value::Null);
+    let inv = &v["stats"]["inventory"];
+    Ok(format!(
+        "| {n} | {:.0} ms | {:.0} ms ({} re-reads) | {} | {:.1} % | {late_base:.0} µs / {late:.0} µs |",
+        inv["inventory_first_ms"].as_f64().unwrap_or(-1.0),
+        median(&times),
+        times.len(),
+        inv["inventory_unchanged"].as_u64().unwrap_or(0),
+        cpu * 100.0
+    ))
 }
 
 /// Minimal HTTP GET over loopback (xtask has no HTTP client).

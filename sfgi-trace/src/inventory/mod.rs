@@ -19,12 +19,12 @@
 mod locate;
 mod mem;
 
-pub use sfgi_engine::goroutine::{GStatus, GoroutineInfo, SudogInfo};
+pub use sfgi_engine::goroutine::{ChanKind, GStatus, GoroutineInfo, SudogInfo, Unchanged};
 pub use sfgi_goexe::{SudogOffsets, SudogSource};
 
 use mem::{u32_at, u64_at, u8_at, Remote};
 use serde::Serialize;
-use sfgi_goexe::{Arch, GoBinary, OffsetSource, RuntimeOffsets, WaitReasons};
+use sfgi_goexe::{Arch, ChanLayout, GoBinary, OffsetSource, RuntimeOffsets, WaitReasons};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -116,6 +116,8 @@ pub struct Inventory {
     pub by_status: BTreeMap<String, usize>,
     /// `g`s skipped because they could not be read or failed a sanity check (torn read).
     pub unreadable: usize,
+    /// Goroutines an incremental re-read did not read whole ([`Unchanged`]; 0 for a whole read).
+    pub unchanged: usize,
     /// Wall time spent reading the target (ns).
     pub read_ns: u64,
     /// How `runtime.allgs` was found.
@@ -232,8 +234,40 @@ pub fn read(pid: u32, bin: &GoBinary, bias: u64) -> Result<Inventory, InventoryE
     Plan::new(bin)?.read(pid, bias)
 }
 
-/// What [`Plan::read_each`] hands each batch of goroutines to.
-type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], i64) + 'a;
+/// What [`Plan::read_each`] and [`Plan::reread_each`] hand each batch of goroutines to: those
+/// read whole, those not read again, and the read's CLOCK_MONOTONIC start.
+type BatchVisitor<'a> = dyn FnMut(&[GoroutineInfo], &[Unchanged], i64) + 'a;
+
+/// What incremental re-reads ([`Plan::reread_each`]) remember between reads: for each `allgs`
+/// slot (the runtime only ever appends to `allgs`, so a slot keeps its `g`), a fingerprint of
+/// the `g` header as it was when last read whole (0: nothing remembered), with bit 0 set when
+/// it must be read whole next time anyway. 8 bytes a slot (8 MB for a million goroutines).
+#[derive(Clone, Debug, Default)]
+pub struct Remembered {
+    fingerprints: Vec<u64>,
+}
+
+impl Remembered {
+    /// Reads `slot` whole next time (the engine does not know it as it is).
+    pub fn forget(&mut self, slot: u32) {
+        if let Some(f) = self.fingerprints.get_mut(slot as usize) {
+            *f |= 1;
+        }
+    }
+
+    /// Reads everything whole next time.
+    pub fn clear(&mut self) {
+        self.fingerprints.clear();
+    }
+
+    /// Slots remembered now (for tests and stats).
+    pub fn remembered(&self) -> usize {
+        self.fingerprints
+            .iter()
+            .filter(|&&f| f != 0 && f & 1 == 0)
+            .count()
+    }
+}
 
 /// Everything about a binary the inventory needs, worked out once.
 #[derive(Clone, Debug)]
@@ -253,6 +287,8 @@ pub struct Plan<'b> {
     pub offsets: RuntimeOffsets,
     /// `runtime.sudog` offsets.
     pub sudog: SudogOffsets,
+    /// `runtime.hchan`/`runtime.timer` layout (channels are not described without one).
+    pub chan: Option<ChanLayout>,
     /// Wait-reason names.
     pub wait_reasons: WaitReasons,
 }
@@ -282,6 +318,7 @@ impl<'b> Plan<'b> {
             allglen_vaddr,
             offsets,
             sudog: bin.sudog_offsets(),
+            chan: bin.chan_layout(),
             wait_reasons: bin.wait_reasons().clone(),
         })
     }
@@ -296,7 +333,7 @@ impl<'b> Plan<'b> {
 
     /// Reads the inventory of process `pid` (loaded with `bias`; see [`read`]).
     pub fn read(&self, pid: u32, bias: u64) -> Result<Inventory, InventoryError> {
-        self.read_batches(pid, bias, None)
+        self.read_batches(pid, bias, None, None)
     }
 
     /// Reads the inventory of process `pid` in batches of a few thousand goroutines, handing
@@ -309,7 +346,25 @@ impl<'b> Plan<'b> {
         bias: u64,
         mut visit: impl FnMut(&[GoroutineInfo], i64),
     ) -> Result<Inventory, InventoryError> {
-        self.read_batches(pid, bias, Some(&mut visit))
+        let mut whole = |gs: &[GoroutineInfo], _: &[Unchanged], now: i64| visit(gs, now);
+        self.read_batches(pid, bias, Some(&mut whole), None)
+    }
+
+    /// An incremental re-read: like [`Plan::read_each`], but a goroutine is read whole (its
+    /// sudogs followed, its stack unwound) only when it is parked and its `g` header differs
+    /// from the one `mem` remembers for its slot; the others are handed over as [`Unchanged`].
+    /// Reading the headers of every `g` stays (so exits, wakes and new goroutines are all
+    /// seen); what is saved is the stack reads, one or more pages per goroutine, and the
+    /// decoding. `mem` is updated; slots the consumer cannot use unchanged must be
+    /// [`Remembered::forget`]-ed.
+    pub fn reread_each(
+        &self,
+        pid: u32,
+        bias: u64,
+        mem: &mut Remembered,
+        mut visit: impl FnMut(&[GoroutineInfo], &[Unchanged], i64),
+    ) -> Result<Inventory, InventoryError> {
+        self.read_batches(pid, bias, Some(&mut visit), Some(mem))
     }
 
     fn read_batches(
@@ -317,12 +372,14 @@ impl<'b> Plan<'b> {
         pid: u32,
         bias: u64,
         mut visit: Option<&mut BatchVisitor<'_>>,
+        mut mem: Option<&mut Remembered>,
     ) -> Result<Inventory, InventoryError> {
         check_offsets(&self.offsets)?;
         let reader = Reader {
             remote: Remote { pid },
             off: &self.offsets,
             sudog: self.sudog,
+            chan: self.chan,
             wait_reasons: &self.wait_reasons,
             bin: self.bin,
             bias,
@@ -367,6 +424,7 @@ impl<'b> Plan<'b> {
             goroutines: Vec::new(),
             by_status: BTreeMap::new(),
             unreadable: 0,
+            unchanged: 0,
             read_ns: 0,
             allgs_source: self.allgs_source.clone(),
             allgs_len: len,
@@ -374,11 +432,33 @@ impl<'b> Plan<'b> {
             now_monotonic_ns,
             sudog_source: self.sudog.source,
         };
-        for group in gptrs.chunks(GROUP) {
-            reader.read_group(group, now_monotonic_ns, &mut inv)?;
+        if let Some(m) = mem.as_mut() {
+            m.fingerprints.resize(gptrs.len(), 0);
+        }
+        let mut counts = [0usize; 16];
+        let mut unchanged = Vec::new();
+        for (k, group) in gptrs.chunks(GROUP).enumerate() {
+            let fps = mem.as_mut().map(|m| {
+                let first = k * GROUP;
+                &mut m.fingerprints[first..first + group.len()]
+            });
+            let ctx = GroupCtx {
+                first_slot: k * GROUP,
+                fingerprints: fps,
+                counts: &mut counts,
+                unchanged: &mut unchanged,
+            };
+            reader.read_group(group, now_monotonic_ns, &mut inv, ctx)?;
+            inv.unchanged += unchanged.len();
             if let Some(visit) = visit.as_mut() {
-                visit(&inv.goroutines, now_monotonic_ns);
+                visit(&inv.goroutines, &unchanged, now_monotonic_ns);
                 inv.goroutines.clear();
+            }
+            unchanged.clear();
+        }
+        for (raw, &n) in counts.iter().enumerate() {
+            if let Some(st) = GStatus::from_raw(raw as u32).filter(|_| n > 0) {
+                *inv.by_status.entry(st.name().into()).or_default() += n;
             }
         }
         inv.read_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -411,10 +491,112 @@ fn check_offsets(o: &RuntimeOffsets) -> Result<(), InventoryError> {
     Ok(())
 }
 
+/// The fields of a `g` an inventory reads (its header; a `g` is ~450 bytes).
+#[derive(Clone, Copy, Debug, Default)]
+struct Header {
+    g_addr: u64,
+    goid: u64,
+    status: GStatus,
+    status_raw: u32,
+    wait_reason_raw: u8,
+    waitsince_ns: i64,
+    gopc: u64,
+    startpc: u64,
+    parent_goid: u64,
+    stack_lo: u64,
+    stack_hi: u64,
+    sched_pc: u64,
+    sched_sp: u64,
+    sched_bp: u64,
+    waiting: u64,
+    /// `g.trackingSeq`: incremented every time the goroutine stops running.
+    tracking_seq: u8,
+}
+
+impl Header {
+    /// Whether `other` (the same `g` read earlier) shows the same park: same goroutine, still
+    /// parked with the same status, resume point and park counter.
+    fn same_park(&self, other: &Header) -> bool {
+        self.goid == other.goid
+            && self.status == other.status
+            && self.sched_pc == other.sched_pc
+            && self.sched_sp == other.sched_sp
+            && self.sched_bp == other.sched_bp
+            && self.tracking_seq == other.tracking_seq
+            && self.waiting == other.waiting
+    }
+
+    /// A 64-bit fingerprint of everything that changes when a goroutine runs, never 0. Equal
+    /// fingerprints at one slot mean the goroutine is in the same park (same goid, wait reason,
+    /// resume pc/sp/bp, sudog list and park counter `g.trackingSeq`), as far as its `g` can
+    /// tell. `g.waitsince` is left out when the park counter is read (`counted`): a GC stamping
+    /// it is not a new park; without the counter it is the only sign of one.
+    fn fingerprint(&self, counted: bool) -> u64 {
+        let words = [
+            self.g_addr,
+            self.goid,
+            u64::from(self.status_raw & !GSCAN) | (u64::from(self.wait_reason_raw) << 32),
+            if counted { 0 } else { self.waitsince_ns as u64 },
+            self.sched_pc,
+            self.sched_sp,
+            self.sched_bp,
+            self.waiting,
+            self.stack_lo,
+            self.stack_hi,
+            u64::from(self.tracking_seq),
+        ];
+        // FNV-style multiply-xorshift mixing: not adversarial input, just a compact identity.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for w in words {
+            h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+            h ^= h >> 29;
+        }
+        // Bit 0 is [`Remembered`]'s "read it whole anyway" flag.
+        (h & !1) | 2
+    }
+}
+
+/// What [`Reader::read_group`] needs besides the `g` pointers: where the group starts in
+/// `allgs`, the remembered fingerprints of its slots (incremental re-reads only), the counts by
+/// raw status, and where to put goroutines not read whole.
+struct GroupCtx<'c> {
+    first_slot: usize,
+    fingerprints: Option<&'c mut [u64]>,
+    counts: &'c mut [usize; 16],
+    unchanged: &'c mut Vec<Unchanged>,
+}
+
+/// Bytes of a `g` to read: up to the end of the last field used.
+fn header_len(o: &RuntimeOffsets) -> u64 {
+    [
+        o.g_stack_lo,
+        o.g_stack_hi,
+        o.g_goid,
+        o.g_waitsince,
+        o.g_parent_goid,
+        o.g_gopc,
+        o.g_startpc,
+        o.g_waiting,
+        o.g_sched + o.gobuf_sp,
+        o.g_sched + o.gobuf_pc,
+        o.g_sched + o.gobuf_bp,
+        o.g_atomicstatus,
+        o.g_waitreason,
+        o.g_tracking_seq,
+    ]
+    .iter()
+    .max()
+    .copied()
+    .unwrap_or(0)
+    .saturating_add(8)
+    .min(o.g_size)
+}
+
 struct Reader<'a> {
     remote: Remote,
     off: &'a RuntimeOffsets,
     sudog: SudogOffsets,
+    chan: Option<ChanLayout>,
     wait_reasons: &'a WaitReasons,
     bin: Option<&'a GoBinary>,
     bias: u64,
@@ -440,99 +622,172 @@ impl Reader<'_> {
         gptrs: &[u64],
         now: i64,
         inv: &mut Inventory,
+        ctx: GroupCtx<'_>,
     ) -> Result<(), InventoryError> {
+        let GroupCtx {
+            first_slot,
+            mut fingerprints,
+            counts,
+            unchanged,
+        } = ctx;
         let o = self.off;
-        let gsize = o.g_size as usize;
+        // Read up to the last field used, not the whole `g`.
+        let want = header_len(o) as usize;
         let ranges: Vec<(u64, usize)> = gptrs
             .iter()
             .map(|&p| {
                 if p == 0 || !p.is_multiple_of(8) {
                     (p, 0)
                 } else {
-                    (p, gsize)
+                    (p, want)
                 }
             })
             .collect();
         let batch = self.remote.read_many(&ranges)?;
         let first = inv.goroutines.len();
+        // (goroutine index, slot in this group, fingerprint) of those read whole to remember.
+        let mut to_remember: Vec<(usize, usize, u64, Header)> = Vec::new();
         for (i, &gp) in gptrs.iter().enumerate() {
-            let Some(g) = batch.get(i) else {
+            let Some(h) = batch.get(i).and_then(|g| self.decode_header(g, gp)) else {
                 inv.unreadable += 1;
+                if let Some(f) = fingerprints.as_mut().and_then(|f| f.get_mut(i)) {
+                    *f = 0;
+                }
                 continue;
             };
-            match self.decode_g(g, gp, now) {
-                Some(info) if info.status.is_dead() => {
-                    *inv.by_status.entry(info.status.name().into()).or_default() += 1;
-                }
-                Some(info) => {
-                    *inv.by_status.entry(info.status.name().into()).or_default() += 1;
-                    inv.goroutines.push(info);
-                }
-                None => inv.unreadable += 1,
+            if let Some(c) = counts.get_mut((h.status_raw & !GSCAN) as usize) {
+                *c += 1;
             }
+            if h.status.is_dead() {
+                if let Some(f) = fingerprints.as_mut().and_then(|f| f.get_mut(i)) {
+                    *f = 0;
+                }
+                continue;
+            }
+            let mut stayed = false;
+            if let Some(fps) = fingerprints.as_mut() {
+                let fp = h.fingerprint(o.g_tracking_seq != 0);
+                let parked = matches!(
+                    h.status,
+                    GStatus::Waiting | GStatus::Leaked | GStatus::Syscall
+                );
+                let prev = fps.get(i).copied().unwrap_or(0);
+                // The same park as at the last read: same header, park counter included.
+                stayed = parked && prev & !1 == fp;
+                if !parked || prev == fp {
+                    if !parked {
+                        if let Some(f) = fps.get_mut(i) {
+                            *f = 0;
+                        }
+                    }
+                    unchanged.push(Unchanged {
+                        goid: h.goid,
+                        status: h.status,
+                        stack_bytes: h.stack_hi.saturating_sub(h.stack_lo),
+                        // Without the park counter only a set waitsince shows it.
+                        stayed_blocked: o.g_tracking_seq != 0 || h.waitsince_ns != 0,
+                        slot: u32::try_from(first_slot + i).unwrap_or(u32::MAX),
+                    });
+                    continue;
+                }
+                to_remember.push((inv.goroutines.len(), i, fp, h));
+            }
+            let mut info = self.info(&h, now);
+            info.stayed_blocked = stayed && (o.g_tracking_seq != 0 || h.waitsince_ns != 0);
+            inv.goroutines.push(info);
         }
         let new = first..inv.goroutines.len();
         self.follow_sudogs(&mut inv.goroutines, new.clone())?;
+        self.describe_channels(&mut inv.goroutines, new.clone())?;
         self.unwind(&mut inv.goroutines, new)?;
+        if let Some(fps) = fingerprints {
+            // The target ran while its stacks were read: a goroutine that ran meanwhile may have
+            // rewritten the frames just read. Its header again: if it changed (its park counter
+            // moved, or it runs now), its stack is not trusted and it counts as active (it did
+            // run); it is read whole again next time.
+            let ranges: Vec<(u64, usize)> = to_remember
+                .iter()
+                .map(|(_, _, _, h)| (h.g_addr, want))
+                .collect();
+            let again = self.remote.read_many(&ranges)?;
+            let mut torn = vec![false; inv.goroutines.len() - first];
+            for (k, (gi, slot, _, h)) in to_remember.iter().enumerate() {
+                let now_h = again.get(k).and_then(|g| self.decode_header(g, h.g_addr));
+                if now_h.is_some_and(|n| n.same_park(h)) {
+                    continue;
+                }
+                if let Some(t) = torn.get_mut(gi - first) {
+                    *t = true;
+                }
+                unchanged.push(Unchanged {
+                    goid: h.goid,
+                    status: GStatus::Runnable,
+                    stack_bytes: h.stack_hi.saturating_sub(h.stack_lo),
+                    stayed_blocked: false,
+                    slot: u32::try_from(first_slot + slot).unwrap_or(u32::MAX),
+                });
+            }
+            for (gi, slot, fp, _) in &to_remember {
+                let (gi, slot, fp) = (*gi, *slot, *fp);
+                if torn.get(gi - first).copied().unwrap_or(false) {
+                    if let Some(f) = fps.get_mut(slot) {
+                        *f = 0;
+                    }
+                    continue;
+                }
+                // A stack that could not be unwound to its end is read again next time, and so
+                // is a goroutine waiting on a running timer: its timer can be stopped while it
+                // waits, which its own `g` does not show.
+                let whole = inv.goroutines.get(gi).is_some_and(|g| {
+                    !g.stack_truncated
+                        && !g
+                            .sudogs
+                            .iter()
+                            .any(|s| matches!(s.kind, ChanKind::Timer | ChanKind::Ticker))
+                });
+                if let Some(f) = fps.get_mut(slot) {
+                    *f = if whole { fp } else { fp | 1 };
+                }
+            }
+            if torn.contains(&true) {
+                let mut k = 0;
+                inv.goroutines.retain(|_| {
+                    let keep = k < first || !torn.get(k - first).copied().unwrap_or(false);
+                    k += 1;
+                    keep
+                });
+            }
+        }
         Ok(())
     }
 
-    /// Decodes one `g`; `None` for a torn or garbage read.
-    fn decode_g(&self, g: &[u8], g_addr: u64, now: i64) -> Option<GoroutineInfo> {
+    /// Decodes the header of one `g`; `None` for a torn or garbage read.
+    fn decode_header(&self, g: &[u8], g_addr: u64) -> Option<Header> {
         let o = self.off;
         let status_raw = u32_at(g, o.g_atomicstatus)?;
         let status = GStatus::from_raw(status_raw & !GSCAN)?;
         let goid = u64_at(g, o.g_goid)?;
         if status.is_dead() {
             // Dead gs keep stale fields; only the status matters.
-            return Some(GoroutineInfo {
+            return Some(Header {
+                g_addr,
                 goid,
                 status,
                 status_raw,
-                wait_reason: None,
-                wait_reason_raw: 0,
-                waitsince_ns: 0,
-                wait_age_ns: None,
-                gopc: 0,
-                startpc: 0,
-                parent_goid: 0,
-                stack_lo: 0,
-                stack_hi: 0,
-                sched_pc: 0,
-                sched_sp: 0,
-                sched_bp: 0,
-                stack: Vec::new(),
-                stack_truncated: false,
-                waiting_on: Vec::new(),
-                sudogs: Vec::new(),
-                g_addr,
+                ..Header::default()
             });
         }
         if goid == 0 {
             return None;
         }
-        let wait_reason_raw = u8_at(g, o.g_waitreason)?;
-        let wait_reason =
-            if matches!(status, GStatus::Waiting | GStatus::Leaked) && wait_reason_raw != 0 {
-                self.wait_reasons
-                    .name(u32::from(wait_reason_raw))
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            } else {
-                None
-            };
-        let waitsince_ns = u64_at(g, o.g_waitsince)? as i64;
-        let wait_age_ns =
-            (waitsince_ns > 0 && waitsince_ns <= now).then(|| (now - waitsince_ns) as u64);
         let sched = |f: u64| u64_at(g, o.g_sched + f);
-        Some(GoroutineInfo {
+        Some(Header {
+            g_addr,
             goid,
             status,
             status_raw,
-            wait_reason,
-            wait_reason_raw,
-            waitsince_ns,
-            wait_age_ns,
+            wait_reason_raw: u8_at(g, o.g_waitreason)?,
+            waitsince_ns: u64_at(g, o.g_waitsince)? as i64,
             gopc: u64_at(g, o.g_gopc)?,
             startpc: u64_at(g, o.g_startpc)?,
             parent_goid: u64_at(g, o.g_parent_goid)?,
@@ -541,16 +796,54 @@ impl Reader<'_> {
             sched_pc: sched(o.gobuf_pc)?,
             sched_sp: sched(o.gobuf_sp)?,
             sched_bp: sched(o.gobuf_bp)?,
+            waiting: u64_at(g, o.g_waiting)?,
+            tracking_seq: match o.g_tracking_seq {
+                0 => 0,
+                off => u8_at(g, off)?,
+            },
+        })
+    }
+
+    /// The goroutine record of a live `g`'s header (its sudogs and stack still to be read).
+    fn info(&self, h: &Header, now: i64) -> GoroutineInfo {
+        let wait_reason =
+            if matches!(h.status, GStatus::Waiting | GStatus::Leaked) && h.wait_reason_raw != 0 {
+                self.wait_reasons
+                    .name(u32::from(h.wait_reason_raw))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            } else {
+                None
+            };
+        let wait_age_ns =
+            (h.waitsince_ns > 0 && h.waitsince_ns <= now).then(|| (now - h.waitsince_ns) as u64);
+        GoroutineInfo {
+            goid: h.goid,
+            status: h.status,
+            status_raw: h.status_raw,
+            wait_reason,
+            wait_reason_raw: h.wait_reason_raw,
+            waitsince_ns: h.waitsince_ns,
+            wait_age_ns,
+            gopc: h.gopc,
+            startpc: h.startpc,
+            parent_goid: h.parent_goid,
+            stack_lo: h.stack_lo,
+            stack_hi: h.stack_hi,
+            sched_pc: h.sched_pc,
+            sched_sp: h.sched_sp,
+            sched_bp: h.sched_bp,
             stack: Vec::new(),
             stack_truncated: false,
             // Stash g.waiting in waiting_on until follow_sudogs replaces it.
-            waiting_on: match u64_at(g, o.g_waiting)? {
+            waiting_on: match h.waiting {
                 0 => Vec::new(),
                 w => vec![w],
             },
             sudogs: Vec::new(),
-            g_addr,
-        })
+            g_addr: h.g_addr,
+            stayed_blocked: false,
+        }
     }
 
     /// Follows `g.waiting` → `sudog.waitlink` for waiting goroutines, one batched read per hop.
@@ -595,6 +888,7 @@ impl Reader<'_> {
                     elem,
                     c,
                     is_select: sel != 0,
+                    kind: ChanKind::Unknown,
                 });
                 g.waiting_on.push(if c != 0 { c } else { elem });
                 // Only a select's sudogs form the g.waiting list; a semaphore sudog's waitlink
@@ -609,6 +903,106 @@ impl Reader<'_> {
                 }
             }
             active = next;
+        }
+        Ok(())
+    }
+
+    /// Reads the channel of every sudog of goroutines `range` (one batched read for the
+    /// channels, one for their element types, one for the timers of timer channels) and sets
+    /// each sudog's [`ChanKind`].
+    fn describe_channels(
+        &self,
+        gs: &mut [GoroutineInfo],
+        range: std::ops::Range<usize>,
+    ) -> Result<(), InventoryError> {
+        let Some(l) = self.chan else {
+            return Ok(());
+        };
+        // (goroutine, sudog) of every channel wait, and the distinct channels.
+        let mut waits: Vec<(usize, usize)> = Vec::new();
+        let mut chans: Vec<u64> = Vec::new();
+        for i in range {
+            for (k, s) in gs[i].sudogs.iter().enumerate() {
+                if s.c != 0 && s.c.is_multiple_of(8) {
+                    waits.push((i, k));
+                    chans.push(s.c);
+                }
+            }
+        }
+        if waits.is_empty() {
+            return Ok(());
+        }
+        chans.sort_unstable();
+        chans.dedup();
+        let ranges: Vec<(u64, usize)> = chans.iter().map(|&c| (c, l.read_len as usize)).collect();
+        let batch = self.remote.read_many(&ranges)?;
+        // Per channel: (element size, capacity, timer, element type).
+        let mut facts: Vec<Option<(u16, u64, u64, u64)>> = Vec::with_capacity(chans.len());
+        for k in 0..chans.len() {
+            facts.push(batch.get(k).and_then(|b| {
+                let elemsize = b.get(l.elemsize as usize..l.elemsize as usize + 2)?;
+                Some((
+                    u16::from_le_bytes(elemsize.try_into().ok()?),
+                    u64_at(b, l.dataqsiz)?,
+                    match l.timer {
+                        Some(t) => u64_at(b, t)?,
+                        None => 0,
+                    },
+                    u64_at(b, l.elemtype)?,
+                ))
+            }));
+        }
+        // Timers of synchronous timer channels: `when` (0 once stopped) and `period`.
+        let timer_ranges: Vec<(u64, usize)> = facts
+            .iter()
+            .map(|f| match f {
+                Some((_, _, t, _)) if *t != 0 && t.is_multiple_of(8) => {
+                    (t.wrapping_add(l.timer_when), 16)
+                }
+                _ => (0, 0),
+            })
+            .collect();
+        let timers = self.remote.read_many(&timer_ranges)?;
+        // Element types of capacity-1 channels of 24-byte elements: is it time.Time?
+        let type_ranges: Vec<(u64, usize)> = facts
+            .iter()
+            .map(|f| match f {
+                Some((24, 1, 0, ty)) if *ty != 0 && ty.is_multiple_of(8) => {
+                    (*ty, sfgi_goexe::chan::ABI_TYPE_READ as usize)
+                }
+                _ => (0, 0),
+            })
+            .collect();
+        let types = self.remote.read_many(&type_ranges)?;
+        let kinds: Vec<ChanKind> = facts
+            .iter()
+            .enumerate()
+            .map(|(k, f)| match f {
+                None => ChanKind::Unknown,
+                Some((_, _, t, _)) if *t != 0 => match timers.get(k) {
+                    Some(b) => {
+                        let when = u64_at(b, 0).unwrap_or(0) as i64;
+                        let period = u64_at(b, l.timer_period - l.timer_when).unwrap_or(0) as i64;
+                        match (when, period) {
+                            (w, _) if w <= 0 => ChanKind::TimerStopped,
+                            (_, p) if p > 0 => ChanKind::Ticker,
+                            _ => ChanKind::Timer,
+                        }
+                    }
+                    None => ChanKind::Unknown,
+                },
+                Some((0, _, _, _)) => ChanKind::Signal,
+                Some(_) if types.get(k).is_some_and(|ty| l.is_time_time(ty)) => {
+                    ChanKind::TimerAsync
+                }
+                Some(_) => ChanKind::Data,
+            })
+            .collect();
+        for (i, k) in waits {
+            let s = &mut gs[i].sudogs[k];
+            if let Ok(c) = chans.binary_search(&s.c) {
+                s.kind = kinds[c];
+            }
         }
         Ok(())
     }
@@ -808,6 +1202,7 @@ mod tests {
             allglen_vaddr: Some(allglen),
             offsets: tables::offsets_for_minor(27).unwrap(),
             sudog: SudogOffsets::for_minor(27).unwrap(),
+            chan: ChanLayout::for_minor(27),
             wait_reasons: WaitReasons {
                 names: tables::wait_reasons_for_minor(27).unwrap(),
                 source: WaitReasonSource::Table { minor: 27 },
@@ -943,6 +1338,83 @@ mod tests {
             bad.read(std::process::id(), 0),
             Err(InventoryError::Unreadable { .. })
         ));
+        drop(f);
+    }
+
+    #[test]
+    fn rereads_read_whole_only_what_changed() {
+        let o = tables::offsets_for_minor(27).unwrap();
+        let gw = (o.g_size / 8) as usize;
+        // Words: [0..4) allgs header + allglen, [4..8) array, then 3 gs, then a stack.
+        let (hdr, arr, g0) = (0usize, 4usize, 8usize);
+        let stack = g0 + 3 * gw;
+        let mut f = Fake {
+            words: vec![0; stack + 64],
+        };
+        let g = |i: usize| g0 + i * gw;
+        let (lo, hi) = (f.addr(stack), f.addr(stack + 64));
+        for (i, (status, goid)) in [(4u32, 20u64), (4, 21), (2, 22)].into_iter().enumerate() {
+            f.set_u32(g(i), o.g_atomicstatus, status);
+            f.set(g(i), o.g_goid, goid);
+            f.set(g(i), o.g_stack_lo, lo);
+            f.set(g(i), o.g_stack_hi, hi);
+            f.set(g(i), o.g_sched + o.gobuf_pc, 0x1000 + i as u64);
+            f.set(g(i), o.g_sched + o.gobuf_sp, f.addr(stack + 2));
+            f.set(g(i), o.g_sched + o.gobuf_bp, f.addr(stack + 8));
+            f.words[arr + i] = f.addr(g(i));
+        }
+        f.set(stack, 8 * 8, 0); // the chain ends after one return address
+        f.set(stack, 9 * 8, 0x2222);
+        let arr_addr = f.addr(arr);
+        f.set(hdr, 0, arr_addr);
+        f.set(hdr, 8, 3);
+        f.set(hdr, 16, 4);
+        f.set(hdr, 24, 3);
+        let plan = plan(f.addr(hdr), f.addr(hdr + 3));
+        let mut mem = Remembered::default();
+        let reread = |mem: &mut Remembered| {
+            let (mut whole, mut same) = (Vec::new(), Vec::new());
+            let inv = plan
+                .reread_each(std::process::id(), 0, mem, |w, u, _| {
+                    whole.extend(w.iter().map(|g| (g.goid, g.stack.clone())));
+                    same.extend(u.iter().map(|u| (u.goid, u.slot, u.parked())));
+                })
+                .unwrap();
+            (inv, whole, same)
+        };
+        // First read: both parked goroutines whole, the running one only as present.
+        let (inv, whole, same) = reread(&mut mem);
+        assert_eq!(
+            whole,
+            vec![(20, vec![0x1000, 0x2222]), (21, vec![0x1001, 0x2222])]
+        );
+        assert_eq!(same, vec![(22, 2, false)]);
+        assert_eq!(inv.unchanged, 1);
+        assert_eq!(inv.by_status["waiting"], 2);
+        assert_eq!(mem.remembered(), 2);
+        // Nothing changed: no stack is read again.
+        let (inv, whole, same) = reread(&mut mem);
+        assert!(whole.is_empty());
+        assert_eq!(same, vec![(20, 0, true), (21, 1, true), (22, 2, false)]);
+        assert_eq!(inv.unchanged, 3);
+        // 21 ran and parked elsewhere; the consumer wants 20 whole (it did not know it).
+        f.set(g(1), o.g_sched + o.gobuf_pc, 0x1111);
+        mem.forget(0);
+        let (_, whole, same) = reread(&mut mem);
+        let ids: Vec<u64> = whole.iter().map(|w| w.0).collect();
+        assert_eq!(ids, vec![20, 21]);
+        assert_eq!(whole[1].1, vec![0x1111, 0x2222]);
+        assert_eq!(same, vec![(22, 2, false)]);
+        // 20 exited and its g now runs a new goroutine that parked at the same place.
+        f.set(g(0), o.g_goid, 30);
+        let (_, whole, _) = reread(&mut mem);
+        assert_eq!(whole.iter().map(|w| w.0).collect::<Vec<_>>(), vec![30]);
+        // A stack that cannot be unwound to its end is read whole every time.
+        f.set(g(1), o.g_sched + o.gobuf_bp, 0x10);
+        for _ in 0..2 {
+            let (_, whole, _) = reread(&mut mem);
+            assert_eq!(whole.iter().map(|w| w.0).collect::<Vec<_>>(), vec![21]);
+        }
         drop(f);
     }
 

@@ -27,10 +27,16 @@
 //	cond    main.parkCond:    sync.Cond.Wait
 //	sleep   main.parkSleep:   sleep
 //	nilrecv main.parkNilRecv: chan receive (nil chan)
+//	ticker  main.parkTicker:  select (on a running 1 h ticker and a stop channel: a janitor)
+//	stopped main.parkStopped: chan receive (on the channel of a ticker stopped before the wait)
+//	done    main.parkDone:    chan receive (on ctx.Done() of a context never cancelled)
+//
+// Timer channels are asynchronous unless GODEBUG=asynctimerchan=0 (Go 1.23+): go.mod says 1.21.
 package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -103,6 +109,55 @@ func parkSleep() { time.Sleep(time.Hour) }
 
 //go:noinline
 func parkNilRecv(ch chan int) int { return <-ch }
+
+//go:noinline
+func parkTicker(t *time.Ticker, stop chan struct{}) int {
+	n := 0
+	for {
+		select {
+		case <-t.C:
+			n++
+		case <-stop:
+			return n
+		}
+	}
+}
+
+//go:noinline
+func parkStopped(t *time.Ticker) { <-t.C }
+
+//go:noinline
+func parkDone(ctx context.Context) { <-ctx.Done() }
+
+// Never cancelled: parkDone waits forever.
+var doneCtx, doneCancel = context.WithCancel(context.Background())
+var stopCh = make(chan struct{})
+
+//go:noinline
+func spawnTicker() {
+	go func() {
+		goidSink <- goid()
+		parkTicker(time.NewTicker(time.Hour), stopCh)
+	}()
+}
+
+//go:noinline
+func spawnStopped() {
+	go func() {
+		t := time.NewTicker(time.Hour)
+		t.Stop()
+		goidSink <- goid()
+		parkStopped(t)
+	}()
+}
+
+//go:noinline
+func spawnDone() {
+	go func() {
+		goidSink <- goid()
+		parkDone(doneCtx)
+	}()
+}
 
 //go:noinline
 func spawnRecv(report bool) {
@@ -205,7 +260,11 @@ func main() {
 		{"cond", "sync.Cond.Wait", "main.parkCond", spawnCond},
 		{"sleep", "sleep", "main.parkSleep", spawnSleep},
 		{"nilrecv", "chan receive (nil chan)", "main.parkNilRecv", spawnNilRecv},
+		{"ticker", "select", "main.parkTicker", spawnTicker},
+		{"stopped", "chan receive", "main.parkStopped", spawnStopped},
+		{"done", "chan receive", "main.parkDone", spawnDone},
 	}
+	_ = doneCancel
 	lines := make([]string, 0, len(kinds))
 	for _, k := range kinds {
 		ids := make([]string, 0, *n)
