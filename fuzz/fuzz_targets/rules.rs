@@ -4,6 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sfgi_engine::classify::{Classifier, GroupFeatures};
+use sfgi_engine::goroutine::ChanKind;
 use sfgi_engine::rules::RuleSet;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             wakes_per_member: f64::NAN,
             wake_interval_cv: Some(f64::INFINITY),
             wake_interval_median_s: Some(f64::MAX),
+            waits_on: vec![ChanKind::Data, ChanKind::Timer, ChanKind::TimerStopped],
         },
         GroupFeatures {
             wait_reason: "select".into(),

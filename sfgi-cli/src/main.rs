@@ -26,11 +26,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Attach to a running Go process with eBPF uprobes and report its parked goroutines.
+    /// Attach to a running Go process with eBPF uprobes and report its parked goroutines; or,
+    /// with --pprof, poll its net/http/pprof endpoint instead (no root, any OS).
     Attach {
         /// PID of the Go process.
-        #[arg(long)]
-        pid: u32,
+        #[arg(long, required_unless_present = "pprof", conflicts_with = "pprof")]
+        pid: Option<u32>,
+        #[command(flatten)]
+        pprof: PprofArgs,
         /// How long to trace (e.g. `10s`, `5m`); default: until Ctrl-C or the target exits.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -44,23 +47,23 @@ enum Command {
         interval: Duration,
         /// Re-read the goroutine inventory (finds goroutines stuck in system calls, reconciles
         /// dropped events): `auto` (2–30 s, by the target's size), `off`, or a period.
-        #[arg(long, value_parser = Rescan::parse, default_value = "auto")]
+        #[arg(long, value_parser = Rescan::parse, default_value = "auto", conflicts_with = "pprof")]
         rescan: Rescan,
         /// Extra classification rules (TOML; tried before the built-in rules). Repeatable.
         #[arg(long = "rules", value_name = "FILE")]
         rules: Vec<PathBuf>,
         /// How often to drain the event ring buffer.
-        #[arg(long, value_parser = parse_duration, default_value = "50ms")]
+        #[arg(long, value_parser = parse_duration, default_value = "50ms", conflicts_with = "pprof")]
         poll: Duration,
         /// Do not capture stacks (cheaper; no blocking or creation sites).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pprof")]
         no_stacks: bool,
         /// How many groups to print full stacks for in the table format.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
         /// Event ring-buffer size in bytes (a power of two, at least 4096). Smaller loses
         /// events sooner (they are counted and reported); for tests and tuning.
-        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
+        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true, conflicts_with = "pprof")]
         ring_size: u32,
         #[command(flatten)]
         budget: BudgetArgs,
@@ -70,8 +73,15 @@ enum Command {
     /// /sfgi/leaks, /sfgi/groups, /sfgi/profile, /sfgi/trigger-scan and /metrics over HTTP.
     Watch {
         /// PID of the Go process.
-        #[arg(long)]
-        pid: u32,
+        #[arg(long, required_unless_present = "pprof", conflicts_with = "pprof")]
+        pid: Option<u32>,
+        /// With --pprof: a live table redrawn at every poll of the endpoint (no root; no
+        /// --listen yet), then the final report.
+        #[command(flatten)]
+        pprof: PprofArgs,
+        /// Stop after this long (with --pprof; default: until Ctrl-C).
+        #[arg(long, value_parser = parse_duration, requires = "pprof")]
+        duration: Option<Duration>,
         /// Refresh (and population sampling) interval.
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         interval: Duration,
@@ -82,23 +92,47 @@ enum Command {
         rules: Vec<PathBuf>,
         /// Serve the HTTP endpoints on this address (`:9090` = 127.0.0.1:9090; `[::1]:9090`,
         /// `0.0.0.0:9090` as given; port 0 picks one, printed on stderr).
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", conflicts_with = "pprof")]
         listen: Option<String>,
         /// Require `Authorization: Bearer TOKEN` on every HTTP request (stacks are sensitive).
         #[arg(long, value_name = "TOKEN", requires = "listen")]
         token: Option<String>,
         /// Re-read the goroutine inventory (finds goroutines stuck in system calls, reconciles
         /// dropped events): `auto` (2–30 s, by the target's size), `off`, or a period.
-        #[arg(long, value_parser = Rescan::parse, default_value = "auto")]
+        #[arg(long, value_parser = Rescan::parse, default_value = "auto", conflicts_with = "pprof")]
         rescan: Rescan,
         /// How many groups to print full stacks for in the final report.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
         /// Event ring-buffer size in bytes (see `attach --ring-size`).
-        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true)]
+        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true, conflicts_with = "pprof")]
         ring_size: u32,
         #[command(flatten)]
         budget: BudgetArgs,
+    },
+    /// Judge saved goroutine dumps, no root and no target needed: Go's debug=2 text (from
+    /// /debug/pprof/goroutine?debug=2 or goroutineleak?debug=2, SIGQUIT with GOTRACEBACK=all,
+    /// a panic, a deadlock crash) or pprof's gzip'd protobuf goroutine and goroutineleak
+    /// profiles. Several dumps of one process, oldest first, are a time series (growth,
+    /// members that never leave). Same table, JSON, rules and judge as `attach`.
+    Analyze {
+        /// Dumps of one process, oldest first (`-`: stdin).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        dumps: DumpArgs,
+    },
+    /// Compare two goroutine dumps of one process: which groups grew, appeared, shrank or
+    /// vanished.
+    Diff {
+        /// The older dump (`-`: stdin).
+        #[arg(value_name = "BEFORE")]
+        before: PathBuf,
+        /// The newer dump.
+        #[arg(value_name = "AFTER")]
+        after: PathBuf,
+        #[command(flatten)]
+        dumps: DumpArgs,
     },
     /// Show what SFGI reads from a Go binary: version, probe points, struct offsets, wait reasons.
     Inspect {
@@ -133,17 +167,134 @@ struct JudgeArgs {
     avalanche: f64,
 }
 
+/// `attach --pprof`: the target's pprof endpoint instead of eBPF.
+#[derive(clap::Args, Debug)]
+struct PprofArgs {
+    /// Poll this net/http/pprof endpoint instead of attaching eBPF probes (no root needed):
+    /// `http://HOST:PORT`, `https://…`, or `…/debug/pprof/`. Polls `goroutine?debug=2`.
+    #[arg(long, value_name = "URL")]
+    pprof: Option<String>,
+    /// Longest fraction of time the polls may stop the target (Go stops the world to write a
+    /// debug=2 dump, ≈ 35–40 ms at 10k goroutines): after a poll that took T, the next waits
+    /// at least T / budget (and at least --interval). `0`: --interval only.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, default_value = "1%", requires = "pprof")]
+    pause_budget: f64,
+    /// Also poll the goroutineleak profile (Go 1.27; 1.26 with the experiment), at most this
+    /// often: the same dump after a GC that marks the leaked goroutines, reported `proven`. It
+    /// costs the target a GC cycle each time. Off by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "pprof")]
+    leak_profile: Option<Duration>,
+    /// Longest a poll may take (connect, dump, transfer).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", requires = "pprof")]
+    pprof_timeout: Duration,
+    /// Send `Authorization: Bearer TOKEN` with every poll.
+    #[arg(long, value_name = "TOKEN", requires = "pprof")]
+    pprof_token: Option<String>,
+    /// An extra request header (`Name: value`). Repeatable.
+    #[arg(long, value_name = "HEADER", requires = "pprof")]
+    pprof_header: Vec<String>,
+    /// Trust the PEM certificates in this file (a private CA or a self-signed endpoint)
+    /// instead of the web PKI roots.
+    #[arg(long, value_name = "FILE", requires = "pprof")]
+    pprof_ca: Option<PathBuf>,
+    /// Largest dump accepted per poll, bytes (`k`, `M`, `G` suffixes).
+    #[arg(long = "pprof-max-size", value_name = "SIZE", value_parser = parse_size, default_value = "256M", requires = "pprof")]
+    max_size: u64,
+}
+
+impl PprofArgs {
+    /// The options of a pprof session, when `--pprof` was given.
+    fn options(
+        &self,
+        duration: Option<Duration>,
+        interval: Duration,
+        judge: &JudgeArgs,
+        rules: &[PathBuf],
+    ) -> Result<Option<sfgi::remote::PprofOptions>> {
+        let Some(url) = &self.pprof else {
+            return Ok(None);
+        };
+        let mut headers = Vec::new();
+        if let Some(t) = &self.pprof_token {
+            headers.push(("Authorization".to_string(), format!("Bearer {t}")));
+        }
+        for h in &self.pprof_header {
+            headers.push(sfgi_dump::pprof::parse_header(h)?);
+        }
+        let ca_pem = match &self.pprof_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
+        Ok(Some(sfgi::remote::PprofOptions {
+            url: url.clone(),
+            endpoint: sfgi_dump::pprof::EndpointOptions {
+                timeout: self.pprof_timeout,
+                headers,
+                limits: sfgi_dump::Limits {
+                    max_bytes: self.max_size,
+                    ..sfgi_dump::Limits::default()
+                },
+                ca_pem,
+            },
+            duration,
+            interval,
+            pause_budget: self.pause_budget,
+            leak_every: self.leak_profile,
+            judge: judge.config(),
+            rules: rules.to_vec(),
+        }))
+    }
+}
+
+/// Flags of `analyze` and `diff`.
+#[derive(clap::Args, Debug)]
+struct DumpArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(flatten)]
+    judge: JudgeArgs,
+    /// Extra classification rules (TOML; tried before the built-in rules). Repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Time between two dumps (default: each dump's own time: a protobuf profile's
+    /// timestamp, else the file's modification time).
+    #[arg(long, value_parser = parse_duration)]
+    interval: Option<Duration>,
+    /// How many groups to print full stacks for in the table format.
+    #[arg(long, default_value_t = 5)]
+    stacks_shown: usize,
+    /// Largest dump accepted, bytes (`k`, `M`, `G` suffixes; gzip'd profiles: decompressed).
+    #[arg(long, value_parser = parse_size, default_value = "256M")]
+    max_size: u64,
+}
+
+impl DumpArgs {
+    fn options(&self, inputs: Vec<PathBuf>) -> sfgi::analyze::AnalyzeOptions {
+        sfgi::analyze::AnalyzeOptions {
+            inputs,
+            judge: self.judge.config(),
+            rules: self.rules.clone(),
+            interval: self.interval,
+            limits: sfgi_dump::Limits {
+                max_bytes: self.max_size,
+                ..sfgi_dump::Limits::default()
+            },
+        }
+    }
+}
+
 /// The overhead budget's flags, shared by `attach` and `watch`.
 #[derive(clap::Args, Clone, Debug)]
 struct BudgetArgs {
     /// Overhead budget: probe hits per second in the target above which SFGI degrades by
     /// itself (samples parks, detaches the wake/exit probes, then works from inventory
     /// re-reads), and says so. 0: never degrade. See docs/PERFORMANCE.md.
-    #[arg(long, value_name = "N", default_value_t = sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE)]
+    #[arg(long, value_name = "N", default_value_t = sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE, conflicts_with = "pprof")]
     max_event_rate: u64,
     /// After degrading, try full tracing again this long later, for 0.5 s; if the target is
     /// still over budget, wait twice as long next time (up to 10m). 0: never.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", conflicts_with = "pprof")]
     budget_retry: Duration,
 }
 
@@ -168,6 +319,33 @@ enum Format {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 5m)"))
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match v {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("a share of time, e.g. 1%, 0.5% or 0.01 (0: no budget)".to_string()),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "a size in bytes, e.g. 1048576, 512k, 256M, 2G".to_string())
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {
@@ -282,6 +460,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Attach {
             pid,
+            pprof,
             duration,
             format,
             judge,
@@ -294,6 +473,19 @@ fn run(cli: Cli) -> Result<()> {
             ring_size,
             budget,
         } => {
+            if let Some(opts) = pprof.options(duration, interval, &judge, &rules)? {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                let report = rt.block_on(sfgi::remote::run(&opts))?;
+                return match format {
+                    Format::Json => emit(&report.to_json()),
+                    Format::Table => emit(&report.to_table(stacks_shown)),
+                };
+            }
+            // clap requires --pid when --pprof is absent.
+            let pid = pid.context("give --pid or --pprof")?;
             let opts = AttachOptions {
                 pid,
                 duration,
@@ -325,6 +517,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Watch {
             pid,
+            pprof,
+            duration,
             interval,
             judge,
             rules,
@@ -335,6 +529,16 @@ fn run(cli: Cli) -> Result<()> {
             ring_size,
             budget,
         } => {
+            if let Some(opts) = pprof.options(duration, interval, &judge, &rules)? {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                let report = rt.block_on(sfgi::remote::watch(&opts))?;
+                return emit(&report.to_table(stacks_shown));
+            }
+            // clap requires --pid when --pprof is absent.
+            let pid = pid.context("give --pid or --pprof")?;
             let opts = sfgi::watch::WatchOptions {
                 attach: AttachOptions {
                     pid,
@@ -363,6 +567,24 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| exited_meanwhile(e, pid))?;
             emit(&outcome.message)?;
             emit(&outcome.report.to_table(stacks_shown))
+        }
+        Command::Analyze { files, dumps } => {
+            let report = sfgi::analyze::analyze(&dumps.options(files))?;
+            match dumps.format {
+                Format::Json => emit(&report.to_json()),
+                Format::Table => emit(&report.to_table(dumps.stacks_shown)),
+            }
+        }
+        Command::Diff {
+            before,
+            after,
+            dumps,
+        } => {
+            let report = sfgi::analyze::diff(&dumps.options(vec![before, after]))?;
+            match dumps.format {
+                Format::Json => emit(&report.to_json()),
+                Format::Table => emit(&report.to_table(dumps.stacks_shown)),
+            }
         }
         Command::Inspect {
             binary,

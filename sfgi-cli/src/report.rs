@@ -80,6 +80,30 @@ pub struct Stats {
     /// out, per kind. The failures themselves are counted in `read_errors`, `stack_errors`,
     /// `dropped` and per probe, with or without `-v`.
     pub ebpf_log: sfgi_trace::probe::DiagStats,
+    /// `attach --pprof`: the polls of the target's pprof endpoint (absent with eBPF).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pprof: Option<PprofStats>,
+}
+
+/// What the polls of `attach --pprof` cost and gave, for the report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PprofStats {
+    /// The `/debug/pprof/` base polled.
+    pub endpoint: String,
+    /// Polls answered.
+    pub polls: u64,
+    /// Polls that failed.
+    pub failed: u64,
+    /// Of the answered polls, goroutineleak ones.
+    pub leak_polls: u64,
+    /// Whether the endpoint serves the goroutineleak profile (`None`: not asked).
+    pub leak_profile: Option<bool>,
+    /// The last request's duration, ms: an upper bound of the target's pause for it.
+    pub last_poll_ms: f64,
+    /// The longest request, ms.
+    pub max_poll_ms: f64,
+    /// The time between polls the pause budget chose last, s.
+    pub interval_seconds: f64,
 }
 
 /// The whole report.
@@ -105,6 +129,27 @@ impl Report {
     pub fn to_table(&self, max_stacks: usize) -> String {
         let t = &self.target;
         let s = &self.stats;
+        if let Some(p) = &s.pprof {
+            let mut out = format!(
+                "sfgi: {} polled {} times over {:.1}s ({} failed); last poll {:.1} ms, longest {:.1} ms (upper bounds of the target's pause), polls every {:.1}s\n",
+                p.endpoint, p.polls, s.duration_seconds, p.failed, p.last_poll_ms, p.max_poll_ms, p.interval_seconds
+            );
+            out.push_str(&format!(
+                "goroutines {} ({} parked) at the last poll{}\n",
+                s.goroutines,
+                s.parked,
+                match p.leak_profile {
+                    Some(true) => format!(", {} goroutineleak polls", p.leak_polls),
+                    Some(false) => ", no goroutineleak profile served".to_string(),
+                    None => String::new(),
+                }
+            ));
+            for w in &s.warnings {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+            out.push_str(&render_verdicts(&self.leaks, &self.groups, max_stacks));
+            return out;
+        }
         let mut out = format!(
             "sfgi: PID {} {} ({}{}{}) traced for {:.1}s\n",
             t.pid,
@@ -138,58 +183,67 @@ impl Report {
                 ));
             }
         }
-        if self.leaks.is_empty() {
-            out.push_str("\nno leaks found");
-        } else {
-            out.push_str(&format!("\n{} leak group(s):\n", self.leaks.len()));
-            out.push_str(&LeakTable::REPORT.render(&self.leaks));
-            out.push('\n');
-        }
-        let resident: Vec<&Leak> = self
-            .groups
-            .iter()
-            .filter(|g| g.status == Status::Resident)
-            .collect();
-        if !resident.is_empty() {
-            let n: usize = resident.iter().map(|g| g.count).sum();
-            out.push_str(&format!(
-                "{}{} resident goroutine(s) in {} healthy-looking group(s) (pools, keep-alive connections, tickers) not reported as leaks\n",
-                if self.leaks.is_empty() { ": " } else { "" },
-                n,
-                resident.len()
-            ));
-        } else if self.leaks.is_empty() {
-            out.push('\n');
-        }
-        for g in self.leaks.iter().take(max_stacks) {
-            out.push_str(&format!(
-                "\n{} {} {} [{}] — {} goroutine(s), oldest blocked {}, {:+.1}/min\n  {}\n  fix: {}\n",
-                g.id,
-                g.status.as_str(),
-                g.severity.map(|s| s.as_str()).unwrap_or("-"),
-                g.pattern,
-                g.count,
-                g.duration,
-                g.growth_per_minute,
-                g.explanation,
-                g.fix_hint,
-            ));
-            out.push_str(&format!(
-                "  e.g. goroutine {} [{}]:\n{}",
-                g.goroutine_ids.first().copied().unwrap_or(0),
-                g.wait_reason,
-                indent(&g.stack_trace)
-            ));
-            out.push_str(&format!("  created by {}\n", g.created_by));
-        }
-        if self.leaks.len() > max_stacks {
-            out.push_str(&format!(
-                "\n({} more leak groups: use --format json for every stack)\n",
-                self.leaks.len() - max_stacks
-            ));
-        }
+        out.push_str(&render_verdicts(&self.leaks, &self.groups, max_stacks));
         out
     }
+}
+
+/// The verdicts part of every report (attach, watch's final report, analyze): the leak table,
+/// the resident groups in one line, and the stacks of the first `max_stacks` leak groups.
+pub fn render_verdicts(leaks: &[Leak], groups: &[Leak], max_stacks: usize) -> String {
+    let mut out = String::new();
+    if leaks.is_empty() {
+        out.push_str("\nno leaks found");
+    } else {
+        out.push_str(&format!("\n{} leak group(s):\n", leaks.len()));
+        out.push_str(&LeakTable::REPORT.render(leaks));
+        out.push('\n');
+    }
+    let resident: Vec<&Leak> = groups
+        .iter()
+        .filter(|g| g.status == Status::Resident)
+        .collect();
+    if !resident.is_empty() {
+        let n: usize = resident.iter().map(|g| g.count).sum();
+        out.push_str(&format!(
+            "{}{} resident goroutine(s) in {} healthy-looking group(s) (pools, keep-alive connections, tickers) not reported as leaks\n",
+            if leaks.is_empty() { ": " } else { "" },
+            n,
+            resident.len()
+        ));
+    } else if leaks.is_empty() {
+        out.push('\n');
+    }
+    for g in leaks.iter().take(max_stacks) {
+        out.push_str(&render_group(g));
+    }
+    if leaks.len() > max_stacks {
+        out.push_str(&format!(
+            "\n({} more leak groups: use --format json for every stack)\n",
+            leaks.len() - max_stacks
+        ));
+    }
+    out
+}
+
+/// One group in words, with one member's stack and where it was created.
+pub fn render_group(g: &Leak) -> String {
+    format!(
+        "\n{} {} {} [{}] — {} goroutine(s), oldest blocked {}, {:+.1}/min\n  {}\n  fix: {}\n  e.g. goroutine {} [{}]:\n{}  created by {}\n",
+        g.id,
+        g.status.as_str(),
+        g.severity.map(|s| s.as_str()).unwrap_or("-"),
+        g.pattern,
+        g.count,
+        g.duration,
+        g.growth_per_minute,
+        g.explanation,
+        g.fix_hint,
+        g.goroutine_ids.first().copied().unwrap_or(0),
+        g.wait_reason,
+        indent(&g.stack_trace),
+        g.created_by,
+    )
 }
 
 /// The one leak table, in the report's layout (wait reason, oldest) or the live view's

@@ -96,7 +96,7 @@ fn terminal_size() -> Option<(usize, usize)> {
 }
 
 /// Columns of the terminal on stdout, if it is one.
-fn terminal_width() -> Option<usize> {
+pub(crate) fn terminal_width() -> Option<usize> {
     terminal_size().map(|(w, _)| w)
 }
 

@@ -23,6 +23,10 @@ const SYSCALL_RAW: u32 = 0x1_0000;
 /// Most groups tracked; parks at new sites past this share one overflow group (its own, never
 /// a real one), which the report names and counts.
 pub const MAX_GROUPS: usize = 50_000;
+/// How long a goroutine can stay blocked without Go stamping its wait start (a GC's stack scan
+/// does; the runtime forces a GC at least every 2 minutes), plus the minute a dump rounds
+/// down: a dump showing no wait time for a park SFGI has known longer shows a new park.
+pub const UNSTAMPED_WAIT_NS: u64 = 180_000_000_000;
 /// Id of the overflow group.
 pub const OVERFLOW_GROUP_ID: &str = "g-overflow";
 /// Wait reason shown for the overflow group.
@@ -127,6 +131,11 @@ pub struct EngineConfig {
     pub wall_minus_mono_ns: i128,
     /// Bounds on the engine's tables.
     pub limits: Limits,
+    /// The goroutine records come from saved dumps (`sfgi-dump`), not a live process: a park
+    /// first seen in one is dated back by the dump's own wait time (`wait_age_ns`: Go's whole
+    /// minutes since a GC first saw it blocked), and the objects its members wait on are
+    /// unknown (a dump names none), not nil.
+    pub from_dumps: bool,
 }
 
 /// Bounds on the engine's tables (memory stays bounded whatever the target does).
@@ -224,6 +233,7 @@ pub struct Engine<'t> {
     /// What the engine could not see.
     pub health: EngineHealth,
     wall_minus_mono_ns: i128,
+    from_dumps: bool,
 }
 
 impl<'t> Engine<'t> {
@@ -252,6 +262,7 @@ impl<'t> Engine<'t> {
                 ..EngineHealth::default()
             },
             wall_minus_mono_ns: cfg.wall_minus_mono_ns,
+            from_dumps: cfg.from_dumps,
         }
     }
 
@@ -505,7 +516,12 @@ impl<'t> Engine<'t> {
                     // events trusted the snapshot only confirms the park. A park known only from
                     // an earlier read, or from events that may be stale, in another site: it
                     // woke and parked again in between unseen; this park is new (age from now).
-                    if same_site || (!dormant && self.untrusted_since.is_none()) {
+                    // A dump's own wait time may say this park began after the one SFGI
+                    // knows: it woke and parked again at the same site between two dumps. And a
+                    // dump has no events fresher than itself: it alone says where a goroutine is.
+                    let same_site = same_site && !(self.from_dumps && self.parked_again(gi, now));
+                    if same_site || (!self.from_dumps && !dormant && self.untrusted_since.is_none())
+                    {
                         self.life.confirm(gi.goid, now);
                         if !gi.stayed_blocked {
                             self.restart_unproven(gi.goid, now);
@@ -591,8 +607,14 @@ impl<'t> Engine<'t> {
         // A lower bound: SFGI saw no event of this park, and `g.waitsince` is no better than
         // an upper bound (the runtime stamps it at a GC scan with the previous GC's time,
         // up to a whole GC interval, even two minutes, before the park). Counting from this
-        // first sighting, an age error can only delay a verdict, never invent one.
-        let since = now;
+        // first sighting, an age error can only delay a verdict, never invent one. A dump
+        // is all there is of its moment: its own wait time (whole minutes, rounded down) is
+        // the best age it has.
+        let since = if self.from_dumps {
+            now.saturating_sub(gi.wait_age_ns.unwrap_or(0))
+        } else {
+            now
+        };
         self.life.seed_parked(
             gi.goid,
             Parked {
@@ -600,7 +622,10 @@ impl<'t> Engine<'t> {
                 caller_pc,
                 // The inventory follows no sudogs of `_Gleaked` goroutines: their object is
                 // unknown, not nil (else a leaked channel op would look like a nil channel).
-                object: if gi.waiting_on.is_empty() && gi.status == GStatus::Leaked {
+                // Nor does a dump name any object.
+                object: if gi.waiting_on.is_empty()
+                    && (gi.status == GStatus::Leaked || self.from_dumps)
+                {
                     UNKNOWN_OBJECT
                 } else {
                     gi.waiting_on
@@ -625,6 +650,23 @@ impl<'t> Engine<'t> {
         );
         self.life.confirm(gi.goid, now);
         self.note_waits(group, gi);
+    }
+
+    /// Whether a dump's goroutine, which SFGI knows parked at the same site, must have parked
+    /// again since: its wait began later than the known park. Go stamps the wait start at a
+    /// GC's stack scan, never later than the real start, and prints whole minutes rounded
+    /// down, so a dump saying `m` minutes means the wait began after `now - (m+1) min`. A
+    /// dump saying nothing (under a minute, or no GC scanned it blocked yet) proves a new
+    /// park only when the known one is older than [`UNSTAMPED_WAIT_NS`].
+    fn parked_again(&self, gi: &GoroutineInfo, now: u64) -> bool {
+        let Some(v) = self.life.parked_view(gi.goid) else {
+            return false;
+        };
+        let began_after = match gi.wait_age_ns {
+            Some(age) => now.saturating_sub(age.saturating_add(60_000_000_000)),
+            None => now.saturating_sub(UNSTAMPED_WAIT_NS),
+        };
+        v.park.since_ns < began_after
     }
 
     /// While events are untrusted, an inventory that cannot show `goid` stayed blocked since
@@ -1239,6 +1281,84 @@ mod tests {
         let _ = e.verdicts(61 * S, &NoStacks, false);
         assert_eq!(e.health.unconfirmed, 0);
         assert!(e.health.events_trusted);
+    }
+
+    /// Goroutines from dumps: a park first seen is dated back by the dump's own wait time, a
+    /// park seen again in a later dump keeps its age, and the objects are unknown, not nil.
+    #[test]
+    fn dump_parks_are_dated_back_by_their_own_wait_time() {
+        let mut e = Engine::new(
+            Box::new(FakeSymbols),
+            Classifier::builtin(),
+            EngineConfig {
+                from_dumps: true,
+                ..judge_cfg(300)
+            },
+        );
+        let gs: Vec<GoroutineInfo> = (1..=3)
+            .map(|goid| GoroutineInfo {
+                wait_age_ns: Some(420 * S),
+                waiting_on: Vec::new(),
+                ..parked(goid, vec![500])
+            })
+            .collect();
+        ingest(&mut e, &gs, 1000);
+        e.tick(1000 * S);
+        let v = e.verdicts(1000 * S, &NoStacks, false);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].duration_seconds, 420.0);
+        assert_eq!(v[0].status, Status::Suspect, "{v:#?}");
+        assert_eq!(v[0].distinct_objects, 0);
+        // The next dump, a minute on, says 8 minutes: the same park, aged from the first.
+        let gs: Vec<GoroutineInfo> = gs
+            .into_iter()
+            .map(|g| GoroutineInfo {
+                wait_age_ns: Some(480 * S),
+                ..g
+            })
+            .collect();
+        ingest(&mut e, &gs, 1060);
+        let v = e.verdicts(1060 * S, &NoStacks, false);
+        assert_eq!(v[0].duration_seconds, 480.0);
+        // Two minutes on, goroutine 1 waits 2 minutes at the same site: its wait began after
+        // 1180 - 180 s, later than the park SFGI knows (since 580 s), so it parked again and its
+        // age starts over. Goroutine 2 says 10 minutes: the same park. Goroutine 3 says
+        // nothing: a park known for 10 minutes would have been stamped by a GC, so it is new.
+        let age = |g: &GoroutineInfo, s: Option<u64>| GoroutineInfo {
+            wait_age_ns: s.map(|s| s * S),
+            ..g.clone()
+        };
+        ingest(
+            &mut e,
+            &[
+                age(&gs[0], Some(120)),
+                age(&gs[1], Some(600)),
+                age(&gs[2], None),
+            ],
+            1180,
+        );
+        let v = e.verdicts(1180 * S, &NoStacks, false);
+        assert_eq!(v[0].goroutine_ids, vec![2, 1, 3], "{v:#?}");
+        assert_eq!(v[0].duration_seconds, 600.0);
+        // Two more minutes: goroutine 1 at 4 minutes and goroutine 3 still without a stamp
+        // (2 minutes can pass without a GC scan) keep their parks.
+        ingest(
+            &mut e,
+            &[
+                age(&gs[0], Some(240)),
+                age(&gs[1], Some(720)),
+                age(&gs[2], None),
+            ],
+            1300,
+        );
+        let v = e.verdicts(1300 * S, &NoStacks, false);
+        assert_eq!(v[0].goroutine_ids, vec![2, 1, 3], "{v:#?}");
+        let first = e.life.parked_view(1).map(|p| p.park.since_ns);
+        assert_eq!(first, Some(1060 * S));
+        assert_eq!(
+            e.life.parked_view(3).map(|p| p.park.since_ns),
+            Some(1180 * S)
+        );
     }
 
     /// A goroutine SFGI saw no event of is aged from the first read that found it in its

@@ -170,7 +170,7 @@ pub struct Unchanged {
     /// place looks exactly the same.
     pub stayed_blocked: bool,
     /// The reader's slot for it (its index in `allgs`), handed back by
-    /// [`crate::engine::Engine::ingest_unchanged`] when it must be read whole.
+    /// `Engine::ingest_unchanged` when it must be read whole.
     pub slot: u32,
 }
 

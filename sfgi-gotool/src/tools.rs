@@ -37,6 +37,12 @@ pub const TOOLS: &[Tool] = &[
         why: "tests/tests/hardening.rs: sfgi without privileges fails in one line",
     },
     Tool {
+        program: "openssl",
+        package: "openssl",
+        version_args: &["version"],
+        why: "tests/tests/analyze.rs: a self-signed certificate for sfgi attach --pprof over HTTPS",
+    },
+    Tool {
         program: "tmux",
         package: "tmux",
         version_args: &["-V"],

@@ -10,7 +10,14 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The fuzz targets, in run order.
-pub const TARGETS: &[&str] = &["event", "rules", "goexe_bytes", "goexe_patch"];
+pub const TARGETS: &[&str] = &[
+    "event",
+    "rules",
+    "dump_text",
+    "dump_profile",
+    "goexe_bytes",
+    "goexe_patch",
+];
 
 #[derive(clap::Args)]
 pub struct FuzzArgs {

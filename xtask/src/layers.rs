@@ -2,7 +2,8 @@
 //!
 //! 1. Crates: with `cargo tree`, the pure crates depend (normal dependencies, transitively)
 //!    on none of the crates they must not: `sfgi-engine` on no tracing, async, HTTP, system-call
-//!    or symbolization crate; `sfgi-goexe` on none of those nor on the engine.
+//!    or symbolization crate; `sfgi-goexe` on none of those nor on the engine; `sfgi-dump` (the
+//!    dump source, for every platform) on no eBPF, Linux-only or async crate.
 //! 2. Modules: in every crate of the workspace, the graph of its top-level modules (an edge
 //!    `a → b` when a file of module `a` names `crate::b`, or a sibling `b` through `super::b` /
 //!    `use super::{b…}` from a top-level module) has no cycle.
@@ -41,6 +42,21 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         ],
     ),
     ("sfgi-trace", &["tokio", "axum", "hyper", "sfgi-cli"]),
+    // The dump source builds anywhere (macOS too): no eBPF, no Linux-only crate, no async
+    // runtime (its HTTP client is blocking; libc comes in portably through its sockets).
+    (
+        "sfgi-dump",
+        &[
+            "aya",
+            "tokio",
+            "axum",
+            "hyper",
+            "blazesym",
+            "sfgi-goexe",
+            "sfgi-trace",
+            "sfgi-cli",
+        ],
+    ),
 ];
 
 /// Runs both checks; prints what it checked.
@@ -358,7 +374,13 @@ mod tests {
     #[test]
     fn the_workspace_has_no_module_cycle() {
         let root = sfgi_gotool::workspace_root();
-        for krate in ["sfgi-goexe", "sfgi-engine", "sfgi-trace", "sfgi-cli"] {
+        for krate in [
+            "sfgi-goexe",
+            "sfgi-engine",
+            "sfgi-trace",
+            "sfgi-dump",
+            "sfgi-cli",
+        ] {
             let graph = module_graph(&root.join(krate).join("src")).unwrap();
             assert!(graph.len() > 1, "{krate}: no modules found");
             assert_eq!(cycles(&graph), Vec::<Vec<String>>::new(), "{krate}");

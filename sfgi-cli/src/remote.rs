@@ -1,0 +1,356 @@
+//! `sfgi attach --pprof URL` and `sfgi watch --pprof URL`: the same engine, judge and report
+//! fed by a live target's `net/http/pprof` endpoint instead of eBPF — no root, no Linux, only
+//! HTTP to the target. `watch` redraws the one leak table at every poll.
+//!
+//! Each poll fetches `goroutine?debug=2` (see [`sfgi_dump::pprof`] for why that form), parses
+//! it with the dump source and folds it into the engine as an inventory read at the time the
+//! request was sent; goroutine ids carry identity across polls. Go stops the world while it
+//! writes that dump, so the polls pace themselves: the next one waits at least `--interval`, and
+//! at least the last request's duration divided by `--pause-budget` (the longest fraction of
+//! time the target may spend stopped for SFGI). `--leak-profile D` polls
+//! `goroutineleak?debug=2` instead at most every D: the same dump after a GC that marks leaked
+//! goroutines, which the judge then calls `proven`.
+use crate::report::{LeakTable, PprofStats, Report, Stats, TargetInfo};
+use crate::session::Signals;
+use crate::watch::{sparkline, terminal_width};
+use anyhow::{Context, Result};
+use sfgi_dump::pprof::{Endpoint, EndpointOptions, PprofError, Profile};
+use sfgi_dump::{NoStackMap, SharedTable};
+use sfgi_engine::classify::Classifier;
+use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass, Leak};
+use sfgi_engine::format::go_duration;
+use sfgi_engine::judge::JudgeConfig;
+use sfgi_trace::clock::wall_ns;
+use std::collections::{HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Polls that may fail in a row (after the first succeeded) before the session ends.
+const MAX_FAILURES_IN_A_ROW: u32 = 3;
+
+/// What `sfgi attach --pprof` takes.
+#[derive(Clone, Debug)]
+pub struct PprofOptions {
+    /// The endpoint (`http://HOST:PORT`, `…/debug/pprof/`).
+    pub url: String,
+    /// Timeouts, headers, limits.
+    pub endpoint: EndpointOptions,
+    /// How long to poll; `None`: until Ctrl-C/SIGTERM.
+    pub duration: Option<Duration>,
+    /// Shortest time between two polls.
+    pub interval: Duration,
+    /// Longest fraction of time the polls may stop the target (0.01 = 1 %).
+    pub pause_budget: f64,
+    /// Poll the goroutineleak profile instead at most this often; `None`: never.
+    pub leak_every: Option<Duration>,
+    /// Judge thresholds.
+    pub judge: JudgeConfig,
+    /// User rules files.
+    pub rules: Vec<PathBuf>,
+}
+
+/// The wait before the next poll: `interval`, or longer when the last poll stopped the target
+/// longer than the budget allows.
+pub fn next_wait(interval: Duration, took: Duration, pause_budget: f64) -> Duration {
+    if pause_budget <= 0.0 || !pause_budget.is_finite() {
+        return interval;
+    }
+    let paced = Duration::try_from_secs_f64(took.as_secs_f64() / pause_budget.min(1.0))
+        .unwrap_or(Duration::from_secs(3600));
+    interval.max(paced.min(Duration::from_secs(3600)))
+}
+
+/// One poll, as a front end sees it.
+pub struct Refresh<'a> {
+    /// Every group judged at this poll.
+    pub groups: &'a [Leak],
+    /// The polls so far.
+    pub stats: &'a PprofStats,
+    /// Goroutines in this poll's dump.
+    pub goroutines: usize,
+    /// Of those, parked.
+    pub parked: usize,
+    /// Since the first poll.
+    pub elapsed: Duration,
+}
+
+/// Runs `sfgi attach --pprof` and returns the report.
+pub async fn run(opts: &PprofOptions) -> Result<Report> {
+    poll_loop(opts, &mut |_: &Refresh<'_>| true).await
+}
+
+/// Runs `sfgi watch --pprof`: a live table of the leak groups redrawn at every poll (in place
+/// on a terminal), until Ctrl-C/SIGTERM, the deadline or stdout closing; returns the final
+/// report.
+pub async fn watch(opts: &PprofOptions) -> Result<Report> {
+    let tty = std::io::stdout().is_terminal();
+    let mut trends: HashMap<String, VecDeque<usize>> = HashMap::new();
+    let mut frames = 0u64;
+    poll_loop(opts, &mut |r: &Refresh<'_>| {
+        for g in r.groups {
+            let t = trends.entry(g.id.clone()).or_default();
+            if t.len() == TREND_LEN {
+                t.pop_front();
+            }
+            t.push_back(g.count);
+        }
+        trends.retain(|id, _| r.groups.iter().any(|g| &g.id == id));
+        let leaks: Vec<Leak> = r
+            .groups
+            .iter()
+            .filter(|g| g.status.is_leak())
+            .cloned()
+            .collect();
+        let trend = |id: &str| {
+            trends
+                .get(id)
+                .map(|t| sparkline(t.iter().copied()))
+                .unwrap_or_default()
+        };
+        let table = LeakTable {
+            width: terminal_width()
+                .and_then(|w| u16::try_from(w).ok())
+                .unwrap_or(LeakTable::REPORT.width),
+            trend: Some(&trend),
+        };
+        let mut text = String::new();
+        if tty {
+            text.push_str(if frames == 0 { "\x1b[2J\x1b[H" } else { "\x1b[H\x1b[J" });
+        }
+        text.push_str(&format!(
+            "sfgi watch  {}  {} polls over {}, every {:.1}s, last {:.1} ms ({} failed)  goroutines {} ({} parked)  leak groups {}\n",
+            r.stats.endpoint,
+            r.stats.polls,
+            go_duration(r.elapsed.as_secs_f64().round()),
+            r.stats.interval_seconds,
+            r.stats.last_poll_ms,
+            r.stats.failed,
+            r.goroutines,
+            r.parked,
+            leaks.len()
+        ));
+        if !leaks.is_empty() {
+            text.push_str(&table.render(&leaks));
+            text.push('\n');
+        }
+        text.push_str(if tty { "Ctrl-C to stop\n" } else { "\n" });
+        frames += 1;
+        let mut out = std::io::stdout().lock();
+        !matches!(
+            out.write_all(text.as_bytes()).and_then(|()| out.flush()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe
+        )
+    })
+    .await
+}
+
+/// Counts kept per group for the live table's trend.
+const TREND_LEN: usize = 30;
+
+/// Polls until a stop, folding each answer into one engine and handing every poll to
+/// `front`, which returns false to stop (stdout gone); returns the final report.
+async fn poll_loop(
+    opts: &PprofOptions,
+    front: &mut dyn FnMut(&Refresh<'_>) -> bool,
+) -> Result<Report> {
+    let mut signals = Signals::new()?;
+    let endpoint = Arc::new(Endpoint::new(&opts.url, opts.endpoint.clone())?);
+    let classifier = if opts.rules.is_empty() {
+        Classifier::builtin()
+    } else {
+        Classifier::with_user_rules(&opts.rules)?
+    };
+    let table = SharedTable::new();
+    let mut engine = Engine::new(
+        Box::new(table.clone()),
+        classifier,
+        EngineConfig {
+            judge: opts.judge.clone(),
+            // Times are wall-clock here, as the dumps of `sfgi analyze`.
+            wall_minus_mono_ns: 0,
+            from_dumps: true,
+            ..EngineConfig::default()
+        },
+    );
+    let started = Instant::now();
+    let deadline = opts.duration.map(|d| started + d);
+    let mut stats = PprofStats {
+        endpoint: endpoint.base().to_string(),
+        ..PprofStats::default()
+    };
+    let mut warnings: Vec<String> = Vec::new();
+    let mut last_leak: Option<Instant> = None;
+    let mut in_a_row = 0u32;
+    let mut goroutines = 0usize;
+    let mut parked = 0usize;
+    let mut incomplete = false;
+    loop {
+        let leak_due = opts.leak_every.is_some_and(|every| {
+            stats.leak_profile != Some(false) && last_leak.is_none_or(|t| t.elapsed() >= every)
+        });
+        let profile = if leak_due {
+            Profile::GoroutineLeak
+        } else {
+            Profile::Goroutine
+        };
+        let sent_wall = wall_ns();
+        let ep = Arc::clone(&endpoint);
+        let polled = tokio::select! {
+            biased;
+            _ = signals.recv() => break,
+            r = tokio::task::spawn_blocking(move || ep.fetch(profile)) => r.context("the poll thread")?,
+        };
+        let mut wait = opts.interval;
+        match polled {
+            Err(PprofError::NotFound { .. }) if profile == Profile::GoroutineLeak => {
+                stats.leak_profile = Some(false);
+                eprintln!(
+                    "sfgi: warning: {} serves no goroutineleak profile (Go 1.27, or 1.26 with GOEXPERIMENT=goroutineleakprofile): polling the goroutine profile only",
+                    endpoint.base()
+                );
+                continue;
+            }
+            Err(e) if stats.polls == 0 => return Err(e.into()),
+            Err(e) => {
+                stats.failed += 1;
+                in_a_row += 1;
+                eprintln!("sfgi: warning: poll failed: {e}");
+                if in_a_row >= MAX_FAILURES_IN_A_ROW {
+                    warnings.push(format!(
+                        "the endpoint stopped answering ({in_a_row} polls in a row failed, the last: {e}): the verdicts are from the last answer"
+                    ));
+                    break;
+                }
+            }
+            Ok(poll) => {
+                let took = poll.took;
+                stats.last_poll_ms = (took.as_secs_f64() * 1e4).round() / 10.0;
+                stats.max_poll_ms = stats.max_poll_ms.max(stats.last_poll_ms);
+                wait = next_wait(opts.interval, took, opts.pause_budget);
+                stats.interval_seconds = (wait.as_secs_f64() * 100.0).round() / 100.0;
+                let parsed = table.with(|t| sfgi_dump::parse(&poll.body, t, &opts.endpoint.limits));
+                match parsed {
+                    Err(e) if stats.polls == 0 => {
+                        return Err(anyhow::Error::new(e).context(endpoint.url(profile)));
+                    }
+                    Err(e) => {
+                        stats.failed += 1;
+                        in_a_row += 1;
+                        eprintln!("sfgi: warning: {}: {e}", endpoint.url(profile));
+                    }
+                    Ok(dump) => {
+                        in_a_row = 0;
+                        stats.polls += 1;
+                        if profile == Profile::GoroutineLeak {
+                            stats.leak_polls += 1;
+                            stats.leak_profile = Some(true);
+                            last_leak = Some(poll.sent);
+                        }
+                        for w in &dump.warnings {
+                            incomplete = true;
+                            if !warnings.contains(w) {
+                                warnings.push(w.clone());
+                            }
+                        }
+                        let now = sent_wall;
+                        goroutines = dump.goroutines.len();
+                        parked = dump.parked();
+                        let gs: Vec<_> = dump.goroutine_infos().collect();
+                        drop(dump);
+                        engine.begin_inventory();
+                        engine.ingest_goroutines(&gs, now as i64);
+                        engine.end_inventory(InventoryPass {
+                            read_ns: u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                            ..InventoryPass::default()
+                        });
+                        engine.tick(now);
+                        // Judged at every poll: the judge's hysteresis needs its history.
+                        let groups = engine.verdicts(now, &NoStackMap, incomplete);
+                        let more = front(&Refresh {
+                            groups: &groups,
+                            stats: &stats,
+                            goroutines,
+                            parked,
+                            elapsed: started.elapsed(),
+                        });
+                        if !more {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let next = Instant::now() + wait;
+        if deadline.is_some_and(|d| next >= d) {
+            // Sleep out the rest of the time, then stop (no poll past the deadline).
+            if let Some(d) = deadline {
+                tokio::select! {
+                    biased;
+                    _ = signals.recv() => {}
+                    _ = tokio::time::sleep_until(d.into()) => {}
+                }
+            }
+            break;
+        }
+        tokio::select! {
+            biased;
+            _ = signals.recv() => break,
+            _ = tokio::time::sleep_until(next.into()) => {}
+        }
+    }
+    let now = wall_ns();
+    let groups = engine.verdicts(now, &NoStackMap, incomplete);
+    if stats.failed > 0 {
+        warnings.push(format!("{} polls failed", stats.failed));
+    }
+    warnings.push(
+        "ages come from the polls and the dumps' own wait times (whole minutes): see docs/ACCURACY.md"
+            .to_string(),
+    );
+    Ok(Report {
+        target: TargetInfo {
+            pid: 0,
+            binary: endpoint.base().to_string(),
+            go_version: "unknown (pprof)".to_string(),
+            stripped: false,
+            pie: false,
+            rss_bytes: None,
+        },
+        leaks: groups
+            .iter()
+            .filter(|g| g.status.is_leak())
+            .cloned()
+            .collect(),
+        groups,
+        stats: Stats {
+            goroutines,
+            parked,
+            duration_seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            inventory: Some(engine.health.clone()),
+            warnings,
+            pprof: Some(stats),
+            ..Stats::default()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_respect_the_pause_budget() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // 40 ms at 10k goroutines, 1 % budget: every 4 s; 400 ms at 100k: every 40 s.
+        assert_eq!(next_wait(s(1), ms(40), 0.01), s(4));
+        assert_eq!(next_wait(s(1), ms(400), 0.01), s(40));
+        // A cheap poll waits the interval; no budget: the interval.
+        assert_eq!(next_wait(s(2), ms(1), 0.01), s(2));
+        assert_eq!(next_wait(s(2), s(10), 0.0), s(2));
+        // Bounded: an hour at most.
+        assert_eq!(next_wait(s(1), s(100), 0.0001), s(3600));
+    }
+}
