@@ -50,7 +50,8 @@ impl Default for JudgeConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Marked leaked by the Go runtime itself.
+    /// Proven leaked: marked by the Go runtime itself, or what members wait on was found
+    /// unreachable by a reachability proof.
     Proven,
     /// Population rising, old members never leave.
     Growing,
@@ -133,6 +134,8 @@ pub struct MemberView {
     pub object: u64,
     /// Whether the Go runtime marked it `_Gleaked`.
     pub leaked: bool,
+    /// Whether a reachability proof found what it waits on unreachable (in this park).
+    pub proven: bool,
 }
 
 /// [`MemberView::object`] of a member that parks on an object SFGI could not read (the inventory
@@ -404,6 +407,18 @@ impl Judge {
                 severity: Some(Severity::L3),
                 growth_per_minute: self.growth(now_ns, g),
                 reason: "the Go runtime's own leak detector marked members _Gleaked".into(),
+            };
+        }
+        let proven = g.members.iter().filter(|m| m.proven).count();
+        if proven > 0 {
+            return Verdict {
+                status_since_ns: 0,
+                status: Status::Proven,
+                severity: Some(Severity::L3),
+                growth_per_minute: self.growth(now_ns, g),
+                reason: format!(
+                    "{proven} of {count} members proven leaked: what they wait on is unreachable from every root (two passes over the heap)"
+                ),
             };
         }
 
@@ -698,6 +713,7 @@ mod tests {
             repeat_parks: 1,
             object,
             leaked: false,
+            proven: false,
         }
     }
 
@@ -876,6 +892,7 @@ mod tests {
                 repeat_parks: 40,
                 object: 0x100 + i,
                 leaked: false,
+                proven: false,
             })
             .collect();
         j.observe(20 * S, [("g", 8, 0)], 20);
@@ -898,6 +915,7 @@ mod tests {
             repeat_parks: 50,
             object: 0x100,
             leaked: false,
+            proven: false,
         }];
         let v = j.judge(10 * S, &view(&m, "chan receive"));
         assert_eq!(v.growth_per_minute, 0.0, "{v:?}");
@@ -918,6 +936,7 @@ mod tests {
                     repeat_parks: 1,
                     object: if shared { 0xfeed } else { 0x1000 + t },
                     leaked: false,
+                    proven: false,
                 });
                 for x in m.iter_mut() {
                     x.since_ns = t * S;
@@ -945,6 +964,7 @@ mod tests {
                 repeat_parks: 5,
                 object: 0x100 + i,
                 leaked: false,
+                proven: false,
             })
             .collect();
         let v = j.judge(10 * S, &view(&m, "chan receive"));
