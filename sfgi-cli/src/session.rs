@@ -138,6 +138,7 @@ pub async fn drive(
             let r = session.scan();
             front.scanned(&r);
         }
+        session.prove_step();
         if let Some(stop) = front.after_pass(session, refresh) {
             return stop;
         }
@@ -221,6 +222,39 @@ pub struct AttachOptions {
     pub max_event_rate: u64,
     /// How long after degrading the budget tries full tracing again (zero: never).
     pub budget_retry: Duration,
+    /// Reachability proofs.
+    pub proof: ProofOptions,
+}
+
+/// When and how reachability proofs run (see `sfgi_heap`).
+#[derive(Clone, Copy, Debug)]
+pub struct ProofOptions {
+    /// Prove goroutines parked at least this long (`None`: no proofs).
+    pub settle: Option<Duration>,
+    /// Least time from one proof to the next.
+    pub interval: Duration,
+    /// A proof is re-run at least this often even when no new goroutine parked (what an old
+    /// park waits on may have become unreachable since).
+    pub refresh: Duration,
+    /// Time between the two passes of a proof.
+    pub gap: Duration,
+    /// Read budget, MB/s (0: unlimited).
+    pub read_mb_s: u64,
+    /// Most MB one pass reads (0: unlimited).
+    pub cap_mb: u64,
+}
+
+impl Default for ProofOptions {
+    fn default() -> Self {
+        ProofOptions {
+            settle: Some(Duration::from_secs(1)),
+            interval: Duration::from_secs(5),
+            refresh: Duration::from_secs(60),
+            gap: Duration::from_millis(200),
+            read_mb_s: 256,
+            cap_mb: 16 << 10,
+        }
+    }
 }
 
 impl Default for AttachOptions {
@@ -236,6 +270,7 @@ impl Default for AttachOptions {
             tracer: TracerOptions::default(),
             max_event_rate: sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE,
             budget_retry: sfgi_trace::budget::DEFAULT_RETRY,
+            proof: ProofOptions::default(),
         }
     }
 }
@@ -279,6 +314,15 @@ pub struct Session<'t> {
     plan: Result<inventory::Plan<'t>, String>,
     /// What incremental re-reads remember of each goroutine between reads.
     remembered: inventory::Remembered,
+    /// How to prove leaks (worked out on first use), or why proofs cannot run.
+    prover: Option<Result<sfgi_heap::Prover, String>>,
+    /// A proof's first pass, waiting for its second: when it started (monotonic ns), what it
+    /// found, bytes it read and time it took.
+    proof_first: Option<(u64, Instant, sfgi_heap::proof::Found, u64, u64)>,
+    /// When the last proof started (monotonic ns), or the session did before the first.
+    last_proof_ns: u64,
+    /// Whether a proof ran yet.
+    proved_once: bool,
 }
 
 impl<'t> Session<'t> {
@@ -325,6 +369,10 @@ impl<'t> Session<'t> {
             batch: Vec::new(),
             force_rescan: false,
             remembered: inventory::Remembered::default(),
+            prover: None,
+            proof_first: None,
+            last_proof_ns: monotonic_ns(),
+            proved_once: false,
             drops_trusted: 0,
             target_exited: false,
         };
@@ -400,6 +448,131 @@ impl<'t> Session<'t> {
             (Some(w), Some(b)) => Some(w.min(b)),
             (w, b) => w.or(b),
         }
+    }
+
+    /// Runs the next step of a reachability proof when one is due: a first pass once parks have
+    /// settled (and at most every `proof.interval`), the second pass `proof.gap` later, then
+    /// hands what both agree on to the engine. Each pass reads the whole inventory and the
+    /// target's heap at the read budget; the target is never stopped.
+    pub fn prove_step(&mut self) {
+        use sfgi_heap::Memory as _;
+        let opts = self.opts.proof;
+        let Some(settle) = opts.settle else { return };
+        let Ok(plan) = &self.plan else { return };
+        let now = monotonic_ns();
+        if let Some((_, at, _, _, _)) = &self.proof_first {
+            if at.elapsed() < opts.gap {
+                return;
+            }
+        } else {
+            let since_last = now.saturating_sub(self.last_proof_ns);
+            if self.proved_once && since_last < opts.interval.as_nanos() as u64 {
+                return;
+            }
+            // Due when a park has settled since the last proof (or the session's start), or
+            // the last proof is old.
+            let settled_by = now.saturating_sub(settle.as_nanos() as u64);
+            let last_settled = self.last_proof_ns.saturating_sub(settle.as_nanos() as u64);
+            let fresh = self
+                .engine
+                .life
+                .parked()
+                .any(|g| g.park.since_ns <= settled_by && g.park.since_ns > last_settled);
+            if !fresh && since_last < opts.refresh.as_nanos() as u64 {
+                return;
+            }
+        }
+        let (pid, bias) = (self.target.pid, self.target.load_bias);
+        let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
+        let prover = self.prover.get_or_insert_with(|| {
+            let bin = &self.target.binary;
+            let layout = bin
+                .heap_layout()
+                .cloned()
+                .ok_or_else(|| "no heap layout for this Go version".to_string())?;
+            let globals =
+                sfgi_heap::Globals::locate(&mem, bin, &layout, bias).map_err(|e| e.to_string())?;
+            log::debug!("proofs: {globals:x?}");
+            Ok(sfgi_heap::Prover {
+                layout,
+                globals,
+                config: sfgi_heap::ProofConfig { gap: opts.gap },
+            })
+        });
+        let prover = match prover {
+            Ok(p) => p,
+            Err(e) => {
+                let why = e.clone();
+                self.last_proof_ns = now;
+                self.engine.ingest_proofs(
+                    &sfgi_engine::proof::ProofReport {
+                        refused: Some(why),
+                        ..Default::default()
+                    },
+                    now,
+                    settle.as_nanos() as u64,
+                );
+                return;
+            }
+        };
+        self.proved_once = true;
+        let t0 = monotonic_ns();
+        let pass = plan
+            .read(pid, bias)
+            .map_err(|e| format!("inventory: {e}"))
+            .and_then(|inv| {
+                prover
+                    .pass(&mem, &inv.goroutines)
+                    .map_err(|e| e.to_string())
+            });
+        let spent = monotonic_ns().saturating_sub(t0);
+        let report = match (self.proof_first.take(), pass) {
+            (None, Ok((found, _))) if !found.is_empty() => {
+                self.last_proof_ns = now;
+                self.proof_first = Some((now, Instant::now(), found, mem.bytes_read(), spent));
+                return;
+            }
+            (None, Ok((_, n))) => {
+                self.last_proof_ns = now;
+                sfgi_engine::proof::ProofReport {
+                    candidates: n,
+                    bytes_read: mem.bytes_read(),
+                    pass_ns: spent,
+                    ..Default::default()
+                }
+            }
+            (Some((started, _, first, bytes, ns)), Ok((second, n))) => {
+                let report = sfgi_engine::proof::ProofReport {
+                    proven: sfgi_heap::Prover::agree(first, second),
+                    candidates: n,
+                    bytes_read: bytes + mem.bytes_read(),
+                    pass_ns: ns + spent,
+                    refused: None,
+                };
+                let taken = self
+                    .engine
+                    .ingest_proofs(&report, started, settle.as_nanos() as u64);
+                log::debug!(
+                    "proof: {} proven ({taken} taken) of {} candidates, {} bytes in {:.1} ms",
+                    report.proven.len(),
+                    report.candidates,
+                    report.bytes_read,
+                    report.pass_ns as f64 / 1e6
+                );
+                return;
+            }
+            (first, Err(e)) => {
+                self.last_proof_ns = first.map_or(now, |f| f.0);
+                sfgi_engine::proof::ProofReport {
+                    refused: Some(e),
+                    bytes_read: mem.bytes_read(),
+                    pass_ns: spent,
+                    ..Default::default()
+                }
+            }
+        };
+        self.engine
+            .ingest_proofs(&report, now, settle.as_nanos() as u64);
     }
 
     /// Re-reads the inventory now (drains events first so the snapshot is the newer one).
