@@ -61,6 +61,14 @@ pub struct HeapLayout {
     pub span_specials: u64,
     /// `sizeof(runtime.mspan)`.
     pub span_size: u64,
+    /// `mspan.largeType` (the type of a one-object span's object, Go 1.22+; 0 when absent).
+    pub span_large_type: u64,
+    /// Allocation headers (Go 1.22+): objects over 512 bytes in small size classes start with
+    /// an 8-byte `*abi.Type`, one-object spans name theirs in `largeType`.
+    pub malloc_headers: bool,
+    /// `abi.TFlagGCMaskOnDemand` (Go 1.24+): with `TFlag & 16`, `GCData` points at the mask
+    /// pointer, nil until the runtime builds it.
+    pub gcmask_on_demand: bool,
     /// `moduledata.data`.
     pub md_data: u64,
     /// `moduledata.edata`.
@@ -136,6 +144,9 @@ impl HeapLayout {
             self.span_limit,
             self.span_specials,
             self.span_size,
+            self.span_large_type,
+            u64::from(self.malloc_headers),
+            u64::from(self.gcmask_on_demand),
             self.md_data,
             self.md_edata,
             self.md_bss,
@@ -192,6 +203,9 @@ impl HeapLayout {
             span_limit: if old_span { 120 } else { 112 },
             span_specials: if old_span { 136 } else { 128 },
             span_size: if old_span { 168 } else { 160 },
+            span_large_type: if old_span { 0 } else { 152 },
+            malloc_headers: !old_span,
+            gcmask_on_demand: minor >= 24,
             md_data: 208,
             md_edata: 216,
             md_bss: 224,
@@ -300,6 +314,9 @@ fn from_dwarf(
         span_limit: get("runtime.mspan", "limit")?,
         span_specials: get("runtime.mspan", "specials")?,
         span_size: size("runtime.mspan")?,
+        span_large_type: get("runtime.mspan", "largeType").unwrap_or(0),
+        malloc_headers: table.malloc_headers,
+        gcmask_on_demand: table.gcmask_on_demand,
         md_data: get("runtime.moduledata", "data")?,
         md_edata: get("runtime.moduledata", "edata")?,
         md_bss: get("runtime.moduledata", "bss")?,
@@ -338,7 +355,7 @@ mod tests {
         for minor in 21..=27 {
             let l = HeapLayout::for_minor(minor).expect("layout");
             assert!(l.span_specials < l.span_size && l.mheap_all_arenas < l.mheap_size);
-            assert_eq!(l.values().len(), 37, "{minor}");
+            assert_eq!(l.values().len(), 40, "{minor}");
             let s = SudogOffsets::for_minor(minor).expect("sudog");
             assert_eq!((l.sudog_elem, l.sudog_waitlink), (s.elem, s.waitlink));
         }

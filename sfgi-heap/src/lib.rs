@@ -22,7 +22,7 @@
 mod candidates;
 mod locate;
 mod memory;
-mod proof;
+pub mod proof;
 mod reach;
 mod spans;
 
@@ -30,7 +30,7 @@ pub use candidates::{read_semtable, Candidate, Candidates, WaitKind};
 pub use locate::{locate_mheap, Globals};
 pub use memory::{FakeMemory, Memory, RemoteMemory};
 pub use proof::{ProofConfig, Prover};
-pub use reach::{reach, PassOutcome, Reach};
+pub use reach::{reach, PassOutcome, Precise, Reach};
 pub use spans::{decode_span, Span, Spans};
 
 /// Why a pass proved nothing.

@@ -102,6 +102,10 @@ impl Prover {
             root_objects,
             goroutines,
             candidates: &candidates,
+            precise: crate::reach::Precise {
+                headers: l.malloc_headers,
+                mask_on_demand: l.gcmask_on_demand,
+            },
         })?;
         let mut found = HashMap::new();
         for k in outcome.unreachable {
@@ -167,6 +171,13 @@ impl Prover {
         report.bytes_read = mem.bytes_read();
         report.pass_ns = monotonic_ns().saturating_sub(t0);
         report
+    }
+}
+
+impl Prover {
+    /// The goroutines both passes found unreachable with the same park, by goid.
+    pub fn agree(first: Found, second: Found) -> Vec<ProvenGoroutine> {
+        agree(first, second)
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Span {
     pub noscan: bool,
     /// `specials` (finalizers, cleanups, …): 0 if none.
     pub specials: u64,
+    /// Size class 0: one large object.
+    pub large: bool,
+    /// `largeType` of a one-object span (Go 1.22+; 0 if none or unknown).
+    pub large_type: u64,
 }
 
 /// The in-use spans, sorted by `start`, non-overlapping.
@@ -208,6 +212,12 @@ pub fn decode_span(b: &[u8], l: &HeapLayout, addr: u64) -> Result<Option<Span>, 
         elemsize,
         noscan: u8_at(b, l.span_spanclass).ok_or(short)? & 1 == 1,
         specials: u64_at(b, l.span_specials).ok_or(short)?,
+        large: u8_at(b, l.span_spanclass).ok_or(short)? >> 1 == 0,
+        large_type: if l.span_large_type != 0 {
+            u64_at(b, l.span_large_type).ok_or(short)?
+        } else {
+            0
+        },
     }))
 }
 
@@ -223,6 +233,8 @@ mod tests {
             elemsize,
             noscan: false,
             specials: 0,
+            large: false,
+            large_type: 0,
         }
     }
 
