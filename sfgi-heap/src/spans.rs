@@ -198,11 +198,13 @@ pub fn decode_span(b: &[u8], l: &HeapLayout, addr: u64) -> Result<Option<Span>, 
         .checked_mul(elemsize)
         .and_then(|n| start.checked_add(n))
         .ok_or(overflow)?;
-    // Every slot inside the span's pages, `limit` among them.
+    // Every slot inside the span's pages, `limit` too (Go 1.22–1.23 set `limit` from the
+    // slot count before taking the span-end heap bits out of `nelems`: it can pass the last
+    // slot).
     if npages == 0 || elemsize == 0 || nelems == 0 || start % 8 != 0 {
         return Err("empty or unaligned");
     }
-    if slots_end > end || limit <= start || limit > slots_end {
+    if slots_end > end || limit <= start || limit > end {
         return Err("slots outside the span");
     }
     Ok(Some(Span {
@@ -276,6 +278,16 @@ mod tests {
         b[l.span_state as usize] = 1;
         put(&mut b, l.span_limit, 0xc000_4000);
         assert!(decode_span(&b, &l, 0).is_err());
+        // limit past the last slot but inside the span (Go 1.22): the slots end the span.
+        put(&mut b, l.span_limit, 0xc000_2000);
+        b[l.span_nelems as usize..l.span_nelems as usize + 2]
+            .copy_from_slice(&120u16.to_le_bytes());
+        assert_eq!(
+            decode_span(&b, &l, 0).unwrap().map(|s| s.limit),
+            Some(0xc000_0000 + 120 * 64)
+        );
+        b[l.span_nelems as usize..l.span_nelems as usize + 2]
+            .copy_from_slice(&128u16.to_le_bytes());
         // A large object: limit is the end of the object, the slot is the whole span.
         put(&mut b, l.span_limit, 0xc000_0000 + 100);
         put(&mut b, l.span_elemsize, 8192);
