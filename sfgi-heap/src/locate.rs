@@ -115,7 +115,7 @@ fn plausible(bss: &[u8], off: u64, l: &HeapLayout) -> bool {
     let w = |o: u64| u64_at(bss, off + o);
     let slice = |o: u64, max: u64| -> Option<bool> {
         let (p, n, c) = (w(o)?, w(o + 8)?, w(o + 16)?);
-        Some(p != 0 && p % 8 == 0 && n > 0 && n <= c && c <= max)
+        Some(p != 0 && p.is_multiple_of(8) && n > 0 && n <= c && c <= max)
     };
     let sweepgen = match w(l.mheap_sweepgen) {
         Some(v) => v as u32,
@@ -123,8 +123,8 @@ fn plausible(bss: &[u8], off: u64, l: &HeapLayout) -> bool {
     };
     slice(l.mheap_allspans, crate::spans::MAX_SPANS) == Some(true)
         && slice(l.mheap_all_arenas, 1 << 22) == Some(true)
-        && w(l.mheap_arenas).is_some_and(|p| p != 0 && p % 8 == 0)
-        && sweepgen % 2 == 0
+        && w(l.mheap_arenas).is_some_and(|p| p != 0 && p.is_multiple_of(8))
+        && sweepgen.is_multiple_of(2)
 }
 
 /// Whether the first spans `allspans` of the `mheap` at `mheap` lists read as spans, at least

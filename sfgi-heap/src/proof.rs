@@ -210,7 +210,7 @@ fn modules(mem: &dyn Memory, l: &HeapLayout, first: u64) -> Result<Vec<(u64, u64
         let b = mem.read_one(md, (l.md_next + 8) as usize, "moduledata")?;
         let w = |o| u64_at(&b, o).unwrap_or(0);
         for (s, e) in [(w(l.md_data), w(l.md_edata)), (w(l.md_bss), w(l.md_ebss))] {
-            if s > e || e - s > MAX_SECTION || s % 8 != 0 || (s == 0 && e != 0) {
+            if s > e || e - s > MAX_SECTION || !s.is_multiple_of(8) || (s == 0 && e != 0) {
                 return Err(HeapError::Corrupt {
                     what: "moduledata",
                     why: format!("section [{s:#x}, {e:#x})"),
@@ -231,14 +231,13 @@ fn modules(mem: &dyn Memory, l: &HeapLayout, first: u64) -> Result<Vec<(u64, u64
     Ok(out)
 }
 
+/// Root ranges and root objects.
+type Roots = (Vec<(u64, u64)>, Vec<u64>);
+
 /// Roots from span specials: the words of every special record after its header (a
 /// finalizer's function, a cleanup's function and argument, …: scanned conservatively), and
 /// every object with a finalizer (it is finalized, not freed: what it references stays live).
-fn specials(
-    mem: &dyn Memory,
-    l: &HeapLayout,
-    spans: &Spans,
-) -> Result<(Vec<(u64, u64)>, Vec<u64>), HeapError> {
+fn specials(mem: &dyn Memory, l: &HeapLayout, spans: &Spans) -> Result<Roots, HeapError> {
     // The largest record (`specialfinalizer`, `specialCleanup`): header + 4 words.
     let rec = l.special_size + 32;
     let mut ranges = Vec::new();

@@ -50,7 +50,10 @@ pub struct Reach<'a> {
 /// The part of `g`'s stack that holds live frames: from its saved SP up when it is parked
 /// (below SP is dead), the whole stack otherwise (a running goroutine's SP is not in memory).
 fn stack_range(g: &GoroutineInfo) -> Result<(u64, u64), HeapError> {
-    if g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > MAX_STACK || g.stack_lo % 8 != 0 {
+    if g.stack_hi <= g.stack_lo
+        || g.stack_hi - g.stack_lo > MAX_STACK
+        || !g.stack_lo.is_multiple_of(8)
+    {
         return Err(HeapError::Corrupt {
             what: "goroutine stack",
             why: format!(
@@ -62,7 +65,7 @@ fn stack_range(g: &GoroutineInfo) -> Result<(u64, u64), HeapError> {
     let lo = if g.status.sched_valid()
         && g.sched_sp >= g.stack_lo
         && g.sched_sp < g.stack_hi
-        && g.sched_sp % 8 == 0
+        && g.sched_sp.is_multiple_of(8)
     {
         g.sched_sp
     } else {
@@ -168,7 +171,7 @@ impl Marker<'_> {
 
     /// The pointer mask of the type at `typ`, read once (None: scan conservatively).
     fn type_mask(&mut self, typ: u64) -> Option<std::rc::Rc<TypeMask>> {
-        if typ == 0 || typ % 8 != 0 {
+        if typ == 0 || !typ.is_multiple_of(8) {
             return None;
         }
         if let Some(t) = self.types.get(&typ) {
@@ -187,7 +190,7 @@ impl Marker<'_> {
         let ptr_bytes = u64_at(&b, 8)?;
         let tflag = *b.get(20)?;
         let mut gcdata = u64_at(&b, 32)?;
-        if size == 0 || ptr_bytes == 0 || ptr_bytes > size || ptr_bytes % 8 != 0 {
+        if size == 0 || ptr_bytes == 0 || ptr_bytes > size || !ptr_bytes.is_multiple_of(8) {
             return None;
         }
         if self.precise.mask_on_demand && tflag & 16 != 0 {

@@ -59,7 +59,7 @@ impl Spans {
     pub fn from_spans(mut v: Vec<Span>) -> Result<Spans, HeapError> {
         if let Some(s) = v
             .iter()
-            .find(|s| s.elemsize == 0 || s.start >= s.limit || s.start % 8 != 0)
+            .find(|s| s.elemsize == 0 || s.start >= s.limit || !s.start.is_multiple_of(8))
         {
             return Err(HeapError::Corrupt {
                 what: "mspan",
@@ -201,7 +201,7 @@ pub fn decode_span(b: &[u8], l: &HeapLayout, addr: u64) -> Result<Option<Span>, 
     // Every slot inside the span's pages, `limit` too (Go 1.22–1.23 set `limit` from the
     // slot count before taking the span-end heap bits out of `nelems`: it can pass the last
     // slot).
-    if npages == 0 || elemsize == 0 || nelems == 0 || start % 8 != 0 {
+    if npages == 0 || elemsize == 0 || nelems == 0 || !start.is_multiple_of(8) {
         return Err("empty or unaligned");
     }
     if slots_end > end || limit <= start || limit > end {
