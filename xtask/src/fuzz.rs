@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The fuzz targets, in run order.
-pub const TARGETS: &[&str] = &["event", "rules", "goexe_bytes", "goexe_patch"];
+pub const TARGETS: &[&str] = &["event", "rules", "goexe_bytes", "goexe_patch", "heap"];
 
 #[derive(clap::Args)]
 pub struct FuzzArgs {
