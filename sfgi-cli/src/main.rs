@@ -145,9 +145,12 @@ struct BudgetArgs {
     /// still over budget, wait twice as long next time (up to 10m). 0: never.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
     budget_retry: Duration,
-    /// Reachability proofs: goroutines blocked at least this long on channels or sync objects
-    /// are proven leaked when what they wait on is unreachable from every root (two passes
-    /// over the target's heap, read without stopping it). 0: no proofs. See docs/ACCURACY.md.
+    /// Prove leaks by reachability: goroutines blocked on channels or sync objects whose
+    /// channel or lock is unreachable from every root (two passes over the target's heap, read
+    /// without stopping it) make their group `proven` at once. See docs/ACCURACY.md.
+    #[arg(long)]
+    prove: bool,
+    /// With --prove: prove goroutines once they have been blocked this long.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     proof_settle: Duration,
     /// Least time between two proofs.
@@ -161,7 +164,7 @@ struct BudgetArgs {
 impl BudgetArgs {
     fn proof(&self) -> ProofOptions {
         ProofOptions {
-            settle: (!self.proof_settle.is_zero()).then_some(self.proof_settle),
+            settle: self.prove.then_some(self.proof_settle),
             interval: self.proof_interval,
             read_mb_s: self.proof_read_rate,
             ..ProofOptions::default()

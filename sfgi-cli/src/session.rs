@@ -229,7 +229,7 @@ pub struct AttachOptions {
 /// When and how reachability proofs run (see `sfgi_heap`).
 #[derive(Clone, Copy, Debug)]
 pub struct ProofOptions {
-    /// Prove goroutines parked at least this long (`None`: no proofs).
+    /// Prove goroutines parked at least this long (`None`: no proofs, the default: `--prove`).
     pub settle: Option<Duration>,
     /// Least time from one proof to the next.
     pub interval: Duration,
@@ -247,7 +247,7 @@ pub struct ProofOptions {
 impl Default for ProofOptions {
     fn default() -> Self {
         ProofOptions {
-            settle: Some(Duration::from_secs(1)),
+            settle: None,
             interval: Duration::from_secs(5),
             refresh: Duration::from_secs(60),
             gap: Duration::from_millis(200),

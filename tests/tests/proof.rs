@@ -57,7 +57,7 @@ fn site(g: &serde_json::Value, blocked: &str, created: &str) -> bool {
 /// the target (still running) and the goids SFGI proved.
 fn one_run(bin: &std::path::Path, what: &str) -> (Target, BTreeSet<u64>) {
     let t = Target::start(bin, &[]);
-    let report = attach_json(t.pid(), "5s", &["--threshold", "1h"]);
+    let report = attach_json(t.pid(), "5s", &["--threshold", "1h", "--prove"]);
     let gs = groups(&report);
     let mut proven_ids = BTreeSet::new();
     for (blocked, created, types) in LEAKS {
@@ -195,6 +195,12 @@ fn check(version: &str, stripped: bool, runs: usize) {
             // Once the runtime marked them, a new attach reports the runtime's own proof.
             if run == 0 {
                 let report = attach_json(t.pid(), "3s", &["--threshold", "1h"]);
+                // Without --prove (the default), no reachability proof is made.
+                assert!(
+                    groups(&report).iter().all(|g| g["proof"] != "unreachable"),
+                    "{what}:\n{}",
+                    pretty(&report)
+                );
                 let by_runtime: u64 = groups(&report)
                     .iter()
                     .filter(|g| g["proof"] == "runtime")
