@@ -40,7 +40,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "sfgi-cli",
         ],
     ),
-    ("sfgi-trace", &["tokio", "axum", "hyper", "sfgi-cli", "sfgi-heap"]),
+    (
+        "sfgi-trace",
+        &["tokio", "axum", "hyper", "sfgi-cli", "sfgi-heap"],
+    ),
     // The reachability pass is a source like `sfgi-trace` (it reads the target through
     // `sfgi-trace`'s one memory reader): no async runtime, no HTTP, no front end.
     ("sfgi-heap", &["tokio", "axum", "hyper", "sfgi-cli"]),
