@@ -17,6 +17,19 @@ pub trait Memory {
     /// Bytes read so far.
     fn bytes_read(&self) -> u64;
 
+    /// Like [`Memory::read_ranges`], handing each range's bytes to `f` in request order
+    /// without copying them out (the heap scan reads millions of small objects).
+    fn read_each(
+        &self,
+        ranges: &[(u64, usize)],
+        f: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), HeapError> {
+        for (i, b) in self.read_ranges(ranges)?.iter().enumerate() {
+            f(i, b.as_deref());
+        }
+        Ok(())
+    }
+
     /// Reads one range that must be readable.
     fn read_one(&self, addr: u64, len: usize, what: &'static str) -> Result<Vec<u8>, HeapError> {
         self.read_ranges(&[(addr, len)])?
@@ -87,6 +100,32 @@ impl Memory for RemoteMemory {
 
     fn bytes_read(&self) -> u64 {
         self.read.get()
+    }
+
+    fn read_each(
+        &self,
+        ranges: &[(u64, usize)],
+        f: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), HeapError> {
+        let total: u64 = ranges
+            .iter()
+            .map(|r| r.1.min(MAX_RANGE) as u64)
+            .fold(0u64, u64::saturating_add);
+        let after = self.read.get().saturating_add(total);
+        if self.cap > 0 && after > self.cap {
+            return Err(HeapError::Cap(format!(
+                "{} MB read (cap {} MB)",
+                after >> 20,
+                self.cap >> 20
+            )));
+        }
+        self.pace();
+        let b = self.remote.read_many(ranges)?;
+        self.read.set(after);
+        for i in 0..ranges.len() {
+            f(i, b.get(i));
+        }
+        Ok(())
     }
 }
 

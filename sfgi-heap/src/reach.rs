@@ -16,7 +16,7 @@ const PIECE: u64 = 1 << 20;
 /// Bytes per batch of reads.
 const BATCH_BYTES: u64 = 4 << 20;
 /// Ranges per batch of reads.
-const BATCH_RANGES: usize = 1024;
+const BATCH_RANGES: usize = 16384;
 
 /// What one pass found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -326,14 +326,26 @@ impl Marker<'_> {
                     break;
                 }
             }
-            let read = self.mem.read_ranges(&batch)?;
-            for (&(addr, len), b) in batch.iter().zip(read) {
-                let b = b.ok_or(HeapError::Unreadable {
+            let mut failed = None;
+            let mem = self.mem;
+            mem.read_each(&batch, &mut |i, b| match b {
+                Some(b) => {
+                    if let Some(&(addr, _)) = batch.get(i) {
+                        self.scan_object(addr, b);
+                    }
+                }
+                None => {
+                    if failed.is_none() {
+                        failed = batch.get(i).copied();
+                    }
+                }
+            })?;
+            if let Some((addr, len)) = failed {
+                return Err(HeapError::Unreadable {
                     what: "heap object, stack or root range",
                     addr,
                     len,
-                })?;
-                self.scan_object(addr, &b);
+                });
             }
         }
         Ok(())
