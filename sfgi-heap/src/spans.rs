@@ -45,7 +45,14 @@ pub struct Span {
 #[derive(Clone, Debug, Default)]
 pub struct Spans {
     spans: Vec<Span>,
+    /// Heap page (8 KB, from the lowest span) → index of the span holding it (`u32::MAX`:
+    /// none), when the heap's address range is at most [`MAX_PAGE_INDEX`] pages; else lookups
+    /// search `spans`.
+    pages: Vec<u32>,
 }
+
+/// Largest page index built (4 M pages = a 32 GB address range, 16 MB of index).
+const MAX_PAGE_INDEX: u64 = 1 << 22;
 
 impl Spans {
     /// The spans (sorted by address).
@@ -74,11 +81,46 @@ impl Spans {
                 why: format!("overlapping spans {:x?} and {:x?}", w[0], w[1]),
             });
         }
-        Ok(Spans { spans: v })
+        let mut out = Spans {
+            spans: v,
+            pages: Vec::new(),
+        };
+        let (lo, hi) = out.bounds();
+        let npages = (hi - lo).div_ceil(PAGE);
+        if !out.spans.is_empty() && npages <= MAX_PAGE_INDEX && out.spans.len() < u32::MAX as usize
+        {
+            let mut pages = vec![u32::MAX; npages as usize];
+            let mut shared = false;
+            'spans: for (i, s) in out.spans.iter().enumerate() {
+                let (a, b) = ((s.start - lo) / PAGE, (s.limit - 1 - lo) / PAGE);
+                for p in a..=b {
+                    if let Some(slot) = pages.get_mut(p as usize) {
+                        // Live spans start on page boundaries: a page shared by two spans
+                        // means the index cannot be used (lookups then search).
+                        if *slot != u32::MAX {
+                            shared = true;
+                            break 'spans;
+                        }
+                        *slot = i as u32;
+                    }
+                }
+            }
+            if !shared {
+                out.pages = pages;
+            }
+        }
+        Ok(out)
     }
 
     /// The span holding `addr` (by index), if `addr` is inside one's objects.
     pub fn find(&self, addr: u64) -> Option<usize> {
+        if !self.pages.is_empty() {
+            let lo = self.spans.first()?.start;
+            let page = addr.checked_sub(lo)? / PAGE;
+            let i = *self.pages.get(usize::try_from(page).ok()?)?;
+            let s = self.spans.get(i as usize)?;
+            return (s.start <= addr && addr < s.limit).then_some(i as usize);
+        }
         let i = self.spans.partition_point(|s| s.start <= addr);
         let i = i.checked_sub(1)?;
         let s = self.spans.get(i)?;
@@ -251,6 +293,15 @@ mod tests {
         assert_eq!(s.object(0x2000 + 480), None);
         assert_eq!(s.object(0xfff), None);
         assert_eq!(s.bounds(), (0x1000, 0x2000 + 480));
+        assert!(s.pages.is_empty(), "two spans in one page: no page index");
+        // Page-aligned spans (as in a real heap) use the page index.
+        let s = Spans::from_spans(vec![span(0x4000, 48, 170), span(0x8000, 8192, 2)]).unwrap();
+        assert!(!s.pages.is_empty());
+        assert_eq!(s.object(0x4000 + 49), Some((0, 1, 0x4030)));
+        assert_eq!(s.object(0x4000 + 48 * 170), None);
+        assert_eq!(s.object(0x8000 + 8192 + 5), Some((1, 1, 0xa000)));
+        assert_eq!(s.object(0x8000 + 16384), None);
+        assert_eq!(s.object(0x3fff), None);
         // Overlapping (torn) spans: refused.
         assert!(Spans::from_spans(vec![span(0x1000, 16, 256), span(0x1800, 16, 4)]).is_err());
         assert!(Spans::from_spans(vec![span(0x1000, 0, 0)]).is_err());
