@@ -316,13 +316,40 @@ pub struct Session<'t> {
     remembered: inventory::Remembered,
     /// How to prove leaks (worked out on first use), or why proofs cannot run.
     prover: Option<Result<sfgi_heap::Prover, String>>,
-    /// A proof's first pass, waiting for its second: when it started (monotonic ns), what it
-    /// found, bytes it read and time it took.
-    proof_first: Option<(u64, Instant, sfgi_heap::proof::Found, u64, u64)>,
+    /// Where the current proof is.
+    proof: ProofState,
     /// When the last proof started (monotonic ns), or the session did before the first.
     last_proof_ns: u64,
     /// Whether a proof ran yet.
     proved_once: bool,
+}
+
+/// A proof's first pass: when the proof started (monotonic ns), what the pass found, bytes it
+/// read, time it took (ns).
+type FirstPass = (u64, sfgi_heap::proof::Found, u64, u64);
+
+/// What a pass thread returns: what it found (and the candidates), bytes read, time (ns).
+type PassResult = (Result<(sfgi_heap::proof::Found, usize), String>, u64, u64);
+
+/// Where a reachability proof is.
+#[derive(Default)]
+enum ProofState {
+    /// None running.
+    #[default]
+    Idle,
+    /// A pass is running on its thread (the second when `first` is set).
+    Running {
+        handle: std::thread::JoinHandle<PassResult>,
+        first: Option<FirstPass>,
+    },
+    /// The first pass found candidates unreachable; the second starts `gap` after `at`.
+    Between { first: FirstPass, at: Instant },
+}
+
+impl ProofState {
+    fn take(&mut self) -> ProofState {
+        std::mem::take(self)
+    }
 }
 
 impl<'t> Session<'t> {
@@ -370,7 +397,7 @@ impl<'t> Session<'t> {
             force_rescan: false,
             remembered: inventory::Remembered::default(),
             prover: None,
-            proof_first: None,
+            proof: ProofState::Idle,
             last_proof_ns: monotonic_ns(),
             proved_once: false,
             drops_trusted: 0,
@@ -450,129 +477,153 @@ impl<'t> Session<'t> {
         }
     }
 
-    /// Runs the next step of a reachability proof when one is due: a first pass once parks have
-    /// settled (and at most every `proof.interval`), the second pass `proof.gap` later, then
-    /// hands what both agree on to the engine. Each pass reads the whole inventory and the
-    /// target's heap at the read budget; the target is never stopped.
+    /// Runs the next step of a reachability proof when one is due: a first pass once a park
+    /// has settled since the last proof (and at most every `proof.interval`; at least every
+    /// `proof.refresh`), the second pass `proof.gap` after the first ended, then hands what both
+    /// agree on to the engine. Each pass reads a whole inventory here, then walks the target's
+    /// heap at the read budget on a thread of its own, so the loop keeps draining events; the
+    /// target is never stopped.
     pub fn prove_step(&mut self) {
-        use sfgi_heap::Memory as _;
         let opts = self.opts.proof;
         let Some(settle) = opts.settle else { return };
-        let Ok(plan) = &self.plan else { return };
+        let settle_ns = settle.as_nanos() as u64;
         let now = monotonic_ns();
-        if let Some((_, at, _, _, _)) = &self.proof_first {
-            if at.elapsed() < opts.gap {
-                return;
-            }
-        } else {
-            let since_last = now.saturating_sub(self.last_proof_ns);
-            if self.proved_once && since_last < opts.interval.as_nanos() as u64 {
-                return;
-            }
-            // Due when a park has settled since the last proof (or the session's start), or
-            // the last proof is old.
-            let settled_by = now.saturating_sub(settle.as_nanos() as u64);
-            let last_settled = self.last_proof_ns.saturating_sub(settle.as_nanos() as u64);
-            let fresh = self
-                .engine
-                .life
-                .parked()
-                .any(|g| g.park.since_ns <= settled_by && g.park.since_ns > last_settled);
-            if !fresh && since_last < opts.refresh.as_nanos() as u64 {
-                return;
-            }
-        }
-        let (pid, bias) = (self.target.pid, self.target.load_bias);
-        let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
-        let prover = self.prover.get_or_insert_with(|| {
-            let bin = &self.target.binary;
-            let layout = bin
-                .heap_layout()
-                .cloned()
-                .ok_or_else(|| "no heap layout for this Go version".to_string())?;
-            let globals =
-                sfgi_heap::Globals::locate(&mem, bin, &layout, bias).map_err(|e| e.to_string())?;
-            log::debug!("proofs: {globals:x?}");
-            Ok(sfgi_heap::Prover {
-                layout,
-                globals,
-                config: sfgi_heap::ProofConfig { gap: opts.gap },
-            })
-        });
-        let prover = match prover {
-            Ok(p) => p,
-            Err(e) => {
-                let why = e.clone();
-                self.last_proof_ns = now;
-                self.engine.ingest_proofs(
-                    &sfgi_engine::proof::ProofReport {
-                        refused: Some(why),
-                        ..Default::default()
-                    },
-                    now,
-                    settle.as_nanos() as u64,
-                );
-                return;
-            }
-        };
-        self.proved_once = true;
-        let t0 = monotonic_ns();
-        let pass = plan
-            .read(pid, bias)
-            .map_err(|e| format!("inventory: {e}"))
-            .and_then(|inv| {
-                prover
-                    .pass(&mem, &inv.goroutines)
-                    .map_err(|e| e.to_string())
-            });
-        let spent = monotonic_ns().saturating_sub(t0);
-        let report = match (self.proof_first.take(), pass) {
-            (None, Ok((found, _))) if !found.is_empty() => {
-                self.last_proof_ns = now;
-                self.proof_first = Some((now, Instant::now(), found, mem.bytes_read(), spent));
-                return;
-            }
-            (None, Ok((_, n))) => {
-                self.last_proof_ns = now;
-                sfgi_engine::proof::ProofReport {
-                    candidates: n,
-                    bytes_read: mem.bytes_read(),
-                    pass_ns: spent,
-                    ..Default::default()
+        match self.proof.take() {
+            ProofState::Idle => {
+                let since_last = now.saturating_sub(self.last_proof_ns);
+                if self.proved_once && since_last < opts.interval.as_nanos() as u64 {
+                    return;
                 }
-            }
-            (Some((started, _, first, bytes, ns)), Ok((second, n))) => {
-                let report = sfgi_engine::proof::ProofReport {
-                    proven: sfgi_heap::Prover::agree(first, second),
-                    candidates: n,
-                    bytes_read: bytes + mem.bytes_read(),
-                    pass_ns: ns + spent,
-                    refused: None,
-                };
-                let taken = self
+                // Due when a park has settled since the last proof (or the session's start),
+                // or the last proof is old.
+                let settled_by = now.saturating_sub(settle_ns);
+                let last_settled = self.last_proof_ns.saturating_sub(settle_ns);
+                let fresh = self
                     .engine
-                    .ingest_proofs(&report, started, settle.as_nanos() as u64);
-                log::debug!(
-                    "proof: {} proven ({taken} taken) of {} candidates, {} bytes in {:.1} ms",
-                    report.proven.len(),
-                    report.candidates,
-                    report.bytes_read,
-                    report.pass_ns as f64 / 1e6
-                );
-                return;
-            }
-            (first, Err(e)) => {
-                self.last_proof_ns = first.map_or(now, |f| f.0);
-                sfgi_engine::proof::ProofReport {
-                    refused: Some(e),
-                    bytes_read: mem.bytes_read(),
-                    pass_ns: spent,
-                    ..Default::default()
+                    .life
+                    .parked()
+                    .any(|g| g.park.since_ns <= settled_by && g.park.since_ns > last_settled);
+                if !fresh && since_last < opts.refresh.as_nanos() as u64 {
+                    return;
+                }
+                self.proved_once = true;
+                self.last_proof_ns = now;
+                match self.start_pass(None) {
+                    Ok(job) => self.proof = job,
+                    Err(why) => self.refuse_proof(why, now),
                 }
             }
-        };
-        self.engine
-            .ingest_proofs(&report, now, settle.as_nanos() as u64);
+            ProofState::Running { handle, first } if handle.is_finished() => {
+                let (outcome, bytes, ns) = match handle.join() {
+                    Ok(r) => r,
+                    Err(_) => (Err("the proof thread panicked".to_string()), 0, 0),
+                };
+                match (first, outcome) {
+                    (None, Ok((found, _))) if !found.is_empty() => {
+                        self.proof = ProofState::Between {
+                            first: (self.last_proof_ns, found, bytes, ns),
+                            at: Instant::now(),
+                        };
+                    }
+                    (None, Ok((_, n))) => {
+                        let report = sfgi_engine::proof::ProofReport {
+                            candidates: n,
+                            bytes_read: bytes,
+                            pass_ns: ns,
+                            ..Default::default()
+                        };
+                        self.engine
+                            .ingest_proofs(&report, self.last_proof_ns, settle_ns);
+                    }
+                    (Some((started, first, b1, ns1)), Ok((second, n))) => {
+                        let report = sfgi_engine::proof::ProofReport {
+                            proven: sfgi_heap::Prover::agree(first, second),
+                            candidates: n,
+                            bytes_read: b1 + bytes,
+                            pass_ns: ns1 + ns,
+                            refused: None,
+                        };
+                        let taken = self.engine.ingest_proofs(&report, started, settle_ns);
+                        log::debug!(
+                            "proof: {} proven ({taken} taken) of {} candidates, {} bytes in {:.1} ms",
+                            report.proven.len(),
+                            report.candidates,
+                            report.bytes_read,
+                            report.pass_ns as f64 / 1e6
+                        );
+                    }
+                    (_, Err(why)) => self.refuse_proof(why, now),
+                }
+            }
+            ProofState::Between { first, at } if at.elapsed() >= opts.gap => {
+                match self.start_pass(Some(first)) {
+                    Ok(job) => self.proof = job,
+                    Err(why) => self.refuse_proof(why, now),
+                }
+            }
+            other => self.proof = other,
+        }
+    }
+
+    /// Reads a whole inventory and starts a pass over it on its own thread.
+    fn start_pass(&mut self, first: Option<FirstPass>) -> Result<ProofState, String> {
+        let opts = self.opts.proof;
+        let plan = self.plan.as_ref().map_err(Clone::clone)?;
+        let (pid, bias) = (self.target.pid, self.target.load_bias);
+        let prover = self
+            .prover
+            .get_or_insert_with(|| {
+                let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
+                let bin = &self.target.binary;
+                let layout = bin
+                    .heap_layout()
+                    .cloned()
+                    .ok_or_else(|| "no heap layout for this Go version".to_string())?;
+                let globals = sfgi_heap::Globals::locate(&mem, bin, &layout, bias)
+                    .map_err(|e| e.to_string())?;
+                log::debug!("proofs: {globals:x?}");
+                Ok(sfgi_heap::Prover {
+                    layout,
+                    globals,
+                    config: sfgi_heap::ProofConfig { gap: opts.gap },
+                })
+            })
+            .clone()?;
+        let t0 = monotonic_ns();
+        let goroutines = plan
+            .read(pid, bias)
+            .map_err(|e| format!("inventory: {e}"))?
+            .goroutines;
+        let read_ns = monotonic_ns().saturating_sub(t0);
+        let handle = std::thread::Builder::new()
+            .name("sfgi-proof".into())
+            .spawn(move || {
+                use sfgi_heap::Memory as _;
+                let t1 = monotonic_ns();
+                let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
+                let r = prover.pass(&mem, &goroutines).map_err(|e| e.to_string());
+                (
+                    r,
+                    mem.bytes_read(),
+                    read_ns + monotonic_ns().saturating_sub(t1),
+                )
+            })
+            .map_err(|e| format!("starting the proof thread: {e}"))?;
+        Ok(ProofState::Running { handle, first })
+    }
+
+    /// Records a proof that proved nothing, and why.
+    fn refuse_proof(&mut self, why: String, now: u64) {
+        log::debug!("proof refused: {why}");
+        self.proof = ProofState::Idle;
+        self.engine.ingest_proofs(
+            &sfgi_engine::proof::ProofReport {
+                refused: Some(why),
+                ..Default::default()
+            },
+            now,
+            self.opts.proof.settle.map_or(0, |d| d.as_nanos() as u64),
+        );
     }
 
     /// Re-reads the inventory now (drains events first so the snapshot is the newer one).

@@ -761,14 +761,14 @@ fn avalanche(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
 /// Reachability proofs on a live heap of 100 MB (and 1 GB unless quick) being mutated.
 fn proof(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
     let sizes: &[u32] = if o.quick { &[100] } else { &[100, 1000] };
-    let window = Duration::from_secs(if o.quick { 6 } else { 12 });
-    out.line(format!(
-        "\n### Reachability proofs (`--prove --proof-interval 1s`, {} s attached, 100 leaked goroutines, live heap mutated continuously)\n",
-        window.as_secs()
-    ));
-    out.line("| live heap | target RSS | proofs | per proof (2 passes): time, median / max | bytes read per proof | leaks proven | SFGI CPU, % of one core | target mutator ops/s: without / with SFGI | target's 1 ms ticker, worst lateness: without / with |");
-    out.line("|---|---|---|---|---|---|---|---|---|");
+    out.line(
+        "\n### Reachability proofs (`--prove --proof-interval 1s`, default read budget 256 MB/s, 100 leaked goroutines, live heap mutated continuously)\n",
+    );
+    out.line("| live heap | target RSS | attached | proofs | per proof (2 passes): time, median / max | bytes read per proof | leaks proven | SFGI CPU, % of one core | target mutator ops/s: without / with SFGI | target's 1 ms ticker, worst lateness: without / with |");
+    out.line("|---|---|---|---|---|---|---|---|---|---|");
     for &heap in sizes {
+        // Long enough for the first proof (two passes at the read budget) to finish.
+        let window = Duration::from_secs(if heap >= 1000 { 40 } else { 12 });
         let mut t = GoTarget::start(gotarget, &["-heap", &heap.to_string()])?;
         t.cmd("leak 100")?;
         std::thread::sleep(Duration::from_secs(2));
@@ -777,7 +777,7 @@ fn proof(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
         std::thread::sleep(window);
         let ops_native = t.value("ops", "per_s=")?;
         let late_native = t.value("late", "max_us=")?;
-        let rss = status_kb(t.pid, "VmRSS").unwrap_or(0) << 10;
+        let rss = status_kb(t.pid, "VmRSS").unwrap_or(0);
         let mut args = attach_args(t.pid, &o.sfgi_args);
         args.extend(
             [
@@ -840,8 +840,9 @@ fn proof(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
             .map(|r| format!(" (last refused: {r})"))
             .unwrap_or_default();
         out.line(format!(
-            "| {heap} MB | {} | {}{refused} | {:.0} ms / {:.0} ms | {} | {proven} / 100 | {:.0} % | {ops_native:.0} / {ops_attached:.0} ({:+.1} %) | {late_native:.0} µs / {late_attached:.0} µs |",
+            "| {heap} MB | {} | {} s | {}{refused} | {:.0} ms / {:.0} ms | {} | {proven} / 100 | {:.0} % | {ops_native:.0} / {ops_attached:.0} ({:+.1} %) | {late_native:.0} µs / {late_attached:.0} µs |",
             mb(rss),
+            window.as_secs(),
             proofs.len(),
             median(&ms),
             ms.iter().copied().fold(0.0, f64::max),
