@@ -768,7 +768,7 @@ fn proof(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
     out.line("|---|---|---|---|---|---|---|---|---|---|");
     for &heap in sizes {
         // Long enough for the first proof (two passes at the read budget) to finish.
-        let window = Duration::from_secs(if heap >= 1000 { 40 } else { 12 });
+        let window = Duration::from_secs(if heap >= 1000 { 90 } else { 12 });
         let mut t = GoTarget::start(gotarget, &["-heap", &heap.to_string()])?;
         t.cmd("leak 100")?;
         std::thread::sleep(Duration::from_secs(2));
