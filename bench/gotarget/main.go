@@ -1,6 +1,6 @@
 // Command gotarget is the Go program `cargo xtask bench` measures SFGI against.
 //
-//	gotarget [-bg N] [-http ADDR]
+//	gotarget [-bg N] [-http ADDR] [-heap MB]
 //
 // It parks -bg N background goroutines (spread over four blocking sites), optionally serves HTTP
 // on ADDR, runs a 1 ms ticker that records how late it fires, prints "ready pid=<pid>" and then
@@ -12,6 +12,9 @@
 //	avalanche R  from now on, leak R goroutines per second at one site (blocked forever on their
 //	             own channels) → "avalanche started"
 //	count        → "count goroutines=<n>"
+//	leak N       leak N goroutines at once, each blocked forever on its own channel → "leak done"
+//	ops          allocation-loop iterations per second since the last "ops" (with -heap: a
+//	             mutator keeps replacing objects of the live heap) → "ops per_s=<f>"
 //	quit         exit 0
 //
 // HTTP: GET /work?n=K hands the request to a fresh goroutine that hashes K (default 256) bytes
@@ -34,6 +37,43 @@ import (
 	"sync/atomic"
 	"time"
 )
+
+// node is one object of the -heap live heap: a payload and pointers to two others.
+type node struct {
+	left, right *node
+	payload     [120]byte
+}
+
+var (
+	live    []*node
+	mutated atomic.Int64
+	opsAt   = time.Now()
+)
+
+// buildHeap keeps about mb MB of nodes live (a slice of pointers to trees of nodes), then
+// mutates it forever: each iteration replaces one node (allocation + pointer writes).
+func buildHeap(mb int) {
+	n := mb << 20 / 144
+	live = make([]*node, n)
+	for i := range live {
+		live[i] = &node{}
+		if i > 0 {
+			live[i].left = live[i-1]
+		}
+	}
+	go func() {
+		r := uint64(1)
+		for {
+			r = r*6364136223846793005 + 1442695040888963407
+			i := int(r>>33) % len(live)
+			nd := &node{}
+			live[i] = nd
+			if mutated.Add(1)%1024 == 0 {
+				runtime.Gosched()
+			}
+		}
+	}()
+}
 
 var (
 	bgA, bgB, bgC chan int
@@ -161,8 +201,12 @@ func avalanche(rate int) {
 func main() {
 	bg := flag.Int("bg", 0, "background parked goroutines")
 	addr := flag.String("http", "", "serve HTTP on this address")
+	heapMB := flag.Int("heap", 0, "keep this many MB of objects live, mutated continuously")
 	flag.Parse()
 	background(*bg)
+	if *heapMB > 0 {
+		buildHeap(*heapMB)
+	}
 	go ticker()
 	if *addr != "" {
 		ln, err := net.Listen("tcp", *addr)
@@ -195,6 +239,15 @@ func main() {
 		case "avalanche":
 			go avalanche(arg)
 			fmt.Println("avalanche started")
+		case "leak":
+			for i := 0; i < arg; i++ {
+				go leakOne(make(chan int))
+			}
+			fmt.Println("leak done")
+		case "ops":
+			now := time.Now()
+			fmt.Printf("ops per_s=%.0f\n", float64(mutated.Swap(0))/now.Sub(opsAt).Seconds())
+			opsAt = now
 		case "count":
 			fmt.Printf("count goroutines=%d\n", runtime.NumGoroutine())
 		case "quit":

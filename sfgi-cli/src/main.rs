@@ -2,7 +2,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use sfgi::attach;
-use sfgi::session::{AttachOptions, Rescan};
+use sfgi::session::{AttachOptions, ProofOptions, Rescan};
 use sfgi_engine::judge::JudgeConfig;
 use sfgi_goexe::GoBinary;
 use sfgi_trace::probe::TracerOptions;
@@ -296,6 +296,31 @@ struct BudgetArgs {
     /// still over budget, wait twice as long next time (up to 10m). 0: never.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", conflicts_with = "pprof")]
     budget_retry: Duration,
+    /// Prove leaks by reachability: goroutines blocked on channels or sync objects whose
+    /// channel or lock is unreachable from every root (two passes over the target's heap, read
+    /// without stopping it) make their group `proven` at once. See docs/ACCURACY.md.
+    #[arg(long)]
+    prove: bool,
+    /// With --prove: prove goroutines once they have been blocked this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    proof_settle: Duration,
+    /// Least time between two proofs.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    proof_interval: Duration,
+    /// Read budget of a proof, MB/s of the target's memory (0: unlimited).
+    #[arg(long, value_name = "MB_S", default_value_t = 256)]
+    proof_read_rate: u64,
+}
+
+impl BudgetArgs {
+    fn proof(&self) -> ProofOptions {
+        ProofOptions {
+            settle: self.prove.then_some(self.proof_settle),
+            interval: self.proof_interval,
+            read_mb_s: self.proof_read_rate,
+            ..ProofOptions::default()
+        }
+    }
 }
 
 impl JudgeArgs {
@@ -501,6 +526,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 max_event_rate: budget.max_event_rate,
                 budget_retry: budget.budget_retry,
+                proof: budget.proof(),
             };
             preflight()?;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -551,6 +577,7 @@ fn run(cli: Cli) -> Result<()> {
                     },
                     max_event_rate: budget.max_event_rate,
                     budget_retry: budget.budget_retry,
+                    proof: budget.proof(),
                     ..AttachOptions::default()
                 },
                 rescan,

@@ -138,6 +138,7 @@ pub async fn drive(
             let r = session.scan();
             front.scanned(&r);
         }
+        session.prove_step();
         if let Some(stop) = front.after_pass(session, refresh) {
             return stop;
         }
@@ -221,6 +222,39 @@ pub struct AttachOptions {
     pub max_event_rate: u64,
     /// How long after degrading the budget tries full tracing again (zero: never).
     pub budget_retry: Duration,
+    /// Reachability proofs.
+    pub proof: ProofOptions,
+}
+
+/// When and how reachability proofs run (see `sfgi_heap`).
+#[derive(Clone, Copy, Debug)]
+pub struct ProofOptions {
+    /// Prove goroutines parked at least this long (`None`: no proofs, the default: `--prove`).
+    pub settle: Option<Duration>,
+    /// Least time from one proof to the next.
+    pub interval: Duration,
+    /// A proof is re-run at least this often even when no new goroutine parked (what an old
+    /// park waits on may have become unreachable since).
+    pub refresh: Duration,
+    /// Time between the two passes of a proof.
+    pub gap: Duration,
+    /// Read budget, MB/s (0: unlimited).
+    pub read_mb_s: u64,
+    /// Most MB one pass reads (0: unlimited).
+    pub cap_mb: u64,
+}
+
+impl Default for ProofOptions {
+    fn default() -> Self {
+        ProofOptions {
+            settle: None,
+            interval: Duration::from_secs(5),
+            refresh: Duration::from_secs(60),
+            gap: Duration::from_millis(200),
+            read_mb_s: 256,
+            cap_mb: 16 << 10,
+        }
+    }
 }
 
 impl Default for AttachOptions {
@@ -236,6 +270,7 @@ impl Default for AttachOptions {
             tracer: TracerOptions::default(),
             max_event_rate: sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE,
             budget_retry: sfgi_trace::budget::DEFAULT_RETRY,
+            proof: ProofOptions::default(),
         }
     }
 }
@@ -279,6 +314,42 @@ pub struct Session<'t> {
     plan: Result<inventory::Plan<'t>, String>,
     /// What incremental re-reads remember of each goroutine between reads.
     remembered: inventory::Remembered,
+    /// How to prove leaks (worked out on first use), or why proofs cannot run.
+    prover: Option<Result<sfgi_heap::Prover, String>>,
+    /// Where the current proof is.
+    proof: ProofState,
+    /// When the last proof started (monotonic ns), or the session did before the first.
+    last_proof_ns: u64,
+    /// Whether a proof ran yet.
+    proved_once: bool,
+}
+
+/// A proof's first pass: when the proof started (monotonic ns), what the pass found, bytes it
+/// read, time it took (ns).
+type FirstPass = (u64, sfgi_heap::proof::Found, u64, u64);
+
+/// What a pass thread returns: what it found (and the candidates), bytes read, time (ns).
+type PassResult = (Result<(sfgi_heap::proof::Found, usize), String>, u64, u64);
+
+/// Where a reachability proof is.
+#[derive(Default)]
+enum ProofState {
+    /// None running.
+    #[default]
+    Idle,
+    /// A pass is running on its thread (the second when `first` is set).
+    Running {
+        handle: std::thread::JoinHandle<PassResult>,
+        first: Option<FirstPass>,
+    },
+    /// The first pass found candidates unreachable; the second starts `gap` after `at`.
+    Between { first: FirstPass, at: Instant },
+}
+
+impl ProofState {
+    fn take(&mut self) -> ProofState {
+        std::mem::take(self)
+    }
 }
 
 impl<'t> Session<'t> {
@@ -325,6 +396,10 @@ impl<'t> Session<'t> {
             batch: Vec::new(),
             force_rescan: false,
             remembered: inventory::Remembered::default(),
+            prover: None,
+            proof: ProofState::Idle,
+            last_proof_ns: monotonic_ns(),
+            proved_once: false,
             drops_trusted: 0,
             target_exited: false,
         };
@@ -400,6 +475,155 @@ impl<'t> Session<'t> {
             (Some(w), Some(b)) => Some(w.min(b)),
             (w, b) => w.or(b),
         }
+    }
+
+    /// Runs the next step of a reachability proof when one is due: a first pass once a park
+    /// has settled since the last proof (and at most every `proof.interval`; at least every
+    /// `proof.refresh`), the second pass `proof.gap` after the first ended, then hands what both
+    /// agree on to the engine. Each pass reads a whole inventory here, then walks the target's
+    /// heap at the read budget on a thread of its own, so the loop keeps draining events; the
+    /// target is never stopped.
+    pub fn prove_step(&mut self) {
+        let opts = self.opts.proof;
+        let Some(settle) = opts.settle else { return };
+        let settle_ns = settle.as_nanos() as u64;
+        let now = monotonic_ns();
+        match self.proof.take() {
+            ProofState::Idle => {
+                let since_last = now.saturating_sub(self.last_proof_ns);
+                if self.proved_once && since_last < opts.interval.as_nanos() as u64 {
+                    return;
+                }
+                // Due when a park has settled since the last proof (or the session's start),
+                // or the last proof is old.
+                let settled_by = now.saturating_sub(settle_ns);
+                let last_settled = self.last_proof_ns.saturating_sub(settle_ns);
+                let fresh = self
+                    .engine
+                    .life
+                    .parked()
+                    .any(|g| g.park.since_ns <= settled_by && g.park.since_ns > last_settled);
+                if !fresh && since_last < opts.refresh.as_nanos() as u64 {
+                    return;
+                }
+                self.proved_once = true;
+                self.last_proof_ns = now;
+                match self.start_pass(None) {
+                    Ok(job) => self.proof = job,
+                    Err(why) => self.refuse_proof(why, now),
+                }
+            }
+            ProofState::Running { handle, first } if handle.is_finished() => {
+                let (outcome, bytes, ns) = match handle.join() {
+                    Ok(r) => r,
+                    Err(_) => (Err("the proof thread panicked".to_string()), 0, 0),
+                };
+                match (first, outcome) {
+                    (None, Ok((found, _))) if !found.is_empty() => {
+                        self.proof = ProofState::Between {
+                            first: (self.last_proof_ns, found, bytes, ns),
+                            at: Instant::now(),
+                        };
+                    }
+                    (None, Ok((_, n))) => {
+                        let report = sfgi_engine::proof::ProofReport {
+                            candidates: n,
+                            bytes_read: bytes,
+                            pass_ns: ns,
+                            ..Default::default()
+                        };
+                        self.engine
+                            .ingest_proofs(&report, self.last_proof_ns, settle_ns);
+                    }
+                    (Some((started, first, b1, ns1)), Ok((second, n))) => {
+                        let report = sfgi_engine::proof::ProofReport {
+                            proven: sfgi_heap::Prover::agree(first, second),
+                            candidates: n,
+                            bytes_read: b1 + bytes,
+                            pass_ns: ns1 + ns,
+                            refused: None,
+                        };
+                        let taken = self.engine.ingest_proofs(&report, started, settle_ns);
+                        log::debug!(
+                            "proof: {} proven ({taken} taken) of {} candidates, {} bytes in {:.1} ms",
+                            report.proven.len(),
+                            report.candidates,
+                            report.bytes_read,
+                            report.pass_ns as f64 / 1e6
+                        );
+                    }
+                    (_, Err(why)) => self.refuse_proof(why, now),
+                }
+            }
+            ProofState::Between { first, at } if at.elapsed() >= opts.gap => {
+                match self.start_pass(Some(first)) {
+                    Ok(job) => self.proof = job,
+                    Err(why) => self.refuse_proof(why, now),
+                }
+            }
+            other => self.proof = other,
+        }
+    }
+
+    /// Reads a whole inventory and starts a pass over it on its own thread.
+    fn start_pass(&mut self, first: Option<FirstPass>) -> Result<ProofState, String> {
+        let opts = self.opts.proof;
+        let plan = self.plan.as_ref().map_err(Clone::clone)?;
+        let (pid, bias) = (self.target.pid, self.target.load_bias);
+        let prover = self
+            .prover
+            .get_or_insert_with(|| {
+                let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
+                let bin = &self.target.binary;
+                let layout = bin
+                    .heap_layout()
+                    .cloned()
+                    .ok_or_else(|| "no heap layout for this Go version".to_string())?;
+                let globals = sfgi_heap::Globals::locate(&mem, bin, &layout, bias)
+                    .map_err(|e| e.to_string())?;
+                log::debug!("proofs: {globals:x?}");
+                Ok(sfgi_heap::Prover {
+                    layout,
+                    globals,
+                    config: sfgi_heap::ProofConfig { gap: opts.gap },
+                })
+            })
+            .clone()?;
+        let t0 = monotonic_ns();
+        let goroutines = plan
+            .read(pid, bias)
+            .map_err(|e| format!("inventory: {e}"))?
+            .goroutines;
+        let read_ns = monotonic_ns().saturating_sub(t0);
+        let handle = std::thread::Builder::new()
+            .name("sfgi-proof".into())
+            .spawn(move || {
+                use sfgi_heap::Memory as _;
+                let t1 = monotonic_ns();
+                let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
+                let r = prover.pass(&mem, &goroutines).map_err(|e| e.to_string());
+                (
+                    r,
+                    mem.bytes_read(),
+                    read_ns + monotonic_ns().saturating_sub(t1),
+                )
+            })
+            .map_err(|e| format!("starting the proof thread: {e}"))?;
+        Ok(ProofState::Running { handle, first })
+    }
+
+    /// Records a proof that proved nothing, and why.
+    fn refuse_proof(&mut self, why: String, now: u64) {
+        log::debug!("proof refused: {why}");
+        self.proof = ProofState::Idle;
+        self.engine.ingest_proofs(
+            &sfgi_engine::proof::ProofReport {
+                refused: Some(why),
+                ..Default::default()
+            },
+            now,
+            self.opts.proof.settle.map_or(0, |d| d.as_nanos() as u64),
+        );
     }
 
     /// Re-reads the inventory now (drains events first so the snapshot is the newer one).

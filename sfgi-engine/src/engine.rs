@@ -14,6 +14,7 @@ use crate::group::{
 };
 use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status, UNKNOWN_OBJECT};
 use crate::lifetime::{Creation, Lifetimes, Parked, ParkedView};
+use crate::proof::{ProofKind, ProofReport, WaitedObject};
 use std::collections::{HashMap, HashSet};
 
 /// Wait reason SFGI uses for goroutines the inventory finds in a system call.
@@ -90,6 +91,13 @@ pub struct Leak {
     /// Whether the verdict rests on data SFGI knows is incomplete (dropped events, unreadable
     /// memory): say so rather than hide it.
     pub incomplete: bool,
+    /// How members were proven leaked, when some were: `"runtime"` (the Go runtime marked them
+    /// `_Gleaked`) or `"unreachable"` (SFGI's reachability proof); `null` otherwise.
+    pub proof: Option<ProofKind>,
+    /// Members proven leaked (either way).
+    pub proven: usize,
+    /// What a member proven unreachable waits on (type and address), when one was.
+    pub proven_object: Option<WaitedObject>,
 }
 
 /// One resolved park site → group.
@@ -202,6 +210,10 @@ pub struct EngineHealth {
     pub unconfirmed: usize,
     /// Whether event-derived states are trusted now (see [`Engine::distrust_events`]).
     pub events_trusted: bool,
+    /// Reachability proofs run.
+    pub proofs: u64,
+    /// The last proof (without its proven list): candidates, bytes read, time, refusal.
+    pub last_proof: Option<ProofReport>,
 }
 
 /// The whole engine for one target.
@@ -230,6 +242,8 @@ pub struct Engine<'t> {
     read_now_ns: u64,
     last_read_ns: u64,
     read_gap_ns: u64,
+    /// Goroutines proven unreachable: goid → (the park it was proven in, what it waits on).
+    proofs: HashMap<u64, (u64, WaitedObject)>,
     /// What the engine could not see.
     pub health: EngineHealth,
     wall_minus_mono_ns: i128,
@@ -257,6 +271,7 @@ impl<'t> Engine<'t> {
             last_read_ns: 0,
             read_gap_ns: 0,
             limits: cfg.limits,
+            proofs: HashMap::new(),
             health: EngineHealth {
                 events_trusted: true,
                 ..EngineHealth::default()
@@ -782,6 +797,40 @@ impl<'t> Engine<'t> {
         );
     }
 
+    /// Takes a reachability proof (run by a source from `started_ns` on). A proven goroutine
+    /// counts only if the engine knows it parked, in a park that began at least `settle_ns`
+    /// before the proof started (so it did not re-park during the proof, as far as events
+    /// tell); the proof then stands for that park until it ends. Returns how many were taken.
+    pub fn ingest_proofs(
+        &mut self,
+        report: &ProofReport,
+        started_ns: u64,
+        settle_ns: u64,
+    ) -> usize {
+        self.health.proofs += 1;
+        let mut summary = report.clone();
+        summary.proven.clear();
+        self.health.last_proof = Some(summary);
+        if report.proven.is_empty() {
+            return 0;
+        }
+        let wanted: HashMap<u64, &WaitedObject> =
+            report.proven.iter().map(|p| (p.goid, &p.object)).collect();
+        let mut taken = 0;
+        for g in self.life.parked() {
+            let Some(obj) = wanted.get(&g.goid) else {
+                continue;
+            };
+            if g.park.since_ns.saturating_add(settle_ns) > started_ns || !self.confirmed(&g) {
+                continue;
+            }
+            self.proofs
+                .insert(g.goid, (g.park.since_ns, (*obj).clone()));
+            taken += 1;
+        }
+        taken
+    }
+
     /// Judges every group now. Groups are returned most severe first, then largest.
     pub fn verdicts(
         &mut self,
@@ -803,7 +852,10 @@ impl<'t> Engine<'t> {
             intervals: Vec<f64>,
             creation_stack: Option<i32>,
             stack_bytes: u64,
+            proven_object: Option<WaitedObject>,
         }
+        // Proofs stand only for the park they were made in.
+        let mut live_proofs: HashMap<u64, (u64, WaitedObject)> = HashMap::new();
         // Members per group first, so each group's member list is allocated once, exactly.
         let mut sizes = vec![0usize; self.sites.len()];
         let mut unconfirmed = 0usize;
@@ -834,7 +886,18 @@ impl<'t> Engine<'t> {
                 intervals: Vec::new(),
                 creation_stack: None,
                 stack_bytes: 0,
+                proven_object: None,
             });
+            let proven = match self.proofs.remove(&g.goid) {
+                Some((since, obj)) if since == p.since_ns && !fresh => {
+                    if a.proven_object.is_none() {
+                        a.proven_object = Some(obj.clone());
+                    }
+                    live_proofs.insert(g.goid, (since, obj));
+                    true
+                }
+                _ => false,
+            };
             a.members.push(MemberView {
                 goid: g.goid,
                 since_ns: if fresh { now_ns } else { p.since_ns },
@@ -848,6 +911,7 @@ impl<'t> Engine<'t> {
                 repeat_parks: g.repeat_parks,
                 object: p.object,
                 leaked: g.leaked,
+                proven,
             });
             a.gc_max = a.gc_max.max(self.life.gc_cycles_blocked(p));
             if let Some(parent) = g.parent {
@@ -863,6 +927,7 @@ impl<'t> Engine<'t> {
             }
             a.stack_bytes += g.stack_bytes;
         }
+        self.proofs = live_proofs;
         let mut out = Vec::with_capacity(by_group.len());
         for (gidx, mut a) in by_group {
             let Some(site) = self.sites.get(gidx as usize) else {
@@ -946,6 +1011,15 @@ impl<'t> Engine<'t> {
                 distinct_objects: objects.len(),
                 // The overflow group mixes sites: never a firm verdict.
                 incomplete: incomplete || Some(gidx) == self.overflow,
+                proof: if views.iter().any(|m| m.leaked) {
+                    Some(ProofKind::Runtime)
+                } else if views.iter().any(|m| m.proven) {
+                    Some(ProofKind::Unreachable)
+                } else {
+                    None
+                },
+                proven: views.iter().filter(|m| m.leaked || m.proven).count(),
+                proven_object: a.proven_object.take(),
             });
         }
         out.sort_by(|a, b| {
@@ -1359,6 +1433,62 @@ mod tests {
             e.life.parked_view(3).map(|p| p.park.since_ns),
             Some(1180 * S)
         );
+    }
+
+    /// A proof makes the group `proven` at once (far below the threshold), with the proof kind,
+    /// the count and the object; it stands only for the park it was made in, and only for parks
+    /// that began at least the settle time before the proof started.
+    #[test]
+    fn proofs_make_groups_proven_for_their_park_only() {
+        use crate::proof::{ProvenGoroutine, WaitedObject};
+        let mut e = Engine::new(Box::new(FakeSymbols), Classifier::builtin(), judge_cfg(300));
+        let gs: Vec<GoroutineInfo> = (1..=3).map(|g| parked(g, vec![400, 500])).collect();
+        ingest(&mut e, &gs, 10);
+        let obj = WaitedObject {
+            kind: "chan".into(),
+            address: "0xc000000001".into(),
+        };
+        let report = ProofReport {
+            proven: [1u64, 2, 9]
+                .iter()
+                .map(|&goid| ProvenGoroutine {
+                    goid,
+                    object: obj.clone(),
+                })
+                .collect(),
+            candidates: 3,
+            ..ProofReport::default()
+        };
+        // Parked at 10 s, proof started at 10.5 s with a 1 s settle time: too fresh.
+        assert_eq!(e.ingest_proofs(&report, 10 * S + S / 2, S), 0);
+        let v = e.verdicts(11 * S, &NoStacks, false);
+        assert_eq!((v[0].status, v[0].proof), (Status::Normal, None), "{v:#?}");
+        // At 12 s: goroutines 1 and 2 (9 is unknown to the engine).
+        assert_eq!(e.ingest_proofs(&report, 12 * S, S), 2);
+        let v = e.verdicts(13 * S, &NoStacks, false);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(
+            (v[0].status, v[0].severity, v[0].proof, v[0].proven),
+            (
+                Status::Proven,
+                Some(Severity::L3),
+                Some(ProofKind::Unreachable),
+                2
+            )
+        );
+        assert_eq!(v[0].proven_object.as_ref(), Some(&obj));
+        let json = serde_json::to_value(&v[0]).unwrap();
+        assert_eq!(json["proof"], "unreachable");
+        assert_eq!(json["proven_object"]["type"], "chan");
+        // Goroutine 1 parks elsewhere, 2 is gone: the proofs no longer stand.
+        let gs = vec![parked(1, vec![400, 600]), parked(3, vec![400, 500])];
+        ingest(&mut e, &gs, 20);
+        let v = e.verdicts(21 * S, &NoStacks, false);
+        assert!(
+            v.iter().all(|l| l.proof.is_none() && l.proven == 0),
+            "{v:#?}"
+        );
+        assert_eq!(e.health.proofs, 2);
     }
 
     /// A goroutine SFGI saw no event of is aged from the first read that found it in its

@@ -7,7 +7,8 @@
 //!   ramping up; a looping member counts as arrived at its first park in a row at the site. A
 //!   shape the rules call healthy must keep rising for [`HEALTHY_RISE_WINDOW`] (1 min) when the
 //!   threshold is shorter: keep-alive connections grow to a new working size whenever load rises.
-//! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`.
+//! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`, or a reachability
+//!   proof found what members wait on unreachable (severity L3, or the avalanche's L4).
 //! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
 //!   and no member that old left the group within the last threshold window (a long-poll or a
 //!   slow backend call churns; a leak never lets go).
@@ -52,7 +53,8 @@ impl Default for JudgeConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Marked leaked by the Go runtime itself.
+    /// Proven leaked: marked by the Go runtime itself, or what members wait on was found
+    /// unreachable by a reachability proof.
     Proven,
     /// Population rising, old members never leave.
     Growing,
@@ -135,6 +137,8 @@ pub struct MemberView {
     pub object: u64,
     /// Whether the Go runtime marked it `_Gleaked`.
     pub leaked: bool,
+    /// Whether a reachability proof found what it waits on unreachable (in this park).
+    pub proven: bool,
 }
 
 /// [`MemberView::object`] of a member that parks on an object SFGI could not read (the inventory
@@ -430,22 +434,37 @@ impl Judge {
         v
     }
 
-    /// What the group's evidence alone says at `now_ns` (no memory of earlier verdicts).
+    /// What the group's evidence alone says at `now_ns` (no memory of earlier verdicts): a
+    /// proof (the runtime's `_Gleaked` marks, or SFGI's reachability proof) makes it `proven`
+    /// at `L3`, or at the severity its growth alone earns when that is higher (an avalanche).
     fn evidence(&self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
+        let v = self.evidence_unproven(now_ns, g);
+        let count = g.members.len();
+        let proven = g.members.iter().filter(|m| m.proven).count();
+        let reason = if g.members.iter().any(|m| m.leaked) {
+            "the Go runtime's own leak detector marked members _Gleaked".to_string()
+        } else if proven > 0 {
+            format!(
+                "{proven} of {count} members proven leaked: what they wait on is unreachable from every root (two passes over the heap)"
+            )
+        } else {
+            return v;
+        };
+        Verdict {
+            status_since_ns: 0,
+            status: Status::Proven,
+            severity: Some(v.severity.map_or(Severity::L3, |s| s.max(Severity::L3))),
+            growth_per_minute: v.growth_per_minute,
+            reason,
+        }
+    }
+
+    /// [`Self::evidence`] without proofs.
+    fn evidence_unproven(&self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
         let cfg = &self.cfg;
         let threshold_ns = cfg.threshold.as_nanos() as u64;
         let window_start = now_ns.saturating_sub(threshold_ns);
         let count = g.members.len();
-
-        if g.members.iter().any(|m| m.leaked) {
-            return Verdict {
-                status_since_ns: 0,
-                status: Status::Proven,
-                severity: Some(Severity::L3),
-                growth_per_minute: self.growth(now_ns, g),
-                reason: "the Go runtime's own leak detector marked members _Gleaked".into(),
-            };
-        }
 
         let looping = g.members.iter().filter(|m| m.repeat_parks >= 2).count();
         let objects: std::collections::HashSet<u64> = g
@@ -755,6 +774,7 @@ mod tests {
             repeat_parks: 1,
             object,
             leaked: false,
+            proven: false,
         }
     }
 
@@ -933,6 +953,7 @@ mod tests {
                 repeat_parks: 40,
                 object: 0x100 + i,
                 leaked: false,
+                proven: false,
             })
             .collect();
         j.observe(20 * S, [("g", 8, 0)], 20);
@@ -955,6 +976,7 @@ mod tests {
             repeat_parks: 50,
             object: 0x100,
             leaked: false,
+            proven: false,
         }];
         let v = j.judge(10 * S, &view(&m, "chan receive"));
         assert_eq!(v.growth_per_minute, 0.0, "{v:?}");
@@ -975,6 +997,7 @@ mod tests {
                     repeat_parks: 1,
                     object: if shared { 0xfeed } else { 0x1000 + t },
                     leaked: false,
+                    proven: false,
                 });
                 for x in m.iter_mut() {
                     x.since_ns = t * S;
@@ -1002,6 +1025,7 @@ mod tests {
                 repeat_parks: 5,
                 object: 0x100 + i,
                 leaked: false,
+                proven: false,
             })
             .collect();
         let v = j.judge(10 * S, &view(&m, "chan receive"));
@@ -1044,6 +1068,24 @@ mod tests {
         m[0].leaked = true;
         let v = j.judge(2 * S, &view(&m, "chan send"));
         assert_eq!((v.status, v.severity), (Status::Proven, Some(Severity::L3)));
+    }
+
+    /// A member proven unreachable makes the group proven at once (long before the threshold),
+    /// at L3; one that is not proven leaves a young group normal.
+    #[test]
+    fn unreachable_members_are_proven() {
+        let mut j = Judge::new(cfg(300));
+        let mut m = vec![member(1, 1), member(1, 2)];
+        let v = j.judge(2 * S, &view(&m, "chan send"));
+        assert_eq!(v.status, Status::Normal);
+        m[1].proven = true;
+        let v = j.judge(3 * S, &view(&m, "chan send"));
+        assert_eq!((v.status, v.severity), (Status::Proven, Some(Severity::L3)));
+        assert!(
+            v.reason.starts_with("1 of 2 members proven"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]

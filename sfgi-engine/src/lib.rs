@@ -6,7 +6,8 @@
 //! `event` / `goroutine` (what a source saw) → `lifetime` (one state machine per goroutine)
 //! → `group` + `frame` (goroutines by wait reason, blocking site, creation site)
 //! → `classify` + `rules` (which pattern) → `judge` (status and severity)
-//! → `engine` (all of it for one target: [`engine::Engine`], [`engine::Leak`]).
+//! → `engine` (all of it for one target: [`engine::Engine`], [`engine::Leak`]). `proof` is the
+//! outcome of a source's reachability pass (members proven leaked), another input.
 pub mod classify;
 pub mod engine;
 pub mod event;
@@ -17,4 +18,5 @@ pub mod goroutine;
 pub mod group;
 pub mod judge;
 pub mod lifetime;
+pub mod proof;
 pub mod rules;

@@ -15,9 +15,25 @@ const MAX_DIES: usize = 50_000_000;
 
 /// A struct's byte size and member offsets.
 #[derive(Default, Debug)]
-struct Layout {
-    size: Option<u64>,
-    members: HashMap<String, u64>,
+pub(crate) struct Layout {
+    /// `DW_AT_byte_size`.
+    pub size: Option<u64>,
+    /// Member name → byte offset.
+    pub members: HashMap<String, u64>,
+}
+
+/// The layouts of the struct types named in `wanted` found in the DWARF `sections` (types
+/// missing from the DWARF are missing from the map).
+pub(crate) fn struct_layouts(
+    sections: &HashMap<&'static str, Vec<u8>>,
+    wanted: &[&str],
+) -> Result<HashMap<String, Layout>, String> {
+    let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, gimli::Error> {
+        let data = sections.get(id.name()).map(Vec::as_slice).unwrap_or(&[]);
+        Ok(EndianSlice::new(data, LittleEndian))
+    })
+    .map_err(|e| e.to_string())?;
+    find_layouts(&dwarf, wanted).map_err(|e| format!("DWARF: {e}"))
 }
 
 /// Reads the runtime offsets from the DWARF sections `sections` (by name, decompressed).
@@ -29,7 +45,7 @@ pub(crate) fn read_offsets(
         Ok(EndianSlice::new(data, LittleEndian))
     })
     .map_err(|e| e.to_string())?;
-    let layouts = find_layouts(&dwarf).map_err(|e| format!("DWARF: {e}"))?;
+    let layouts = find_layouts(&dwarf, WANTED).map_err(|e| format!("DWARF: {e}"))?;
     let get = |ty: &str, member: &str| -> Result<u64, String> {
         layouts
             .get(ty)
@@ -65,7 +81,10 @@ pub(crate) fn read_offsets(
     })
 }
 
-fn find_layouts(dwarf: &gimli::Dwarf<R<'_>>) -> gimli::Result<HashMap<String, Layout>> {
+fn find_layouts(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    wanted: &[&str],
+) -> gimli::Result<HashMap<String, Layout>> {
     let mut found: HashMap<String, Layout> = HashMap::new();
     let mut visited = 0usize;
     let mut units = dwarf.units();
@@ -90,7 +109,7 @@ fn find_layouts(dwarf: &gimli::Dwarf<R<'_>>) -> gimli::Result<HashMap<String, La
                 continue;
             };
             let name = String::from_utf8_lossy(name.slice());
-            if !WANTED.contains(&name.as_ref()) || found.contains_key(name.as_ref()) {
+            if !wanted.contains(&name.as_ref()) || found.contains_key(name.as_ref()) {
                 continue;
             }
             let mut layout = Layout {
@@ -126,7 +145,7 @@ fn find_layouts(dwarf: &gimli::Dwarf<R<'_>>) -> gimli::Result<HashMap<String, La
                 }
             }
             found.insert(name.into_owned(), layout);
-            if found.len() == WANTED.len() {
+            if found.len() == wanted.len() {
                 return Ok(found);
             }
         }

@@ -30,6 +30,8 @@ pub(crate) const DWARF_SECTIONS: &[&str] = &[
 pub(crate) struct Section {
     pub name: String,
     pub addr: u64,
+    /// Size in memory.
+    pub size: u64,
     /// File range of the (possibly compressed) contents; `None` for SHT_NOBITS.
     pub file_range: Option<(u64, u64)>,
 }
@@ -92,6 +94,7 @@ impl ElfInfo {
             sections.push(Section {
                 name: name.to_string(),
                 addr: s.address(),
+                size: s.size(),
                 file_range: s.file_range(),
             });
         }

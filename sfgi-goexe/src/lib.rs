@@ -13,6 +13,7 @@ mod buildinfo;
 pub mod chan;
 mod dwarf;
 mod elf;
+mod heap;
 pub mod inspect;
 mod pclntab;
 mod prologue;
@@ -22,6 +23,7 @@ mod waitreason;
 
 pub use buildinfo::{BuildInfo, GoVersion};
 pub use chan::ChanLayout;
+pub use heap::{HeapLayout, HeapLayoutSource};
 pub use sudog::{SudogOffsets, SudogSource};
 pub use waitreason::{WaitReasonSource, WaitReasons};
 
@@ -293,6 +295,8 @@ pub struct GoBinary {
     offsets: RuntimeOffsets,
     dwarf_offsets_error: Option<String>,
     sudog: SudogOffsets,
+    heap: Option<HeapLayout>,
+    firstmoduledata: Option<u64>,
     wait_reasons: WaitReasons,
     wait_reasons_error: Option<String>,
 }
@@ -328,8 +332,12 @@ impl GoBinary {
         }
         let mut text_start_candidates = Vec::new();
         let mut gofunc_candidates = Vec::new();
+        let mut firstmoduledata = elf.symbols.get("runtime.firstmoduledata").map(|s| s.addr);
         let pclntab = pclntab.map(|mut t| {
             let md = find_moduledata(&data, &elf, &t);
+            if firstmoduledata.is_none() {
+                firstmoduledata = md.as_ref().map(|m| m.addr);
+            }
             text_start_candidates = text_start_candidates_for(&elf, &t, md.as_ref());
             gofunc_candidates = gofunc_candidates_for(&elf, md.as_ref());
             if t.header_text_start == 0 {
@@ -354,6 +362,12 @@ impl GoBinary {
         // The file was read once and its DWARF sections decompressed once (elf.rs): every
         // layout SFGI needs is taken from them here, at open.
         let sudog = SudogOffsets::resolve(&elf.dwarf, minor);
+        let heap = HeapLayout::resolve(
+            &elf.dwarf,
+            minor,
+            elf.symbols.get("runtime.semtable").map(|s| s.size),
+            &sudog,
+        );
         let (wait_reasons, wait_reasons_error) = match waitreason::from_binary(&data, &elf) {
             Ok(names) => (
                 WaitReasons {
@@ -375,6 +389,8 @@ impl GoBinary {
             offsets,
             dwarf_offsets_error,
             sudog,
+            heap,
+            firstmoduledata,
             wait_reasons,
             wait_reasons_error,
         })
@@ -760,6 +776,26 @@ impl GoBinary {
         &self.wait_reasons
     }
 
+    /// Layouts of the runtime heap structures (DWARF, else the table of the binary's Go
+    /// version); `None` for a Go version without a table and without usable DWARF.
+    pub fn heap_layout(&self) -> Option<&HeapLayout> {
+        self.heap.as_ref()
+    }
+
+    /// Link-time address of `runtime.firstmoduledata`: the symbol, else the word of a writable
+    /// segment that holds the `.gopclntab` address followed by the module's tables (found in
+    /// stripped binaries too).
+    pub fn firstmoduledata(&self) -> Option<u64> {
+        self.firstmoduledata
+    }
+
+    /// Link-time address range `[start, end)` of the section `name` (e.g. `.bss`), `None` if
+    /// the binary has no such section.
+    pub fn section_range(&self, name: &str) -> Option<(u64, u64)> {
+        let s = self.elf.section(name)?;
+        Some((s.addr, s.addr.checked_add(s.size)?))
+    }
+
     /// Address and size of a `.symtab` symbol (e.g. `runtime.allgs`); `None` when stripped.
     pub fn data_symbol(&self, name: &str) -> Option<(u64, u64)> {
         self.elf.symbols.get(name).map(|s| (s.addr, s.size))
@@ -935,6 +971,8 @@ fn gofunc_candidates_for(elf: &ElfInfo, md: Option<&ModuleData>) -> Vec<(&'stati
 /// The `runtime.firstmoduledata` fields `goexe` reads.
 #[derive(Clone, Copy, Debug)]
 struct ModuleData {
+    /// Its link-time address.
+    addr: u64,
     /// `moduledata.text`.
     text: u64,
     /// `moduledata.gofunc`, when it validates.
@@ -988,7 +1026,8 @@ fn find_moduledata(data: &[u8], elf: &ElfInfo, t: &Pclntab) -> Option<ModuleData
                             })?;
                             (rodata <= gofunc && gofunc - seg.vaddr < seg.filesz).then_some(gofunc)
                         });
-                        return Some(ModuleData { text, gofunc });
+                        let addr = seg.vaddr.checked_add(i as u64)?;
+                        return Some(ModuleData { addr, text, gofunc });
                     }
                 }
             }

@@ -173,6 +173,29 @@ fn check_version(version: &str) {
     assert_eq!(stripped.offsets().source, OffsetSource::Table { minor: m });
     assert_eq!(stripped.offsets().values(), table.values());
 
+    // Heap layouts (reachability proofs): DWARF equals the built-in table; the stripped build
+    // uses the table; firstmoduledata is found without symbols, at the symbol's address.
+    let heap_table = sfgi_goexe::HeapLayout::for_minor(m).unwrap();
+    let heap_dwarf = normal.heap_layout().expect("heap layout");
+    assert_eq!(heap_dwarf.source, sfgi_goexe::HeapLayoutSource::Dwarf);
+    assert_eq!(
+        heap_dwarf.values(),
+        heap_table.values(),
+        "go{version}: heap layout DWARF {heap_dwarf:?} vs table"
+    );
+    assert_eq!(
+        stripped.heap_layout().map(|l| l.source),
+        Some(sfgi_goexe::HeapLayoutSource::Table { minor: m })
+    );
+    let md = normal.data_symbol("runtime.firstmoduledata").map(|s| s.0);
+    assert!(md.is_some(), "go{version}: no firstmoduledata symbol");
+    assert_eq!(normal.firstmoduledata(), md, "go{version}");
+    assert_eq!(stripped.data_symbol("runtime.firstmoduledata"), None);
+    assert!(
+        stripped.firstmoduledata().is_some(),
+        "go{version}: stripped"
+    );
+
     // Wait reasons: the binary's own table equals the built-in one.
     let wr = normal.wait_reasons();
     assert_eq!(wr.source, WaitReasonSource::Binary);

@@ -13,6 +13,10 @@
 //!    SFGI's peak RSS.
 //! 4. Avalanche: time from the start of a goroutine leak (200/s) to the first leak group on
 //!    `sfgi watch`'s `/sfgi/leaks` (with `--threshold 10s`).
+//! 5. Reachability proofs (`--prove`): `bench/gotarget -heap MB` keeps MB of objects live while a
+//!    mutator replaces them, with 100 goroutines leaked on their own channels; per heap size,
+//!    the time and bytes of each proof (two passes), how many leaks were proven, SFGI's CPU, and
+//!    the target's mutator throughput and worst 1 ms-ticker lateness without and with SFGI.
 //!
 //! Prints Markdown tables (pasted into docs/PERFORMANCE.md) and writes them to
 //! `target/bench/results.md`.
@@ -32,7 +36,7 @@ pub struct Opts {
     pub sfgi: PathBuf,
     /// Extra arguments for every `sfgi attach` (e.g. `--no-stacks`).
     pub sfgi_args: Vec<String>,
-    /// Only these sections (`pingpong`, `http`, `scale`, `avalanche`); empty: all.
+    /// Only these sections (`pingpong`, `http`, `scale`, `avalanche`, `proof`); empty: all.
     pub only: Vec<String>,
     /// Another sfgi binary (e.g. before a change) measured in the same ping-pong rounds.
     pub baseline: Option<PathBuf>,
@@ -374,6 +378,9 @@ pub fn run(o: &Opts, gotarget: &Path, loadgen: &Path) -> Result<()> {
     }
     if want("avalanche") {
         avalanche(o, gotarget, &mut out)?;
+    }
+    if want("proof") {
+        proof(o, gotarget, &mut out)?;
     }
     out.line(format!(
         "\n_Bench duration: {:.0} s_",
@@ -751,6 +758,102 @@ fn avalanche(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
             .map(|(f, w)| (format!("{f:.1} s"), w))
             .unwrap_or_else(|| ("(none within 90 s)".to_string(), "-".to_string()));
         out.line(format!("| `{}` | {after} | {what} |", extra.join(" ")));
+    }
+    Ok(())
+}
+
+/// Reachability proofs on a live heap of 100 MB (and 1 GB unless quick) being mutated.
+fn proof(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
+    let sizes: &[u32] = if o.quick { &[100] } else { &[100, 1000] };
+    out.line(
+        "\n### Reachability proofs (`--prove --proof-interval 1s`, default read budget 256 MB/s, 100 leaked goroutines, live heap mutated continuously)\n",
+    );
+    out.line("| live heap | target RSS | attached | proofs | per proof (2 passes): time, median / max | bytes read per proof | leaks proven | SFGI CPU, % of one core | target mutator ops/s: without / with SFGI | target's 1 ms ticker, worst lateness: without / with |");
+    out.line("|---|---|---|---|---|---|---|---|---|---|");
+    for &heap in sizes {
+        // Long enough for the first proof (two passes at the read budget) to finish.
+        let window = Duration::from_secs(if heap >= 1000 { 90 } else { 12 });
+        let mut t = GoTarget::start(gotarget, &["-heap", &heap.to_string()])?;
+        t.cmd("leak 100")?;
+        std::thread::sleep(Duration::from_secs(2));
+        t.value("ops", "per_s=")?;
+        t.value("late", "max_us=")?;
+        std::thread::sleep(window);
+        let ops_native = t.value("ops", "per_s=")?;
+        let late_native = t.value("late", "max_us=")?;
+        let rss = status_kb(t.pid, "VmRSS").unwrap_or(0);
+        let mut args = attach_args(t.pid, &o.sfgi_args);
+        args.extend(
+            [
+                "--prove",
+                "--proof-interval",
+                "1s",
+                "--threshold",
+                "1h",
+                "--rescan",
+                "0",
+                "-v",
+            ]
+            .map(String::from),
+        );
+        let mut s = Sfgi::start(&o.sfgi, &args)?;
+        t.value("ops", "per_s=")?;
+        t.value("late", "max_us=")?;
+        let (c0, t0) = (cpu_seconds(s.pid), Instant::now());
+        std::thread::sleep(window);
+        let cpu = (cpu_seconds(s.pid) - c0) / t0.elapsed().as_secs_f64();
+        let ops_attached = t.value("ops", "per_s=")?;
+        let late_attached = t.value("late", "max_us=")?;
+        while let Ok(l) = s.stderr.try_recv() {
+            s.log.push(l);
+        }
+        // `-v`: "proof: P proven (T taken) of C candidates, B bytes in X ms".
+        let proofs: Vec<(f64, f64)> = s
+            .log
+            .iter()
+            .filter_map(|l| l.split("proof: ").nth(1))
+            .filter_map(|l| {
+                let b = l.split(" candidates, ").nth(1)?;
+                let bytes: f64 = b.split(" bytes").next()?.trim().parse().ok()?;
+                let ms: f64 = b
+                    .split(" in ")
+                    .nth(1)?
+                    .split(" ms")
+                    .next()?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((ms, bytes))
+            })
+            .collect();
+        let report = s.stop()?;
+        let v: Value = serde_json::from_str(&report).unwrap_or(Value::Null);
+        let proven: u64 = v["leaks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|g| g["proof"] == "unreachable")
+                    .filter_map(|g| g["proven"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let ms: Vec<f64> = proofs.iter().map(|p| p.0).collect();
+        let bytes: Vec<f64> = proofs.iter().map(|p| p.1).collect();
+        let refused = v["stats"]["inventory"]["last_proof"]["refused"]
+            .as_str()
+            .map(|r| format!(" (last refused: {r})"))
+            .unwrap_or_default();
+        out.line(format!(
+            "| {heap} MB | {} | {} s | {}{refused} | {:.0} ms / {:.0} ms | {} | {proven} / 100 | {:.0} % | {ops_native:.0} / {ops_attached:.0} ({:+.1} %) | {late_native:.0} µs / {late_attached:.0} µs |",
+            mb(rss),
+            window.as_secs(),
+            proofs.len(),
+            median(&ms),
+            ms.iter().copied().fold(0.0, f64::max),
+            mb(median(&bytes) as u64),
+            cpu * 100.0,
+            (ops_attached / ops_native - 1.0) * 100.0,
+        ));
     }
     Ok(())
 }

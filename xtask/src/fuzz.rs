@@ -17,6 +17,7 @@ pub const TARGETS: &[&str] = &[
     "dump_profile",
     "goexe_bytes",
     "goexe_patch",
+    "heap",
 ];
 
 #[derive(clap::Args)]

@@ -41,7 +41,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "sfgi-cli",
         ],
     ),
-    ("sfgi-trace", &["tokio", "axum", "hyper", "sfgi-cli"]),
+    (
+        "sfgi-trace",
+        &["tokio", "axum", "hyper", "sfgi-cli", "sfgi-heap"],
+    ),
     // The dump source builds anywhere (macOS too): no eBPF, no Linux-only crate, no async
     // runtime (its HTTP client is blocking; libc comes in portably through its sockets).
     (
@@ -57,6 +60,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "sfgi-cli",
         ],
     ),
+    // The reachability pass is a source like `sfgi-trace` (it reads the target through
+    // `sfgi-trace`'s one memory reader): no async runtime, no HTTP, no front end.
+    ("sfgi-heap", &["tokio", "axum", "hyper", "sfgi-cli"]),
 ];
 
 /// Runs both checks; prints what it checked.

@@ -109,6 +109,11 @@ fn scan(code: &[u8], entry: u64) -> RipRefs {
     r
 }
 
+/// Every target of a RIP-relative `LEA` in the code (address-taken globals).
+pub(crate) fn lea_targets(code: &[u8], entry: u64) -> BTreeSet<u64> {
+    scan(code, entry).lea
+}
+
 /// `allgs` from `runtime.allgadd`'s code: the unique A with A, A+8, A+16 all accessed.
 pub(crate) fn allgs_from_allgadd(code: &[u8], entry: u64) -> Result<u64, String> {
     let r = scan(code, entry);

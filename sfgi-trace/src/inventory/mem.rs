@@ -1,13 +1,14 @@
 //! Reading another process's memory without stopping it: `process_vm_readv(2)`, many remote
 //! ranges per call (up to `IOV_MAX`), with partial-read recovery so one unmapped range only
-//! costs that range.
+//! costs that range. The one memory reader of SFGI: the inventory and the reachability pass
+//! (`sfgi-heap`) both read through [`Remote`].
 
 use super::InventoryError;
 
 /// Most iovecs one `process_vm_readv` call accepts (Linux `UIO_MAXIOV`).
-pub(crate) const IOV_MAX: usize = 1024;
+pub const IOV_MAX: usize = 1024;
 /// Largest single range (guards against a corrupt length).
-pub(crate) const MAX_RANGE: usize = 512 << 20;
+pub const MAX_RANGE: usize = 512 << 20;
 /// Ranges at most this far apart are read as one piece (the gap is read and discarded).
 const MERGE_GAP: u64 = 256;
 /// Largest merged piece.
@@ -15,17 +16,20 @@ const MAX_MERGED: u64 = 1 << 20;
 
 /// A remote process whose memory we read.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Remote {
+pub struct Remote {
+    /// The process.
     pub pid: u32,
 }
 
 /// The result of a batched read: every requested range concatenated (in request order) in
 /// `buf`, with `ok[i]` telling whether range `i` was read completely (bytes of a failed range are
 /// zero).
-pub(crate) struct Batch {
+pub struct Batch {
+    /// Every range's bytes, concatenated in request order.
     pub buf: Vec<u8>,
     offsets: Vec<usize>,
     lens: Vec<usize>,
+    /// Whether range `i` was read completely.
     pub ok: Vec<bool>,
 }
 
@@ -244,7 +248,7 @@ impl Remote {
 }
 
 /// Little-endian u64 at `off` of `b`.
-pub(crate) fn u64_at(b: &[u8], off: u64) -> Option<u64> {
+pub fn u64_at(b: &[u8], off: u64) -> Option<u64> {
     let off = usize::try_from(off).ok()?;
     Some(u64::from_le_bytes(
         b.get(off..off.checked_add(8)?)?.try_into().ok()?,
@@ -252,7 +256,7 @@ pub(crate) fn u64_at(b: &[u8], off: u64) -> Option<u64> {
 }
 
 /// Little-endian u32 at `off` of `b`.
-pub(crate) fn u32_at(b: &[u8], off: u64) -> Option<u32> {
+pub fn u32_at(b: &[u8], off: u64) -> Option<u32> {
     let off = usize::try_from(off).ok()?;
     Some(u32::from_le_bytes(
         b.get(off..off.checked_add(4)?)?.try_into().ok()?,
@@ -260,7 +264,7 @@ pub(crate) fn u32_at(b: &[u8], off: u64) -> Option<u32> {
 }
 
 /// Byte at `off` of `b`.
-pub(crate) fn u8_at(b: &[u8], off: u64) -> Option<u8> {
+pub fn u8_at(b: &[u8], off: u64) -> Option<u8> {
     b.get(usize::try_from(off).ok()?).copied()
 }
 

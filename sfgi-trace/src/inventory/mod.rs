@@ -17,7 +17,7 @@
 //! `runtime.forEachG`) located through `.gopclntab` (see [`locate_allgs`]).
 
 mod locate;
-mod mem;
+pub mod mem;
 
 pub use sfgi_engine::goroutine::{ChanKind, GStatus, GoroutineInfo, SudogInfo, Unchanged};
 pub use sfgi_goexe::{SudogOffsets, SudogSource};
@@ -198,6 +198,51 @@ pub fn locate_allglen_in_code(bin: &GoBinary) -> Result<u64, InventoryError> {
         .map_err(|e| InventoryError::AllgsNotFound {
             tried: vec![format!("runtime.allglen from runtime.allgadd: {e}")],
         })
+}
+
+/// Where `runtime.semtable` is (link-time vaddr): the symbol if present, else from the code of
+/// `runtime.semacquire1` and `runtime.semrelease1`, which both take the address of
+/// `semtable[(addr>>3) % semTabSize]` with a RIP-relative `LEA` of the table: the one `LEA`
+/// target inside `.bss` that both functions share.
+pub fn locate_semtable(bin: &GoBinary) -> Result<u64, InventoryError> {
+    if let Some((addr, _)) = bin.data_symbol("runtime.semtable") {
+        return Ok(addr);
+    }
+    locate_semtable_in_code(bin)
+}
+
+/// Where `runtime.semtable` is according to the code alone (ignores `.symtab`).
+pub fn locate_semtable_in_code(bin: &GoBinary) -> Result<u64, InventoryError> {
+    let not_found = |why: String| InventoryError::Corrupt {
+        what: "runtime.semtable",
+        why,
+    };
+    if bin.arch() != Arch::Amd64 {
+        return Err(InventoryError::UnsupportedArch(bin.arch().to_string()));
+    }
+    let bss = bin
+        .section_range(".bss")
+        .ok_or_else(|| not_found("no .bss section".into()))?;
+    let mut common: Option<std::collections::BTreeSet<u64>> = None;
+    for f in ["runtime.semacquire1", "runtime.semrelease1"] {
+        let (code, entry) = function_code(bin, f).map_err(not_found)?;
+        let t: std::collections::BTreeSet<u64> = locate::lea_targets(&code, entry)
+            .into_iter()
+            .filter(|a| (bss.0..bss.1).contains(a))
+            .collect();
+        common = Some(match common {
+            None => t,
+            Some(c) => c.intersection(&t).copied().collect(),
+        });
+    }
+    let c: Vec<u64> = common.unwrap_or_default().into_iter().collect();
+    match c.as_slice() {
+        [a] => Ok(*a),
+        _ => Err(not_found(format!(
+            "{} shared .bss LEA targets in semacquire1/semrelease1: {c:x?}",
+            c.len()
+        ))),
+    }
 }
 
 /// The code of function `name` (read from the binary's file) and its entry address.

@@ -1,0 +1,499 @@
+//! A proof: two reachability passes some time apart, and what both agree on.
+//!
+//! A pass reads the target while it runs, so a pointer moved from a part not yet read to a
+//! part already read can escape it. A goroutine is proven leaked only when both passes find
+//! what it waits on unreachable and its park is exactly the same in both (same `g`, goid, wait
+//! reason, `waitsince`, saved pc and sp, same objects): it did not run in between, as far as
+//! memory can tell. Anything a pass cannot read makes the whole proof prove nothing.
+
+use crate::candidates::{read_semtable, Candidates, WaitKind};
+use crate::locate::Globals;
+use crate::memory::Memory;
+use crate::reach::{reach, Reach};
+use crate::spans::Spans;
+use crate::{u64_at, u8_at, HeapError};
+use sfgi_engine::goroutine::GoroutineInfo;
+use sfgi_engine::proof::{ProofReport, ProvenGoroutine, WaitedObject};
+use sfgi_goexe::HeapLayout;
+use sfgi_trace::clock::monotonic_ns;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Most modules followed from `firstmoduledata` (plugins add modules; a cycle is corrupt).
+pub const MAX_MODULES: usize = 64;
+/// Largest data or bss section scanned per module.
+pub const MAX_SECTION: u64 = 1 << 30;
+/// Most specials (finalizers, cleanups, profile records…) read per pass.
+pub const MAX_SPECIALS: usize = 1 << 22;
+
+/// How proofs run.
+#[derive(Clone, Copy, Debug)]
+pub struct ProofConfig {
+    /// Time between the two passes.
+    pub gap: Duration,
+}
+
+impl Default for ProofConfig {
+    fn default() -> Self {
+        ProofConfig {
+            gap: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Everything about a target a proof needs, worked out once.
+#[derive(Clone, Debug)]
+pub struct Prover {
+    /// The layouts.
+    pub layout: HeapLayout,
+    /// Where the globals are.
+    pub globals: Globals,
+    /// The configuration.
+    pub config: ProofConfig,
+}
+
+/// One pass's findings: per unreachable candidate (by goid), its park and what it waits on.
+pub type Found = HashMap<u64, (Park, WaitedObject)>;
+
+/// What must not change between the passes for a goroutine to be proven.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Park {
+    /// Address of its `g`.
+    pub g_addr: u64,
+    /// Its wait reason.
+    pub wait_reason: Option<String>,
+    /// `g.waitsince`.
+    pub waitsince_ns: i64,
+    /// `g.sched.pc`.
+    pub sched_pc: u64,
+    /// `g.sched.sp`.
+    pub sched_sp: u64,
+    /// What it waits on.
+    pub objects: Vec<u64>,
+}
+
+impl Prover {
+    /// One pass over `goroutines` (a whole inventory read just before).
+    pub fn pass(
+        &self,
+        mem: &dyn Memory,
+        goroutines: &[GoroutineInfo],
+    ) -> Result<(Found, usize), HeapError> {
+        let l = &self.layout;
+        let sema = match self.globals.semtable {
+            Some(s) => read_semtable(mem, l, s)?,
+            None => HashMap::new(),
+        };
+        let mut candidates = Candidates::find(goroutines, &sema);
+        // The main goroutine blocked for good (`select {}` at the end of main is an idiom)
+        // is by design, not a leak: it stays a root.
+        candidates.list.retain(|c| c.goid != 1);
+        if candidates.list.is_empty() {
+            return Ok((HashMap::new(), 0));
+        }
+        let spans = Spans::read(mem, l, self.globals.mheap)?;
+        let mut root_ranges = modules(mem, l, self.globals.firstmoduledata)?;
+        let (special_ranges, root_objects) = specials(mem, l, &spans)?;
+        root_ranges.extend(special_ranges);
+        let outcome = reach(&Reach {
+            mem,
+            spans: &spans,
+            root_ranges,
+            root_objects,
+            goroutines,
+            candidates: &candidates,
+            precise: crate::reach::Precise {
+                headers: l.malloc_headers,
+                mask_on_demand: l.gcmask_on_demand,
+            },
+        })?;
+        let mut found = HashMap::new();
+        for k in outcome.unreachable {
+            let Some(c) = candidates.list.get(k) else {
+                continue;
+            };
+            let Some(g) = goroutines.get(c.index) else {
+                continue;
+            };
+            let park = Park {
+                g_addr: g.g_addr,
+                wait_reason: g.wait_reason.clone(),
+                waitsince_ns: g.waitsince_ns,
+                sched_pc: g.sched_pc,
+                sched_sp: g.sched_sp,
+                objects: c.objects.clone(),
+            };
+            let address = match c.kind {
+                WaitKind::Nothing(_) => 0,
+                _ => c.objects.first().copied().unwrap_or(0),
+            };
+            let object = WaitedObject {
+                kind: c.object_type().to_string(),
+                address: format!("{address:#x}"),
+            };
+            found.insert(g.goid, (park, object));
+        }
+        Ok((found, candidates.list.len()))
+    }
+
+    /// A whole proof: `read_goroutines` (a whole inventory read), a pass, `config.gap`, the
+    /// same again, and the goroutines both passes found unreachable with an unchanged park.
+    pub fn prove<E: std::fmt::Display>(
+        &self,
+        mem: &dyn Memory,
+        mut read_goroutines: impl FnMut() -> Result<Vec<GoroutineInfo>, E>,
+    ) -> ProofReport {
+        let t0 = monotonic_ns();
+        let mut report = ProofReport::default();
+        let mut run = |report: &mut ProofReport| -> Result<Option<Found>, String> {
+            let g = read_goroutines().map_err(|e| format!("inventory: {e}"))?;
+            let (found, n) = self.pass(mem, &g).map_err(|e| e.to_string())?;
+            report.candidates = n;
+            Ok((n > 0).then_some(found))
+        };
+        let first = run(&mut report);
+        let outcome = match first {
+            Ok(Some(first)) if !first.is_empty() => {
+                std::thread::sleep(self.config.gap);
+                match run(&mut report) {
+                    Ok(Some(second)) => Ok(agree(first, second)),
+                    Ok(None) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(p) => report.proven = p,
+            Err(e) => report.refused = Some(e),
+        }
+        report.bytes_read = mem.bytes_read();
+        report.pass_ns = monotonic_ns().saturating_sub(t0);
+        report
+    }
+}
+
+impl Prover {
+    /// The goroutines both passes found unreachable with the same park, by goid.
+    pub fn agree(first: Found, second: Found) -> Vec<ProvenGoroutine> {
+        agree(first, second)
+    }
+}
+
+/// The goroutines both passes found unreachable with the same park, by goid.
+fn agree(first: Found, mut second: Found) -> Vec<ProvenGoroutine> {
+    let mut out: Vec<ProvenGoroutine> = first
+        .into_iter()
+        .filter_map(|(goid, (park, object))| {
+            let (park2, object2) = second.remove(&goid)?;
+            (park == park2 && object == object2).then_some(ProvenGoroutine { goid, object })
+        })
+        .collect();
+    out.sort_by_key(|p| p.goid);
+    out
+}
+
+/// The data and bss ranges of every module, from `firstmoduledata` through `next`.
+fn modules(mem: &dyn Memory, l: &HeapLayout, first: u64) -> Result<Vec<(u64, u64)>, HeapError> {
+    let mut out = Vec::new();
+    let mut md = first;
+    let mut n = 0;
+    while md != 0 {
+        n += 1;
+        if n > MAX_MODULES {
+            return Err(HeapError::Corrupt {
+                what: "moduledata",
+                why: format!("more than {MAX_MODULES} modules (a cycle?)"),
+            });
+        }
+        let b = mem.read_one(md, (l.md_next + 8) as usize, "moduledata")?;
+        let w = |o| u64_at(&b, o).unwrap_or(0);
+        for (s, e) in [(w(l.md_data), w(l.md_edata)), (w(l.md_bss), w(l.md_ebss))] {
+            if s > e || e - s > MAX_SECTION || !s.is_multiple_of(8) || (s == 0 && e != 0) {
+                return Err(HeapError::Corrupt {
+                    what: "moduledata",
+                    why: format!("section [{s:#x}, {e:#x})"),
+                });
+            }
+            if e > s {
+                out.push((s, e));
+            }
+        }
+        md = w(l.md_next);
+    }
+    if out.is_empty() {
+        return Err(HeapError::Corrupt {
+            what: "moduledata",
+            why: "no data or bss".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Root ranges and root objects.
+type Roots = (Vec<(u64, u64)>, Vec<u64>);
+
+/// Roots from span specials: the words of every special record after its header (a
+/// finalizer's function, a cleanup's function and argument, …: scanned conservatively), and
+/// every object with a finalizer (it is finalized, not freed: what it references stays live).
+fn specials(mem: &dyn Memory, l: &HeapLayout, spans: &Spans) -> Result<Roots, HeapError> {
+    // The largest record (`specialfinalizer`, `specialCleanup`): header + 4 words.
+    let rec = l.special_size + 32;
+    let mut ranges = Vec::new();
+    let mut objects = Vec::new();
+    let mut todo: Vec<(u64, usize)> = spans
+        .spans()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.specials != 0)
+        .map(|(i, s)| (s.specials, i))
+        .collect();
+    let mut seen = 0usize;
+    while !todo.is_empty() {
+        seen += todo.len();
+        if seen > MAX_SPECIALS {
+            return Err(HeapError::Cap(format!("more than {MAX_SPECIALS} specials")));
+        }
+        let req: Vec<(u64, usize)> = todo.iter().map(|&(p, _)| (p, rec as usize)).collect();
+        let read = mem.read_ranges(&req)?;
+        let mut next = Vec::new();
+        for (&(p, si), b) in todo.iter().zip(read) {
+            let b = b.ok_or(HeapError::Unreadable {
+                what: "special",
+                addr: p,
+                len: rec as usize,
+            })?;
+            let offset = if l.special_offset_width == 2 {
+                u64::from(crate::u16_at(&b, l.special_offset).unwrap_or(0))
+            } else {
+                u64_at(&b, l.special_offset).unwrap_or(0)
+            };
+            let kind = u8_at(&b, l.special_kind).unwrap_or(0);
+            if kind == l.kind_finalizer {
+                let span = spans.get(si).ok_or(HeapError::Corrupt {
+                    what: "special",
+                    why: "span index".into(),
+                })?;
+                objects.push(span.start.saturating_add(offset));
+            }
+            ranges.push((p + l.special_size, p + rec));
+            let n = u64_at(&b, l.special_next).unwrap_or(0);
+            if n != 0 {
+                next.push((n, si));
+            }
+        }
+        todo = next;
+    }
+    Ok((ranges, objects))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::FakeMemory;
+    use sfgi_engine::goroutine::{GStatus, SudogInfo};
+
+    const HEAP: u64 = 0xc000_000000;
+    const SPANS: u64 = 0x7000_0000;
+    const MHEAP: u64 = 0x60_0000;
+    const MD: u64 = 0x50_0000;
+    const DATA: u64 = 0x51_0000;
+
+    /// A heap of one span of 32 objects of 64 bytes at HEAP; objects are 8 words.
+    struct World {
+        mem: FakeMemory,
+        heap: Vec<u64>,
+        data: Vec<u64>,
+        layout: HeapLayout,
+        goroutines: Vec<GoroutineInfo>,
+    }
+
+    impl World {
+        fn new(minor: u32) -> World {
+            World {
+                mem: FakeMemory::default(),
+                heap: vec![0; 32 * 8],
+                data: vec![0; 16],
+                layout: HeapLayout::for_minor(minor).unwrap(),
+                goroutines: Vec::new(),
+            }
+        }
+
+        fn obj(i: u64) -> u64 {
+            HEAP + i * 64
+        }
+
+        /// Word `w` of object `i` := `v`.
+        fn set(&mut self, i: u64, w: u64, v: u64) {
+            self.heap[(i * 8 + w) as usize] = v;
+        }
+
+        fn goroutine(
+            &mut self,
+            goid: u64,
+            status: GStatus,
+            reason: &str,
+            chans: &[u64],
+            stack: &[u64],
+        ) {
+            let lo = 0x9000_0000 + goid * 0x1_0000;
+            let hi = lo + 0x1000;
+            let sp = hi - 8 * stack.len() as u64 - 8;
+            let mut words = vec![0u64; 0x200];
+            let n = words.len();
+            words[n - stack.len()..].copy_from_slice(stack);
+            // Dead frames below sp must not count.
+            words[n - stack.len() - 2] = World::obj(0);
+            self.mem.put_words(lo, &words);
+            self.goroutines.push(GoroutineInfo {
+                goid,
+                status,
+                status_raw: 4,
+                wait_reason: Some(reason.into()),
+                wait_reason_raw: 0,
+                waitsince_ns: 0,
+                wait_age_ns: None,
+                gopc: 0,
+                startpc: 0,
+                parent_goid: 1,
+                stack_lo: lo,
+                stack_hi: hi,
+                sched_pc: 0x401000,
+                sched_sp: sp,
+                sched_bp: 0,
+                stack: Vec::new(),
+                stack_truncated: false,
+                waiting_on: chans.to_vec(),
+                sudogs: chans
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &c)| SudogInfo {
+                        addr: World::obj(30 - k as u64 - goid % 4),
+                        elem: 0,
+                        c,
+                        is_select: chans.len() > 1,
+                        kind: Default::default(),
+                    })
+                    .collect(),
+                g_addr: 0x8000_0000 + goid * 0x1000,
+                stayed_blocked: false,
+            });
+        }
+
+        fn prover(&mut self) -> Prover {
+            let l = &self.layout;
+            self.mem.put_words(HEAP, &self.heap);
+            self.mem.put_words(DATA, &self.data);
+            let mut md = vec![0u64; (l.md_next / 8 + 1) as usize];
+            md[(l.md_data / 8) as usize] = DATA;
+            md[(l.md_edata / 8) as usize] = DATA + 8 * self.data.len() as u64;
+            self.mem.put_words(MD, &md);
+            let mut span = vec![0u8; l.span_size as usize];
+            let put = |b: &mut Vec<u8>, off: u64, v: u64| {
+                b[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes())
+            };
+            put(&mut span, l.span_start, HEAP);
+            put(&mut span, l.span_npages, 1);
+            put(&mut span, l.span_elemsize, 64);
+            put(&mut span, l.span_limit, HEAP + 64 * 32);
+            if l.span_index_width == 2 {
+                span[l.span_nelems as usize..l.span_nelems as usize + 2]
+                    .copy_from_slice(&32u16.to_le_bytes());
+            } else {
+                put(&mut span, l.span_nelems, 32);
+            }
+            span[l.span_state as usize] = 1;
+            self.mem.put(SPANS, span);
+            self.mem.put_words(SPANS + 0x1000, &[SPANS]);
+            let mut mheap = vec![0u64; (l.mheap_allspans / 8 + 3) as usize];
+            let a = (l.mheap_allspans / 8) as usize;
+            mheap[a] = SPANS + 0x1000;
+            mheap[a + 1] = 1;
+            mheap[a + 2] = 1;
+            self.mem.put_words(MHEAP, &mheap);
+            Prover {
+                layout: self.layout.clone(),
+                globals: Globals {
+                    mheap: MHEAP,
+                    firstmoduledata: MD,
+                    semtable: None,
+                },
+                config: ProofConfig {
+                    gap: Duration::from_millis(1),
+                },
+            }
+        }
+    }
+
+    fn proven(w: &mut World) -> Vec<u64> {
+        let p = w.prover();
+        let gs = w.goroutines.clone();
+        let r = p.prove(&w.mem, || Ok::<_, String>(gs.clone()));
+        assert_eq!(r.refused, None);
+        r.proven.iter().map(|p| p.goid).collect()
+    }
+
+    #[test]
+    fn chains_and_promotion() {
+        for minor in [21, 27] {
+            let mut w = World::new(minor);
+            let (c0, c1, c2, c3) = (World::obj(0), World::obj(1), World::obj(2), World::obj(3));
+            // A global points at object 5, which points at channel 1 (reachable: 11 not proven).
+            w.data[3] = World::obj(5) + 16; // an interior pointer
+            w.set(5, 2, c1);
+            // Channel 0: referenced only by the stack of its own waiter (12: proven).
+            // Channel 2: referenced by the stack of a sleeping goroutine (13: not proven).
+            // Channel 3: referenced by the stack of goroutine 14 which waits on channel 1 (reachable),
+            // so 14 is promoted and 15, waiting on channel 3, is not proven.
+            w.goroutine(2, GStatus::Waiting, "sleep", &[], &[0, c2, 7]);
+            w.goroutine(11, GStatus::Waiting, "chan receive", &[c1], &[c1]);
+            w.goroutine(12, GStatus::Waiting, "chan send", &[c0], &[c0, c0]);
+            w.goroutine(13, GStatus::Waiting, "chan receive", &[c2], &[]);
+            w.goroutine(14, GStatus::Waiting, "select", &[c1, World::obj(9)], &[c3]);
+            w.goroutine(15, GStatus::Waiting, "chan send", &[c3], &[]);
+            w.goroutine(16, GStatus::Waiting, "select (no cases)", &[], &[c2]);
+            // The sudogs of 12 (objects 28, 27) point at channel 0 but are not scanned; the g of
+            // every goroutine is a heap object too in Go — here object 20 points at a sudog.
+            w.set(28, 3, c0);
+            w.data[4] = World::obj(20);
+            w.set(20, 0, World::obj(28));
+            assert_eq!(proven(&mut w), vec![12, 16], "go1.{minor}");
+            // A finalizer-free root added: channel 0 referenced from a global: nothing left but 16.
+            w.data[5] = c0;
+            assert_eq!(proven(&mut w), vec![16], "go1.{minor}");
+        }
+    }
+
+    #[test]
+    fn refuses_when_memory_is_missing() {
+        let mut w = World::new(27);
+        w.goroutine(12, GStatus::Waiting, "chan send", &[World::obj(0)], &[]);
+        let p = w.prover();
+        w.mem.regions.remove(&MD);
+        let gs = w.goroutines.clone();
+        let r = p.prove(&w.mem, || Ok::<_, String>(gs.clone()));
+        assert!(r.proven.is_empty());
+        assert!(
+            r.refused.as_deref().unwrap_or("").contains("moduledata"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn passes_must_agree() {
+        let mut w = World::new(27);
+        let c0 = World::obj(0);
+        w.goroutine(12, GStatus::Waiting, "chan send", &[c0], &[]);
+        let p = w.prover();
+        let mut gs = w.goroutines.clone();
+        let mut n = 0;
+        let r = p.prove(&w.mem, || {
+            n += 1;
+            // It ran between the passes: another park.
+            gs[0].sched_sp -= 8 * (n - 1);
+            Ok::<_, String>(gs.clone())
+        });
+        assert!(r.proven.is_empty() && r.refused.is_none(), "{r:?}");
+    }
+}

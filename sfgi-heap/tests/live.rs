@@ -1,0 +1,186 @@
+//! `sfgi_heap` against live Go processes of every supported version (the program of
+//! `tests/programs/proof`, normal and stripped), without probes: the globals are found in
+//! stripped binaries where the symbols say they are in normal ones, and one reachability pass
+//! over the running target finds the program's leaks unreachable and its look-alikes reachable.
+//!
+//! Needs root (or CAP_SYS_PTRACE) to read the targets' memory, and the Go toolchains.
+use sfgi_goexe::GoBinary;
+use sfgi_heap::{Globals, Memory, ProofConfig, Prover, RemoteMemory};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn program() -> PathBuf {
+    sfgi_gotool::workspace_root().join("tests/programs/proof")
+}
+
+fn build(version: &str, stripped: bool) -> PathBuf {
+    let _g = sfgi_gotool::fixtures::BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    sfgi_gotool::build(
+        &program(),
+        &sfgi_gotool::Build {
+            version,
+            stripped,
+            tag: "heap",
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("building the proof program with Go {version}: {e:#}"))
+}
+
+/// The program, running, after its `ready` line.
+struct Running(Child);
+
+impl Running {
+    fn start(bin: &Path) -> Running {
+        let mut c = Command::new(bin)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the proof program");
+        let out = c.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("ready line");
+        assert!(line.starts_with("ready pid="), "{line}");
+        // Let the leaked goroutines park (SFGI's default settle time).
+        std::thread::sleep(Duration::from_secs(1));
+        Running(c)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Proven goroutines per creating function (from the inventory's goroutines' start pcs).
+fn check_version(version: &str) {
+    let minor = sfgi_gotool::fixtures::minor(version);
+    let normal = build(version, false);
+    let stripped = build(version, true);
+    for (bin_path, is_stripped) in [(&normal, false), (&stripped, true)] {
+        let what = format!("go{version}{}", if is_stripped { " stripped" } else { "" });
+        let bin = GoBinary::open(bin_path).expect("open");
+        let layout = bin.heap_layout().expect("heap layout").clone();
+        let run = Running::start(bin_path);
+        let pid = run.0.id();
+        let mem = RemoteMemory::new(pid, 0, 1024);
+        let g = Globals::locate(&mem, &bin, &layout, 0).expect("globals");
+        // The contents scan finds mheap_ where the symbol is; the code finds semtable there.
+        let by_scan = sfgi_heap::locate_mheap(&mem, &bin, &layout, 0);
+        if let Err(e) = &by_scan {
+            eprintln!("{what}: mheap_ by contents: {e}");
+        }
+        if let Some((sym, _)) = bin.data_symbol("runtime.mheap_") {
+            assert_eq!(by_scan.ok(), Some(sym), "{what}: mheap_ by contents");
+            assert_eq!(g.mheap, sym);
+            assert_eq!(
+                sfgi_trace::inventory::locate_semtable_in_code(&bin).ok(),
+                bin.data_symbol("runtime.semtable").map(|s| s.0),
+                "{what}: semtable from code"
+            );
+        } else {
+            assert_eq!(by_scan.ok(), Some(g.mheap), "{what}");
+        }
+        assert!(g.semtable.is_some(), "{what}: semtable");
+        let prover = Prover {
+            layout,
+            globals: g,
+            config: ProofConfig {
+                gap: Duration::from_millis(100),
+            },
+        };
+        let inv = sfgi_trace::inventory::read(pid, &bin, 0).expect("inventory");
+        let (found, candidates) = prover.pass(&mem, &inv.goroutines).expect("pass");
+        // Name each proven goroutine by the function it starts in (`go f(x)` starts in a
+        // wrapper named after the function holding the `go` statement: `main.leakMutex.func1`
+        // up to Go 1.23, `.gowrap1` from 1.24).
+        let mut by_func: BTreeMap<String, usize> = BTreeMap::new();
+        for gi in inv
+            .goroutines
+            .iter()
+            .filter(|g| found.contains_key(&g.goid))
+        {
+            let f = bin
+                .func_for_pc(gi.startpc)
+                .map(|f| f.name)
+                .unwrap_or_default();
+            let f = f
+                .trim_end_matches(".func1")
+                .trim_end_matches(".gowrap1")
+                .to_string();
+            *by_func.entry(f).or_default() += 1;
+        }
+        // Leaks only, never a look-alike (healthyHeld's and healthyWaitGroup's goroutines
+        // block in the same functions as leakChanReceive's and leakWaitGroup's), and nearly
+        // all of them: a conservative scan may keep one alive for a pass through a stale word
+        // (the whole stack of a goroutine running at that instant is scanned); `tests/proof.rs`
+        // requires every one through the CLI.
+        let leaks = [
+            "main.leakChanSend",
+            "main.leakChanReceive",
+            "main.leakSelect",
+            "main.leakMutex",
+            "main.leakWaitGroup",
+            "main.blockNil",
+        ];
+        assert!(
+            by_func.keys().all(|f| leaks.contains(&f.as_str()))
+                && by_func.values().all(|&n| n <= 3),
+            "{what}: not a leak: {by_func:?}"
+        );
+        let total: usize = by_func.values().sum();
+        assert!(
+            total >= 16,
+            "{what}: {candidates} candidates, proven {by_func:?}"
+        );
+        // The objects: channels for channel waits, the semaphore for sync waits.
+        for (park, obj) in found.values() {
+            assert!(
+                !park.objects.is_empty() || obj.kind == "nil chan",
+                "{what}: {obj:?}"
+            );
+        }
+        // A whole proof (two passes) agrees.
+        let report = prover.prove(&mem, || {
+            sfgi_trace::inventory::read(pid, &bin, 0).map(|i| i.goroutines)
+        });
+        assert_eq!(report.refused, None, "{what}");
+        // Every goroutine the proof proved is one of the leaks' (named as above).
+        let leak_goids: std::collections::BTreeSet<u64> = inv
+            .goroutines
+            .iter()
+            .filter(|g| {
+                let f = bin
+                    .func_for_pc(g.startpc)
+                    .map(|f| f.name)
+                    .unwrap_or_default();
+                leaks.contains(&f.trim_end_matches(".func1").trim_end_matches(".gowrap1"))
+            })
+            .map(|g| g.goid)
+            .collect();
+        assert_eq!(leak_goids.len(), 18, "{what}");
+        assert!(
+            report.proven.len() >= 16 && report.proven.iter().all(|p| leak_goids.contains(&p.goid)),
+            "{what}: {report:#?}"
+        );
+        assert!(mem.bytes_read() > 0);
+        eprintln!(
+            "{what}: go1.{minor} {candidates} candidates, {total} proven by one pass, {} by a proof, {} bytes read in {:.1} ms",
+            report.proven.len(),
+            report.bytes_read,
+            report.pass_ns as f64 / 1e6
+        );
+    }
+}
+
+sfgi_gotool::every_go_version!();

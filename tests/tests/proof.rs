@@ -1,0 +1,245 @@
+//! Reachability proofs (issue #14) against a real Go program, `tests/programs/proof`: six kinds
+//! of leaks (channel send, receive, select, sync.Mutex, sync.WaitGroup, nil channel) and
+//! healthy look-alikes blocked just as long (a channel held by a global, one held by a live
+//! goroutine's stack, a worker pool, a global mutex, a WaitGroup held by a live goroutine).
+//!
+//! With a threshold of an hour only a proof can report anything: every leak must be proven
+//! (`proven`, `"proof": "unreachable"`, all three members, the object's type) and no look-alike
+//! ever, over repeated runs, on Go 1.21.13 (normal and stripped: only SFGI can prove there) and
+//! Go 1.27.3, where the program then asks its own runtime for the `goroutineleak` profile:
+//! every goroutine SFGI proved must be one the runtime marked leaked (SFGI-only = 0).
+//!
+//! Needs root (uprobes) and the Go toolchains.
+use sfgi_tests::*;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// (blocked in, created by, accepted object types).
+const LEAKS: &[(&str, &str, &[&str])] = &[
+    ("main.blockSend", "main.leakChanSend", &["chan"]),
+    ("main.blockRecv", "main.leakChanReceive", &["chan"]),
+    ("main.blockSelect", "main.leakSelect", &["chan"]),
+    ("main.blockLock", "main.leakMutex", &["sync.Mutex"]),
+    // Go 1.21's WaitGroup parks as plain "semacquire".
+    (
+        "main.blockWait",
+        "main.leakWaitGroup",
+        &["sync.WaitGroup", "semaphore"],
+    ),
+    ("main.blockNil", "main.main", &["nil chan"]),
+];
+
+/// (blocked in, created by) of the look-alikes and of the goroutines that keep them alive.
+const HEALTHY: &[(&str, &str)] = &[
+    ("main.healthyGlobal", "main.main"),
+    ("main.blockRecv", "main.healthyHeld"),
+    ("main.holder", "main.healthyHeld"),
+    ("main.worker", "main.healthyPool"),
+    ("main.producer", "main.healthyPool"),
+    ("main.healthyGlobalMutex", "main.main"),
+    ("main.blockWait", "main.healthyWaitGroup"),
+    ("main.wgHolder", "main.healthyWaitGroup"),
+];
+
+/// Members per leak kind in the program.
+const N: u64 = 3;
+
+fn site(g: &serde_json::Value, blocked: &str, created: &str) -> bool {
+    g["blocked_at"]
+        .as_str()
+        .is_some_and(|s| contains_func(s, blocked))
+        && g["created_by"]
+            .as_str()
+            .is_some_and(|s| contains_func(s, created))
+}
+
+/// Attaches once to a fresh target; checks every leak is proven and no look-alike is; returns
+/// the target (still running) and the goids SFGI proved.
+fn one_run(bin: &std::path::Path, what: &str) -> (Target, BTreeSet<u64>) {
+    let t = Target::start(bin, &[]);
+    let report = attach_json(t.pid(), "5s", &["--threshold", "1h", "--prove"]);
+    let gs = groups(&report);
+    let mut proven_ids = BTreeSet::new();
+    for (blocked, created, types) in LEAKS {
+        let g = gs
+            .iter()
+            .find(|g| site(g, blocked, created))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: no group for {blocked} from {created}:\n{}",
+                    pretty(&report)
+                )
+            });
+        assert_eq!(
+            g["status"],
+            "proven",
+            "{what}: {blocked} not proven:\n{}",
+            pretty(g)
+        );
+        assert_eq!(g["severity"], "L3", "{what}: {}", pretty(g));
+        assert_eq!(g["proof"], "unreachable", "{what}: {}", pretty(g));
+        assert_eq!(g["count"], N, "{what}: {}", pretty(g));
+        assert_eq!(g["proven"], N, "{what}: every member proven: {}", pretty(g));
+        let ty = g["proven_object"]["type"].as_str().unwrap_or("");
+        assert!(
+            types.contains(&ty),
+            "{what}: object type {ty:?}: {}",
+            pretty(g)
+        );
+        let addr = g["proven_object"]["address"].as_str().unwrap_or("");
+        assert!(addr.starts_with("0x"), "{what}: {}", pretty(g));
+        assert_eq!(addr == "0x0", ty == "nil chan", "{what}: {}", pretty(g));
+        proven_ids.extend(
+            g["goroutine_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_u64()),
+        );
+    }
+    for (blocked, created) in HEALTHY {
+        let g = gs
+            .iter()
+            .find(|g| site(g, blocked, created))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: no group for {blocked} from {created}:\n{}",
+                    pretty(&report)
+                )
+            });
+        assert_ne!(
+            g["status"],
+            "proven",
+            "{what}: a look-alike was proven:\n{}",
+            pretty(g)
+        );
+        assert!(g["proof"].is_null(), "{what}: {}", pretty(g));
+        assert_eq!(g["proven"], 0, "{what}: {}", pretty(g));
+    }
+    // Nothing else is proven (the runtime's own goroutines, main).
+    for g in &gs {
+        if g["status"] == "proven" {
+            assert!(
+                LEAKS.iter().any(|(b, c, _)| site(g, b, c)),
+                "{what}: unexpected proof:\n{}",
+                pretty(g)
+            );
+        }
+    }
+    let proof = &report["stats"]["inventory"]["last_proof"];
+    assert!(proof["refused"].is_null(), "{what}: {}", pretty(proof));
+    assert!(
+        proof["bytes_read"].as_u64().unwrap_or(0) > 0,
+        "{what}: {}",
+        pretty(proof)
+    );
+    eprintln!(
+        "{what}: {} goroutines proven; last proof: {} candidates, {} bytes read in {:.1} ms",
+        proven_ids.len(),
+        proof["candidates"],
+        proof["bytes_read"],
+        proof["pass_ns"].as_f64().unwrap_or(0.0) / 1e6
+    );
+    (t, proven_ids)
+}
+
+/// The goids the program's own runtime marks leaked (`goroutineleak` profile, Go 1.27).
+fn runtime_leaked(t: &mut Target) -> Option<BTreeSet<u64>> {
+    let before = t.stdout().matches("leakprofile").count();
+    assert!(signal(t.pid(), libc::SIGUSR1), "SIGUSR1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while t.stdout().matches("leakprofile").count() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no leak profile:\n{}",
+            t.stdout()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = t.stdout();
+    if out.contains("leakprofile none") {
+        return None;
+    }
+    Some(
+        out.lines()
+            .filter_map(|l| l.strip_prefix("runtime-leaked "))
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+    )
+}
+
+fn check(version: &str, stripped: bool, runs: usize) {
+    require_root();
+    let bin = build_program("proof", version, stripped);
+    let _slot = attach_slot();
+    for run in 0..runs {
+        let what = format!(
+            "go{version}{} run {}",
+            if stripped { " stripped" } else { "" },
+            run + 1
+        );
+        let (mut t, sfgi) = one_run(&bin, &what);
+        assert_eq!(sfgi.len() as u64, N * LEAKS.len() as u64, "{what}");
+        if go_minor(version) >= 27 {
+            let runtime = runtime_leaked(&mut t).expect("Go 1.27 has the goroutineleak profile");
+            let sfgi_only: Vec<_> = sfgi.difference(&runtime).collect();
+            let runtime_only: Vec<_> = runtime.difference(&sfgi).collect();
+            eprintln!(
+                "{what}: agreements {}, runtime-only {runtime_only:?}, SFGI-only {sfgi_only:?}",
+                sfgi.intersection(&runtime).count()
+            );
+            assert!(
+                sfgi_only.is_empty(),
+                "{what}: SFGI proved what the GC did not: {sfgi_only:?}"
+            );
+            // Once the runtime marked them, a new attach reports the runtime's own proof.
+            if run == 0 {
+                let report = attach_json(t.pid(), "3s", &["--threshold", "1h"]);
+                // Without --prove (the default), no reachability proof is made.
+                assert!(
+                    groups(&report).iter().all(|g| g["proof"] != "unreachable"),
+                    "{what}:\n{}",
+                    pretty(&report)
+                );
+                let by_runtime: u64 = groups(&report)
+                    .iter()
+                    .filter(|g| g["proof"] == "runtime")
+                    .map(|g| g["proven"].as_u64().unwrap_or(0))
+                    .sum();
+                assert_eq!(
+                    by_runtime,
+                    runtime.len() as u64,
+                    "{what}:\n{}",
+                    pretty(&report)
+                );
+            }
+        } else {
+            assert_eq!(
+                runtime_leaked(&mut t),
+                None,
+                "{what}: no goroutineleak before Go 1.27"
+            );
+        }
+        t.stop();
+    }
+}
+
+#[test]
+fn proves_leaks_on_go1_21() {
+    check(OLDEST, false, 3);
+}
+
+#[test]
+fn proves_leaks_on_go1_21_stripped() {
+    check(OLDEST, true, 3);
+}
+
+#[test]
+fn proves_leaks_on_go1_27_like_the_runtime() {
+    check(NEWEST, false, 3);
+}
+
+#[test]
+fn proves_leaks_on_go1_27_stripped() {
+    check(NEWEST, true, 2);
+}
