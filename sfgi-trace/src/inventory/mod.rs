@@ -611,17 +611,14 @@ struct GroupCtx<'c> {
     unchanged: &'c mut Vec<Unchanged>,
 }
 
-/// Bytes of a `g` to read: up to the end of the last field used.
-fn header_len(o: &RuntimeOffsets) -> u64 {
+/// Offsets of the `g` fields that tell where a goroutine is: stack bounds, resume point,
+/// status, goid, wait reason, `waitsince` and the park counter (`g.trackingSeq`, 0 if unknown).
+fn park_fields(o: &RuntimeOffsets) -> [u64; 10] {
     [
         o.g_stack_lo,
         o.g_stack_hi,
         o.g_goid,
         o.g_waitsince,
-        o.g_parent_goid,
-        o.g_gopc,
-        o.g_startpc,
-        o.g_waiting,
         o.g_sched + o.gobuf_sp,
         o.g_sched + o.gobuf_pc,
         o.g_sched + o.gobuf_bp,
@@ -629,37 +626,29 @@ fn header_len(o: &RuntimeOffsets) -> u64 {
         o.g_waitreason,
         o.g_tracking_seq,
     ]
-    .iter()
-    .max()
-    .copied()
-    .unwrap_or(0)
-    .saturating_add(8)
-    .min(o.g_size)
 }
 
-/// Bytes of a `g` that tell whether it is where it was (stack bounds, resume point, status,
-/// goid, wait reason, `waitsince`, park counter), when the park counter's offset is known:
-/// ~200 of the ~330 bytes [`header_len`] reads. `None` without the park counter (then
-/// `g.waiting` must be compared too).
+/// Bytes of a `g` to read for `fields`: up to the end of the last one, within the `g`.
+fn fields_end(o: &RuntimeOffsets, fields: impl IntoIterator<Item = u64>) -> u64 {
+    fields
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .saturating_add(8)
+        .min(o.g_size)
+}
+
+/// Bytes of a `g` to read: up to the end of the last field used (~330 of its ~450 bytes).
+fn header_len(o: &RuntimeOffsets) -> u64 {
+    let creation = [o.g_parent_goid, o.g_gopc, o.g_startpc, o.g_waiting];
+    fields_end(o, park_fields(o).into_iter().chain(creation))
+}
+
+/// Bytes of a `g` that tell whether it is where it was ([`park_fields`]), when the park
+/// counter's offset is known: ~200 bytes. `None` without the park counter (then `g.waiting`
+/// must be compared too).
 fn short_header_len(o: &RuntimeOffsets) -> Option<u64> {
-    if o.g_tracking_seq == 0 {
-        return None;
-    }
-    [
-        o.g_stack_lo,
-        o.g_stack_hi,
-        o.g_goid,
-        o.g_waitsince,
-        o.g_sched + o.gobuf_sp,
-        o.g_sched + o.gobuf_pc,
-        o.g_sched + o.gobuf_bp,
-        o.g_atomicstatus,
-        o.g_waitreason,
-        o.g_tracking_seq,
-    ]
-    .iter()
-    .max()
-    .map(|&m| m.saturating_add(8).min(header_len(o)))
+    (o.g_tracking_seq != 0).then(|| fields_end(o, park_fields(o)))
 }
 
 struct Reader<'a> {
