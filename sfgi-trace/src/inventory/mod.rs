@@ -572,22 +572,24 @@ impl Header {
     }
 
     /// A 64-bit fingerprint of everything that changes when a goroutine runs, never 0. Equal
-    /// fingerprints at one slot mean the goroutine is in the same park (same goid, wait reason,
-    /// resume pc/sp/bp, sudog list and park counter `g.trackingSeq`), as far as its `g` can
-    /// tell. `g.waitsince` is left out when the park counter is read (`counted`): a GC stamping
-    /// it is not a new park; without the counter it is the only sign of one.
+    /// fingerprints at one slot mean the goroutine is in the same park, as far as its `g` can
+    /// tell. With the park counter read (`counted`: `g.trackingSeq`, incremented every time the
+    /// goroutine stops running) that is goid, status, wait reason, resume pc and the counter:
+    /// `g.waitsince` stamped by a GC, or the stack moved (shrunk) by a GC — resume sp/bp and
+    /// stack bounds — are not a new park. Without the counter, every field is the evidence.
     fn fingerprint(&self, counted: bool) -> u64 {
+        let unless_counted = |v: u64| if counted { 0 } else { v };
         let words = [
             self.g_addr,
             self.goid,
             u64::from(self.status_raw & !GSCAN) | (u64::from(self.wait_reason_raw) << 32),
-            if counted { 0 } else { self.waitsince_ns as u64 },
+            unless_counted(self.waitsince_ns as u64),
             self.sched_pc,
-            self.sched_sp,
-            self.sched_bp,
-            if counted { 0 } else { self.waiting },
-            self.stack_lo,
-            self.stack_hi,
+            unless_counted(self.sched_sp),
+            unless_counted(self.sched_bp),
+            unless_counted(self.waiting),
+            unless_counted(self.stack_lo),
+            unless_counted(self.stack_hi),
             u64::from(self.tracking_seq),
         ];
         // FNV-style multiply-xorshift mixing: not adversarial input, just a compact identity.
@@ -1507,7 +1509,15 @@ mod tests {
         f.set(g(0), o.g_goid, 30);
         let (_, whole, _) = reread(&mut mem);
         assert_eq!(whole.iter().map(|w| w.0).collect::<Vec<_>>(), vec![30]);
-        // A stack that cannot be unwound to its end is read whole every time.
+        // A GC moved 21's stack (its resume sp changed, its park counter did not): the same
+        // park, not read again.
+        f.set(g(1), o.g_sched + o.gobuf_sp, f.addr(stack + 4));
+        let (_, whole, same) = reread(&mut mem);
+        assert!(whole.is_empty(), "{whole:?}");
+        assert_eq!(same.len(), 3);
+        // It ran and parked again (counter moved) where its stack cannot be unwound to its end:
+        // read whole every time from then on.
+        f.set_u8(g(1), o.g_tracking_seq, 1);
         f.set(g(1), o.g_sched + o.gobuf_bp, 0x10);
         for _ in 0..2 {
             let (_, whole, _) = reread(&mut mem);
