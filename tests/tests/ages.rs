@@ -85,11 +85,11 @@ fn check_mode(mode: &str, flags: &[&str], want_stderr: &str) {
 fn ages_are_never_older_than_the_park_in_every_mode() {
     require_root();
     check_mode("tracing", &["--max-event-rate", "0"], "watching");
-    // The target makes ~19k probe hits/s, ~2k of them parks: at 6000 only the park (and GC)
+    // The target makes ~19k probe hits/s, ~2k of them parks: at 4000 only the park (and GC)
     // probes stay.
     check_mode(
         "parks-only",
-        &["--max-event-rate", "6000"],
+        &["--max-event-rate", "4000"],
         "detached run, spawn, exit",
     );
     check_mode(
