@@ -4,9 +4,10 @@
 //! - `growing`: the population kept rising for longer than the threshold and the members that
 //!   were there at the start of that window are all still there (leaked goroutines never leave).
 //!   Whatever the shape (a loop, a shape the rules call healthy), except an active worker pool
-//!   ramping up; a looping member counts as arrived at its first park in a row at the site. A
-//!   shape the rules call healthy must keep rising for [`HEALTHY_RISE_WINDOW`] (1 min) when the
-//!   threshold is shorter: keep-alive connections grow to a new working size whenever load rises.
+//!   ramping up; a looping member counts as arrived at its first park in a row at the site. When
+//!   arrivals are only seen at inventory re-reads (probes stepped down), a shape the rules call
+//!   healthy must be seen rising across [`HEALTHY_RISE_READS`] reads: a keep-alive pool grows to a
+//!   new working size in a step or two whenever load rises, a leak of that shape keeps rising.
 //! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`, or a reachability
 //!   proof found what members wait on unreachable (severity L3, or the avalanche's L4).
 //! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
@@ -217,10 +218,11 @@ struct Sample {
     old_departed: u64,
 }
 
-/// How long a group of a shape the rules call healthy (idle keep-alive connections, periodic
-/// loops) must keep rising to be `growing` when the threshold is shorter: connection pools
-/// and per-connection goroutines grow to a new working size in steps whenever load rises.
-pub const HEALTHY_RISE_WINDOW: Duration = Duration::from_secs(60);
+/// With arrivals seen only at re-reads, how many re-read intervals a group of a shape the
+/// rules call healthy (idle keep-alive connections, periodic loops) must be seen rising across
+/// to be `growing`, when the threshold is shorter: connection pools grow to a new working size
+/// in a step or two whenever load rises.
+pub const HEALTHY_RISE_READS: u32 = 3;
 
 /// How long a group must run away before it is reported as an avalanche ahead of a longer
 /// threshold (with a threshold this short or shorter, the threshold's own rules apply).
@@ -274,7 +276,11 @@ impl Judge {
         total: usize,
     ) {
         self.started_ns.get_or_insert(now_ns);
-        let keep_ns = 2 * self.cfg.threshold.max(HEALTHY_RISE_WINDOW).as_nanos() as u64;
+        let keep_ns = 2
+            * (self.cfg.threshold.as_nanos() as u64).max(
+                self.resolution_ns
+                    .saturating_mul(u64::from(HEALTHY_RISE_READS)),
+            );
         let sample = |count, old_departed| Sample {
             t: now_ns,
             count,
@@ -489,8 +495,9 @@ impl Judge {
             .count();
         // A shape the rules call healthy (keep-alive connections, periodic loops) grows to its
         // working size when load rises: it must keep rising for longer to be growing.
-        let rise_window = if g.healthy {
-            cfg.threshold.max(HEALTHY_RISE_WINDOW)
+        let rise_window = if g.healthy && self.resolution_ns > 0 {
+            cfg.threshold
+                .max(Duration::from_nanos(self.resolution_ns) * HEALTHY_RISE_READS)
         } else {
             cfg.threshold
         };
@@ -1103,41 +1110,53 @@ mod tests {
         assert_eq!(v.severity, Some(Severity::L4), "{v:?}");
     }
 
-    /// Keep-alive connections growing to a new working size (threshold 3 s, a connection every
-    /// half second for 20 s, all staying): not `growing` while the rise is shorter than
-    /// [`HEALTHY_RISE_WINDOW`]; the same shape rising for longer is; a leak shape rising as
-    /// briefly is at once.
+    /// Arrivals timed to 1.5 s (re-reads a second apart; threshold 2 s): a healthy-shaped group (keep-alive
+    /// connections) that grew in one step and stays is not `growing`; one seen rising at every
+    /// read is; with exact arrivals (events) the shape does not matter.
     #[test]
-    fn healthy_shapes_must_rise_longer_to_be_growing() {
-        let judge = |healthy: bool, secs: u64| {
+    fn healthy_shapes_must_be_seen_rising_across_reads() {
+        let judge = |healthy: bool, resolution_s: f64, step: bool| {
             let mut j = Judge::new(JudgeConfig {
                 avalanche_per_min: 0.0,
-                ..cfg(3)
+                ..cfg(2)
             });
+            j.set_resolution((resolution_s * 1e9) as u64);
             let mut m = Vec::new();
-            let mut v = None;
-            for k in 2..=2 * secs {
-                // One more every half second.
-                let t = k * S / 2;
-                m.push(MemberView {
-                    since_ns: t,
-                    arrived_ns: t,
-                    ..member(0, 0x1000 + k)
-                });
+            let mut statuses = Vec::new();
+            for k in 1..=12u64 {
+                // A second at a time: 5 new members at the first two (a pool's step), or in
+                // every one (a leak).
+                let t = k * S;
+                if !step || k <= 2 {
+                    for i in 0..5 {
+                        let at = t - i * S / 5;
+                        m.push(MemberView {
+                            since_ns: at,
+                            arrived_ns: at,
+                            ..member(0, 0x1000 + k * 8 + i)
+                        });
+                    }
+                }
                 j.observe(t, [("g", m.len(), 0)], 100 + m.len());
-                v = Some(j.judge(
+                let v = j.judge(
                     t,
                     &GroupView {
                         healthy,
                         ..view(&m, "IO wait")
                     },
-                ));
+                );
+                statuses.push(v.status);
             }
-            v.map(|v| v.status)
+            statuses
         };
-        assert_ne!(judge(true, 20), Some(Status::Growing));
-        assert_eq!(judge(true, 70), Some(Status::Growing));
-        assert_eq!(judge(false, 20), Some(Status::Growing));
+        let step = judge(true, 1.5, true);
+        assert!(!step.contains(&Status::Growing), "{step:?}");
+        for (healthy, resolution) in [(true, 1.5), (true, 0.0), (false, 1.5)] {
+            let leak = judge(healthy, resolution, false);
+            assert_eq!(leak.last(), Some(&Status::Growing), "{leak:?}");
+        }
+        // A leak shape that grew in one step is growing at once (as it should be).
+        assert!(judge(false, 1.5, true).contains(&Status::Growing));
     }
 
     /// A leak growing at a steady 600/min (L3) in a process whose total goroutine count wobbles
