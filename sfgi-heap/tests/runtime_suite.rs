@@ -146,6 +146,8 @@ struct Row {
     runtime: BTreeSet<u64>,
     /// Goids SFGI proved, with `Func(...) [reason]`.
     sfgi: BTreeMap<u64, String>,
+    /// Goroutines blocked on channels or sync objects when SFGI proved.
+    candidates: usize,
     refused: Option<String>,
 }
 
@@ -225,6 +227,7 @@ fn run_case(bin_path: &Path, bin: &GoBinary, case: &str, simple: bool) -> Result
         })
     });
     let mut row = Row {
+        candidates: report.candidates,
         refused: report.refused.clone(),
         ..Row::default()
     };
@@ -282,8 +285,8 @@ fn sfgi_proves_nothing_the_runtime_does_not() {
     .collect();
     let (mut agree, mut runtime_only, mut sfgi_only, mut failed) = (0usize, 0usize, 0usize, 0usize);
     let mut sfgi_only_cases = Vec::new();
-    eprintln!("| case | runtime's leaks | SFGI's proofs | agreements | runtime-only | SFGI-only |");
-    eprintln!("|---|---|---|---|---|---|");
+    eprintln!("| case | runtime's leaks | SFGI's candidates | SFGI's proofs | agreements | runtime-only | SFGI-only |");
+    eprintln!("|---|---|---|---|---|---|---|");
     for case in &cases {
         let Some((path, bin)) = bins.get(case.program.as_str()) else {
             continue;
@@ -292,7 +295,7 @@ fn sfgi_proves_nothing_the_runtime_does_not() {
             Ok(r) => r,
             Err(e) => {
                 failed += 1;
-                eprintln!("| {} | run failed: {e} | | | | |", case.name);
+                eprintln!("| {} | run failed: {e} | | | | | |", case.name);
                 continue;
             }
         };
@@ -324,9 +327,10 @@ fn sfgi_proves_nothing_the_runtime_does_not() {
             sfgi_only_cases.push(format!("{}: {}", case.name, fmt(&s_only)));
         }
         eprintln!(
-            "| {} | {} | {}{} | {a} | {} | {} |",
+            "| {} | {} | {} | {}{} | {a} | {} | {} |",
             case.name,
             row.runtime.len(),
+            row.candidates,
             row.sfgi.len(),
             row.refused
                 .as_deref()
