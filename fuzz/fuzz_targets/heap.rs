@@ -117,7 +117,9 @@ fuzz_target!(|data: &[u8]| {
                 status: GStatus::from_raw(u32::from(data[(i + 4) % data.len()] % 12))
                     .unwrap_or(GStatus::Waiting),
                 status_raw: 4,
-                wait_reason: Some(reasons[data[(i + 5) % data.len()] as usize % reasons.len()].into()),
+                wait_reason: Some(
+                    reasons[data[(i + 5) % data.len()] as usize % reasons.len()].into(),
+                ),
                 wait_reason_raw: 0,
                 waitsince_ns: 0,
                 wait_age_ns: None,
@@ -135,7 +137,11 @@ fuzz_target!(|data: &[u8]| {
                 sudogs: vec![SudogInfo {
                     addr: word(i + 2),
                     elem: word(i + 3),
-                    c: if data[2] & 8 == 8 { HEAP + (word(i + 4) % 0x4000) } else { word(i + 4) },
+                    c: if data[2] & 8 == 8 {
+                        HEAP + (word(i + 4) % 0x4000)
+                    } else {
+                        word(i + 4)
+                    },
                     is_select: false,
                 }],
                 g_addr: 0x90_0000 + i as u64 * 0x200,
