@@ -157,6 +157,7 @@ fuzz_target!(|data: &[u8]| {
         },
         config: ProofConfig {
             gap: Duration::ZERO,
+            g_stack: 0,
         },
     };
     let _ = prover.pass(&mem, &goroutines);

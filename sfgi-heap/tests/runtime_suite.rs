@@ -217,6 +217,7 @@ fn run_case(bin_path: &Path, bin: &GoBinary, case: &str, simple: bool) -> Result
         globals,
         config: ProofConfig {
             gap: Duration::from_millis(200),
+            g_stack: bin.offsets().g_stack_lo,
         },
     };
     let mut last = Vec::new();
