@@ -89,6 +89,16 @@ fn one_run(bin: &std::path::Path, what: &str) -> (Target, BTreeSet<u64>) {
         let addr = g["proven_object"]["address"].as_str().unwrap_or("");
         assert!(addr.starts_with("0x"), "{what}: {}", pretty(g));
         assert_eq!(addr == "0x0", ty == "nil chan", "{what}: {}", pretty(g));
+        // From blocking to proven: the members' time blocked when the report was made, less
+        // the time the group had been proven by then (the settle time plus two passes).
+        let to_proof = g["duration_seconds"].as_f64().unwrap_or(0.0)
+            - g["status_seconds"].as_f64().unwrap_or(0.0);
+        assert!(
+            (0.9..4.0).contains(&to_proof),
+            "{what}: {blocked} proven {to_proof:.2} s after blocking (settle 1 s): {}",
+            pretty(g)
+        );
+        eprintln!("{what}: {blocked} proven {to_proof:.2} s after it blocked");
         proven_ids.extend(
             g["goroutine_ids"]
                 .as_array()
