@@ -592,6 +592,13 @@ impl<'t> Session<'t> {
                 })
             })
             .clone()?;
+        // The overhead budget governs the read budget: while it has stepped the probes down (the
+        // target is busy), a proof reads at a quarter of the rate.
+        let read_mb_s = if self.budget.events_complete() || opts.read_mb_s == 0 {
+            opts.read_mb_s
+        } else {
+            (opts.read_mb_s / 4).max(1)
+        };
         let t0 = monotonic_ns();
         let inv = plan
             .read(pid, bias)
@@ -602,7 +609,7 @@ impl<'t> Session<'t> {
             .spawn(move || {
                 use sfgi_heap::Memory as _;
                 let t1 = monotonic_ns();
-                let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
+                let mem = sfgi_heap::RemoteMemory::new(pid, read_mb_s, opts.cap_mb);
                 let r = prover.pass_inventory(&mem, &inv).map_err(|e| e.to_string());
                 (
                     r,
