@@ -307,7 +307,8 @@ struct BudgetArgs {
     /// Least time between two proofs.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     proof_interval: Duration,
-    /// Read budget of a proof, MB/s of the target's memory (0: unlimited).
+    /// Read budget of a proof, MB/s of the target's memory (0: unlimited); a quarter of it while
+    /// the overhead budget has stepped the probes down.
     #[arg(long, value_name = "MB_S", default_value_t = 256)]
     proof_read_rate: u64,
 }

@@ -585,23 +585,32 @@ impl<'t> Session<'t> {
                 Ok(sfgi_heap::Prover {
                     layout,
                     globals,
-                    config: sfgi_heap::ProofConfig { gap: opts.gap },
+                    config: sfgi_heap::ProofConfig {
+                        gap: opts.gap,
+                        g_stack: bin.offsets().g_stack_lo,
+                    },
                 })
             })
             .clone()?;
+        // The overhead budget governs the read budget: while it has stepped the probes down (the
+        // target is busy), a proof reads at a quarter of the rate.
+        let read_mb_s = if self.budget.events_complete() || opts.read_mb_s == 0 {
+            opts.read_mb_s
+        } else {
+            (opts.read_mb_s / 4).max(1)
+        };
         let t0 = monotonic_ns();
-        let goroutines = plan
+        let inv = plan
             .read(pid, bias)
-            .map_err(|e| format!("inventory: {e}"))?
-            .goroutines;
+            .map_err(|e| format!("inventory: {e}"))?;
         let read_ns = monotonic_ns().saturating_sub(t0);
         let handle = std::thread::Builder::new()
             .name("sfgi-proof".into())
             .spawn(move || {
                 use sfgi_heap::Memory as _;
                 let t1 = monotonic_ns();
-                let mem = sfgi_heap::RemoteMemory::new(pid, opts.read_mb_s, opts.cap_mb);
-                let r = prover.pass(&mem, &goroutines).map_err(|e| e.to_string());
+                let mem = sfgi_heap::RemoteMemory::new(pid, read_mb_s, opts.cap_mb);
+                let r = prover.pass_inventory(&mem, &inv).map_err(|e| e.to_string());
                 (
                     r,
                     mem.bytes_read(),

@@ -9,7 +9,7 @@
 //!   healthy must be seen rising across [`HEALTHY_RISE_READS`] reads: a keep-alive pool grows to a
 //!   new working size in a step or two whenever load rises, a leak of that shape keeps rising.
 //! - `proven`: the target's own Go 1.27 runtime marked members `_Gleaked`, or a reachability
-//!   proof found what members wait on unreachable (severity L3, or the avalanche's L4).
+//!   proof found what members wait on unreachable (severity L3).
 //! - `suspect`: not growing, but at least `min_repeat` members blocked longer than the threshold,
 //!   and no member that old left the group within the last threshold window (a long-poll or a
 //!   slow backend call churns; a leak never lets go).
@@ -441,10 +441,9 @@ impl Judge {
     }
 
     /// What the group's evidence alone says at `now_ns` (no memory of earlier verdicts): a
-    /// proof (the runtime's `_Gleaked` marks, or SFGI's reachability proof) makes it `proven`
-    /// at `L3`, or at the severity its growth alone earns when that is higher (an avalanche).
+    /// proof (the runtime's `_Gleaked` marks, or SFGI's reachability proof) makes it `proven`,
+    /// `L3`, whatever its growth.
     fn evidence(&self, now_ns: u64, g: &GroupView<'_>) -> Verdict {
-        let v = self.evidence_unproven(now_ns, g);
         let count = g.members.len();
         let proven = g.members.iter().filter(|m| m.proven).count();
         let reason = if g.members.iter().any(|m| m.leaked) {
@@ -454,13 +453,13 @@ impl Judge {
                 "{proven} of {count} members proven leaked: what they wait on is unreachable from every root (two passes over the heap)"
             )
         } else {
-            return v;
+            return self.evidence_unproven(now_ns, g);
         };
         Verdict {
             status_since_ns: 0,
             status: Status::Proven,
-            severity: Some(v.severity.map_or(Severity::L3, |s| s.max(Severity::L3))),
-            growth_per_minute: v.growth_per_minute,
+            severity: Some(Severity::L3),
+            growth_per_minute: self.growth(now_ns, g),
             reason,
         }
     }

@@ -69,6 +69,11 @@ pub struct InspectReport {
     pub wait_reasons: Vec<String>,
     /// Human-readable source of `wait_reasons`.
     pub wait_reasons_source: String,
+    /// Where the heap layouts of reachability proofs (`--prove`) come from, or why there are
+    /// none.
+    pub heap_layout_source: String,
+    /// `runtime.firstmoduledata` (link-time address), found with or without symbols.
+    pub firstmoduledata: Option<u64>,
     /// SFGI can probe this binary.
     pub supported: bool,
     /// Why not.
@@ -160,6 +165,13 @@ pub fn report(bin: &GoBinary) -> InspectReport {
             format!("GUESS: nearest built-in table (go1.{minor})")
         }
     };
+    let heap_layout_source = match bin.heap_layout().map(|l| l.source) {
+        Some(crate::HeapLayoutSource::Dwarf) => "DWARF".to_string(),
+        Some(crate::HeapLayoutSource::Table { minor }) => {
+            format!("built-in table (go1.{minor})")
+        }
+        None => "none (unknown Go version without DWARF): no proofs".to_string(),
+    };
     let support = bin.support();
     let bi = bin.build_info();
     InspectReport {
@@ -178,6 +190,8 @@ pub fn report(bin: &GoBinary) -> InspectReport {
         offsets_source,
         wait_reasons: wr.names.clone(),
         wait_reasons_source,
+        heap_layout_source,
+        firstmoduledata: bin.firstmoduledata(),
         supported: support.probes_supported,
         problems: support.problems,
         notes: support.notes,
@@ -259,6 +273,13 @@ pub fn render_text(r: &InspectReport) -> String {
     for d in &r.data_symbols {
         let _ = writeln!(s, "  {:18} {:#x} size {}", d.name, d.address, d.size);
     }
+
+    let _ = writeln!(
+        s,
+        "\nReachability proofs (--prove): heap layout from {}, firstmoduledata {}",
+        r.heap_layout_source,
+        hex(r.firstmoduledata)
+    );
 
     let o = &r.offsets;
     let _ = writeln!(s, "\nStruct offsets ({}):", r.offsets_source);

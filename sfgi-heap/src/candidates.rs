@@ -87,7 +87,9 @@ impl Candidates {
     pub fn find(goroutines: &[GoroutineInfo], sema: &HashMap<u64, Vec<(u64, u64)>>) -> Candidates {
         let mut out = Candidates::default();
         for (index, g) in goroutines.iter().enumerate() {
-            if g.status != GStatus::Waiting {
+            // `_Gleaked` (Go 1.26+): parked like any waiting goroutine; the mark is the runtime's
+            // own verdict, which a proof does not take on trust.
+            if !matches!(g.status, GStatus::Waiting | GStatus::Leaked) {
                 continue;
             }
             let Some(kind) = g.wait_reason.as_deref().and_then(kind_of) else {

@@ -31,12 +31,17 @@ pub const MAX_SPECIALS: usize = 1 << 22;
 pub struct ProofConfig {
     /// Time between the two passes.
     pub gap: Duration,
+    /// Offset of `g.stack` (`{lo, hi}`) in `runtime.g`: after marking, every scanned stack's
+    /// bounds are read again and the pass is refused if one moved (it was read from a stack
+    /// the goroutine had left). 0 in Go 1.21–1.27.
+    pub g_stack: u64,
 }
 
 impl Default for ProofConfig {
     fn default() -> Self {
         ProofConfig {
             gap: Duration::from_millis(200),
+            g_stack: 0,
         }
     }
 }
@@ -73,7 +78,28 @@ pub struct Park {
 }
 
 impl Prover {
-    /// One pass over `goroutines` (a whole inventory read just before).
+    /// One pass over a whole inventory read just before. Refused when the inventory could not
+    /// read every `g` (a goroutine left out would be a root not scanned).
+    pub fn pass_inventory(
+        &self,
+        mem: &dyn Memory,
+        inv: &sfgi_trace::inventory::Inventory,
+    ) -> Result<(Found, usize), HeapError> {
+        if inv.unreadable > 0 || inv.unchanged > 0 {
+            return Err(HeapError::Corrupt {
+                what: "inventory",
+                why: format!(
+                    "{} goroutines not read ({} unreadable, {} not read whole)",
+                    inv.unreadable + inv.unchanged,
+                    inv.unreadable,
+                    inv.unchanged
+                ),
+            });
+        }
+        self.pass(mem, &inv.goroutines)
+    }
+
+    /// One pass over `goroutines` (every live goroutine, read just before).
     pub fn pass(
         &self,
         mem: &dyn Memory,
@@ -84,10 +110,7 @@ impl Prover {
             Some(s) => read_semtable(mem, l, s)?,
             None => HashMap::new(),
         };
-        let mut candidates = Candidates::find(goroutines, &sema);
-        // The main goroutine blocked for good (`select {}` at the end of main is an idiom)
-        // is by design, not a leak: it stays a root.
-        candidates.list.retain(|c| c.goid != 1);
+        let candidates = Candidates::find(goroutines, &sema);
         if candidates.list.is_empty() {
             return Ok((HashMap::new(), 0));
         }
@@ -107,11 +130,18 @@ impl Prover {
                 mask_on_demand: l.gcmask_on_demand,
             },
         })?;
+        self.stacks_unmoved(mem, goroutines, &candidates, &outcome.unreachable)?;
         let mut found = HashMap::new();
         for k in outcome.unreachable {
             let Some(c) = candidates.list.get(k) else {
                 continue;
             };
+            // The main goroutine in `select {}` (an idiom at the end of `main`) is by design:
+            // like Go's detector, it is not a root (what only it references can leak) but it
+            // is never reported.
+            if c.goid == 1 && c.kind == WaitKind::Nothing("select {}") {
+                continue;
+            }
             let Some(g) = goroutines.get(c.index) else {
                 continue;
             };
@@ -175,6 +205,46 @@ impl Prover {
 }
 
 impl Prover {
+    /// Fails if a goroutine whose stack the pass scanned (every one but the unreachable
+    /// candidates) now has other stack bounds: its stack moved while the pass ran.
+    fn stacks_unmoved(
+        &self,
+        mem: &dyn Memory,
+        goroutines: &[GoroutineInfo],
+        candidates: &Candidates,
+        unreachable: &[usize],
+    ) -> Result<(), HeapError> {
+        let skip: std::collections::HashSet<usize> = unreachable
+            .iter()
+            .filter_map(|&k| candidates.list.get(k).map(|c| c.index))
+            .collect();
+        let scanned: Vec<&GoroutineInfo> = goroutines
+            .iter()
+            .enumerate()
+            .filter(|(i, g)| !skip.contains(i) && !g.status.is_dead() && g.g_addr != 0)
+            .map(|(_, g)| g)
+            .collect();
+        let ranges: Vec<(u64, usize)> = scanned
+            .iter()
+            .map(|g| (g.g_addr.wrapping_add(self.config.g_stack), 16))
+            .collect();
+        let mut moved = None;
+        mem.read_each(&ranges, &mut |i, b| {
+            let Some(g) = scanned.get(i) else { return };
+            let now = b.and_then(|b| Some((u64_at(b, 0)?, u64_at(b, 8)?)));
+            if moved.is_none() && now != Some((g.stack_lo, g.stack_hi)) {
+                moved = Some(g.goid);
+            }
+        })?;
+        match moved {
+            Some(goid) => Err(HeapError::Corrupt {
+                what: "goroutine stack",
+                why: format!("goroutine {goid}'s stack moved during the pass"),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The goroutines both passes found unreachable with the same park, by goid.
     pub fn agree(first: Found, second: Found) -> Vec<ProvenGoroutine> {
         agree(first, second)
@@ -346,6 +416,8 @@ mod tests {
             // Dead frames below sp must not count.
             words[n - stack.len() - 2] = World::obj(0);
             self.mem.put_words(lo, &words);
+            // The g's first field: stack {lo, hi}, read again after marking.
+            self.mem.put_words(0x8000_0000 + goid * 0x1000, &[lo, hi]);
             self.goroutines.push(GoroutineInfo {
                 goid,
                 status,
@@ -421,6 +493,7 @@ mod tests {
                 },
                 config: ProofConfig {
                     gap: Duration::from_millis(1),
+                    g_stack: 0,
                 },
             }
         }
@@ -476,6 +549,24 @@ mod tests {
         assert!(r.proven.is_empty());
         assert!(
             r.refused.as_deref().unwrap_or("").contains("moduledata"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_stack_that_moved_refuses_the_pass() {
+        let mut w = World::new(27);
+        w.goroutine(2, GStatus::Running, "", &[], &[]);
+        w.goroutine(12, GStatus::Waiting, "chan send", &[World::obj(0)], &[]);
+        let p = w.prover();
+        // Goroutine 2's g now says its stack is elsewhere.
+        w.mem
+            .put_words(0x8000_0000 + 2 * 0x1000, &[0x9999_0000, 0x9999_1000]);
+        let gs = w.goroutines.clone();
+        let r = p.prove(&w.mem, || Ok::<_, String>(gs.clone()));
+        assert!(r.proven.is_empty());
+        assert!(
+            r.refused.as_deref().unwrap_or("").contains("moved"),
             "{r:?}"
         );
     }

@@ -97,6 +97,7 @@ fn check_version(version: &str) {
             globals: g,
             config: ProofConfig {
                 gap: Duration::from_millis(100),
+                g_stack: bin.offsets().g_stack_lo,
             },
         };
         let inv = sfgi_trace::inventory::read(pid, &bin, 0).expect("inventory");

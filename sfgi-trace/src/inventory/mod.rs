@@ -946,7 +946,9 @@ impl Reader<'_> {
         }
     }
 
-    /// Follows `g.waiting` → `sudog.waitlink` for waiting goroutines, one batched read per hop.
+    /// Follows `g.waiting` → `sudog.waitlink` for waiting goroutines (and those the runtime
+    /// marked `_Gleaked`, which keep their sudogs: `elem`/`c` read through `vu`, which the leak
+    /// detector leaves intact), one batched read per hop.
     fn follow_sudogs(
         &self,
         gs: &mut [GoroutineInfo],
@@ -957,7 +959,7 @@ impl Reader<'_> {
         let mut active: Vec<(usize, u64)> = Vec::new();
         for i in range {
             let head = std::mem::take(&mut gs[i].waiting_on);
-            if gs[i].status == GStatus::Waiting {
+            if matches!(gs[i].status, GStatus::Waiting | GStatus::Leaked) {
                 if let Some(&h) = head.first() {
                     active.push((i, h));
                 }

@@ -1,0 +1,357 @@
+//! Reachability proofs side by side with the Go runtime's own `goroutineleak` profile, on Go's
+//! own leak-detector test programs (`$GOROOT/src/runtime/testdata/testgoroutineleakprofile`,
+//! Go 1.27.3, every case `goroutineleakprofile_test.go` lists).
+//!
+//! Each case runs as Go's test runs it (its own profile written at its end), then waits; SFGI
+//! proves what it can (two passes, no probes), and only then the program asks its runtime for
+//! the profile again. Leaks are permanent (a goroutine blocked on an unreachable object stays
+//! so), so every goroutine SFGI proved must be one the runtime marks leaked afterwards:
+//! SFGI-only must be 0. Prints per case: the runtime's leaks, SFGI's, agreements, runtime-only.
+//!
+//! Needs root (or CAP_SYS_PTRACE) and the Go 1.27.3 toolchain.
+use sfgi_goexe::GoBinary;
+use sfgi_heap::{Globals, ProofConfig, Prover, RemoteMemory};
+use sfgi_tests::scenarios::{go_profile_leaks, suite_cases};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The wrapper around each program's `main` (renamed `origMain`): run the case, say so, wait
+/// for SIGUSR1 (SFGI has proved by then), write the leak profile again, exit.
+const WRAPPER: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+)
+
+func main() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	fmt.Printf("ready pid=%d\n", os.Getpid())
+	origMain()
+	fmt.Println("sfgi-proof: case returned")
+	select {
+	case <-sig:
+	case <-time.After(60 * time.Second):
+	}
+	fmt.Println("sfgi-proof: profile")
+	pprof.Lookup("goroutineleak").WriteTo(os.Stdout, 2)
+	fmt.Println("sfgi-proof: done")
+	os.Exit(0)
+}
+"#;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+/// Builds both suite programs with [`WRAPPER`]: (root, goker).
+fn build(version: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let go = sfgi_gotool::go_binary(version).expect("go");
+    let goroot = go
+        .parent()
+        .and_then(Path::parent)
+        .expect("GOROOT")
+        .to_path_buf();
+    let src = goroot.join("src/runtime/testdata/testgoroutineleakprofile");
+    let dir = sfgi_gotool::target_dir().join("proof-suite").join(version);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&src, &dir.join("src"));
+    let root = dir.join("src");
+    std::fs::write(
+        root.join("go.mod"),
+        "module testgoroutineleakprofile\n\ngo 1.26\n",
+    )
+    .expect("go.mod");
+    let mut bins = Vec::new();
+    for (sub, name) in [(".", "suite"), ("goker", "goker")] {
+        let pkg = root.join(sub);
+        let main_go = pkg.join("main.go");
+        let text = std::fs::read_to_string(&main_go).expect("main.go");
+        assert!(text.contains("\nfunc main() {"), "{}", main_go.display());
+        std::fs::write(
+            &main_go,
+            text.replace("\nfunc main() {", "\nfunc origMain() {"),
+        )
+        .expect("write");
+        std::fs::write(pkg.join("zz_sfgi_proof.go"), WRAPPER).expect("wrapper");
+        let out = dir.join(name);
+        let mut cmd = Command::new(&go);
+        cmd.args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&pkg);
+        sfgi_gotool::go_env(&mut cmd, version);
+        let o = cmd.output().expect("go build");
+        assert!(
+            o.status.success(),
+            "go build: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        bins.push(out);
+    }
+    (bins[0].clone(), bins[1].clone(), goroot)
+}
+
+/// `Func(...) [reason]` of a goroutine, as Go's profile text gives it: the bottom frame above
+/// `runtime.goexit` (compiler `go` wrappers left out), `main.` cut.
+fn key(bin: &GoBinary, g: &sfgi_engine::goroutine::GoroutineInfo) -> String {
+    let funcs: Vec<String> = g
+        .stack
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &pc)| {
+            bin.func_for_pc(if i == 0 { pc } else { pc.wrapping_sub(1) })
+                .map(|f| f.name)
+        })
+        .collect();
+    let bottom = funcs
+        .iter()
+        .rev()
+        .find(|f| {
+            *f != "runtime.goexit"
+                && !f
+                    .rsplit_once(".gowrap")
+                    .is_some_and(|(_, n)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        })
+        .cloned()
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "{}(...) [{}]",
+        bottom.strip_prefix("main.").unwrap_or(&bottom),
+        g.wait_reason.as_deref().unwrap_or("")
+    )
+}
+
+/// One case's comparison, by goroutine id.
+#[derive(Default, Debug)]
+struct Row {
+    /// Goids the runtime marked leaked (its profile, written after SFGI's proof).
+    runtime: BTreeSet<u64>,
+    /// Goids SFGI proved, with `Func(...) [reason]`.
+    sfgi: BTreeMap<u64, String>,
+    /// Goroutines blocked on channels or sync objects when SFGI proved.
+    candidates: usize,
+    refused: Option<String>,
+}
+
+/// Goids of `goroutine N [... (leaked)...]:` headers in a debug=2 profile.
+fn leaked_goids(profile: &str) -> BTreeSet<u64> {
+    profile
+        .lines()
+        .filter(|l| l.starts_with("goroutine ") && l.contains("(leaked)"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+fn run_case(bin_path: &Path, bin: &GoBinary, case: &str, simple: bool) -> Result<Row, String> {
+    let mut cmd = Command::new(bin_path);
+    cmd.arg(case)
+        .env("GODEBUG", "asyncpreemptoff=1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if simple {
+        cmd.env("GOMAXPROCS", "1");
+    }
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let out = child.stdout.take().ok_or("stdout")?;
+    let child = Kill(child);
+    let pid = child.0.id();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let wait_for = |lines: &mut Vec<String>, what: &str, secs: u64| -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    let done = l.contains(what);
+                    lines.push(l);
+                    if done {
+                        return Ok(());
+                    }
+                }
+                Err(_) => return Err(format!("no {what:?} line")),
+            }
+        }
+    };
+    wait_for(&mut lines, "sfgi-proof: case returned", 30)?;
+    // SFGI's settle time, then a proof.
+    std::thread::sleep(Duration::from_millis(1200));
+    let layout = bin.heap_layout().ok_or("no layout")?.clone();
+    let mem = RemoteMemory::new(pid, 0, 4096);
+    let globals = Globals::locate(&mem, bin, &layout, 0).map_err(|e| e.to_string())?;
+    let prover = Prover {
+        layout,
+        globals,
+        config: ProofConfig {
+            gap: Duration::from_millis(200),
+            g_stack: bin.offsets().g_stack_lo,
+        },
+    };
+    let mut last = Vec::new();
+    let report = prover.prove(&mem, || {
+        sfgi_trace::inventory::read(pid, bin, 0).map(|i| {
+            last = i.goroutines.clone();
+            i.goroutines
+        })
+    });
+    let mut row = Row {
+        candidates: report.candidates,
+        refused: report.refused.clone(),
+        ..Row::default()
+    };
+    for p in &report.proven {
+        let k = last
+            .iter()
+            .find(|g| g.goid == p.goid)
+            .map(|g| key(bin, g))
+            .unwrap_or_default();
+        row.sfgi.insert(p.goid, k);
+    }
+    // Only now the runtime's own verdict.
+    assert!(unsafe_free_kill(pid, libc_sigusr1()), "SIGUSR1 to {pid}");
+    let from = lines.len();
+    wait_for(&mut lines, "sfgi-proof: done", 30)?;
+    let profile = lines[from..].join("\n");
+    row.runtime = leaked_goids(&profile);
+    // The parser SFGI's evaluation uses agrees on the count.
+    assert_eq!(
+        go_profile_leaks(&profile).len(),
+        row.runtime.len(),
+        "{case}"
+    );
+    drop(child);
+    Ok(row)
+}
+
+/// SIGUSR1's number on Linux.
+fn libc_sigusr1() -> &'static str {
+    "-USR1"
+}
+
+/// `kill -USR1 pid` (no unsafe code in this test).
+fn unsafe_free_kill(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn sfgi_proves_nothing_the_runtime_does_not() {
+    let version = sfgi_gotool::NEWEST;
+    let (root, goker, goroot) = build(version);
+    let cases = suite_cases(&goroot).expect("suite cases");
+    let bins: BTreeMap<&str, (PathBuf, GoBinary)> = [
+        ("testgoroutineleakprofile", root),
+        ("testgoroutineleakprofile/goker", goker),
+    ]
+    .into_iter()
+    .map(|(k, p)| {
+        let b = GoBinary::open(&p).expect("open");
+        (k, (p, b))
+    })
+    .collect();
+    let (mut agree, mut runtime_only, mut sfgi_only, mut failed) = (0usize, 0usize, 0usize, 0usize);
+    let mut sfgi_only_cases = Vec::new();
+    eprintln!("| case | runtime's leaks | SFGI's candidates | SFGI's proofs | agreements | runtime-only | SFGI-only |");
+    eprintln!("|---|---|---|---|---|---|---|");
+    for case in &cases {
+        let Some((path, bin)) = bins.get(case.program.as_str()) else {
+            continue;
+        };
+        let row = match run_case(path, bin, &case.name, case.simple) {
+            Ok(r) => r,
+            Err(e) => {
+                failed += 1;
+                eprintln!("| {} | run failed: {e} | | | | | |", case.name);
+                continue;
+            }
+        };
+        let a = row.sfgi.keys().filter(|g| row.runtime.contains(g)).count();
+        // SFGI-only, by what they wait in.
+        let mut s_only: BTreeMap<&str, usize> = BTreeMap::new();
+        for (g, k) in &row.sfgi {
+            if !row.runtime.contains(g) {
+                *s_only.entry(k.as_str()).or_default() += 1;
+            }
+        }
+        let n_only: usize = s_only.values().sum();
+        agree += a;
+        runtime_only += row.runtime.len() - a;
+        sfgi_only += n_only;
+        let fmt = |m: &BTreeMap<&str, usize>| {
+            m.iter()
+                .map(|(k, n)| {
+                    if *n > 1 {
+                        format!("{k} ×{n}")
+                    } else {
+                        k.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
+        if n_only > 0 {
+            sfgi_only_cases.push(format!("{}: {}", case.name, fmt(&s_only)));
+        }
+        eprintln!(
+            "| {} | {} | {} | {}{} | {a} | {} | {} |",
+            case.name,
+            row.runtime.len(),
+            row.candidates,
+            row.sfgi.len(),
+            row.refused
+                .as_deref()
+                .map(|r| format!(" (refused: {r})"))
+                .unwrap_or_default(),
+            row.runtime.len() - a,
+            if n_only == 0 {
+                "0".to_string()
+            } else {
+                fmt(&s_only)
+            }
+        );
+    }
+    eprintln!(
+        "\n{} cases: agreements {agree}, runtime-only {runtime_only}, SFGI-only {sfgi_only}, runs failed {failed}",
+        cases.len()
+    );
+    assert_eq!(
+        sfgi_only, 0,
+        "SFGI proved what the runtime did not: {sfgi_only_cases:#?}"
+    );
+    assert!(agree > 0, "nothing proven at all");
+}
