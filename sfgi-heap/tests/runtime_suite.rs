@@ -270,6 +270,7 @@ fn unsafe_free_kill(pid: u32, sig: &str) -> bool {
 }
 
 #[test]
+#[ignore = "long run (~2 min, Go's 85 leak tests): cargo xtask test --full"]
 fn sfgi_proves_nothing_the_runtime_does_not() {
     let version = sfgi_gotool::NEWEST;
     let (root, goker, goroot) = build(version);

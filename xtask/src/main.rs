@@ -49,6 +49,9 @@ enum Cmd {
         /// Developer loop: oldest and newest Go only, no fuzz run, no evaluation.
         #[arg(long)]
         quick: bool,
+        /// Also the long runs CI leaves out (the `#[ignore]`d proof corpus and Go runtime suite, ~7 min more).
+        #[arg(long, conflicts_with = "quick")]
+        full: bool,
     },
     /// Measure SFGI's overhead and scale against the Go programs in bench/ (as root); prints
     /// Markdown tables for docs/PERFORMANCE.md. Not run by CI.
@@ -101,7 +104,7 @@ fn main() {
         Cmd::Setup => setup(),
         Cmd::BuildEbpf => build_ebpf().map(|_| ()),
         Cmd::Build => build().map(|_| ()),
-        Cmd::Test { quick } => test(quick),
+        Cmd::Test { quick, full } => test(quick, full),
         Cmd::Demo {
             duration,
             threshold,
@@ -277,7 +280,12 @@ fn build() -> Result<PathBuf> {
     Ok(target_dir().join("release").join("sfgi"))
 }
 
-fn test(quick: bool) -> Result<()> {
+/// Test files whose `#[ignore]`d tests are the long runs: left out of the default `cargo xtask
+/// test` (CI's 40-minute budget), run by `cargo xtask test --full` (docs/RELIABILITY.md "Test
+/// durations" has their wall times).
+const FULL_ONLY: &[(&str, &str)] = &[("sfgi-tests", "proof"), ("sfgi-heap", "runtime_suite")];
+
+fn test(quick: bool, full: bool) -> Result<()> {
     if !is_root() {
         bail!("the integration tests attach eBPF probes: run `cargo xtask test` as root (sudo -E)");
     }
@@ -360,7 +368,28 @@ fn test(quick: bool) -> Result<()> {
         .env("SFGI_BPF_OBJECT", &obj)
         .env("SFGI_BIN", &sfgi)
         .env("SFGI_TEST_HOOKS_BIN", &hooks);
-    let (passed, failed) = run_counting_tests(&mut t)?;
+    let (mut passed, mut failed) = run_counting_tests(&mut t)?;
+    if full {
+        step("the long runs (cargo xtask test --full)");
+        for (package, test_file) in FULL_ONLY {
+            let mut t = cargo();
+            t.args([
+                "test",
+                "-p",
+                package,
+                "--test",
+                test_file,
+                "--",
+                "--ignored",
+            ])
+            .env("SFGI_BPF_OBJECT", &obj)
+            .env("SFGI_BIN", &sfgi)
+            .env("SFGI_TEST_HOOKS_BIN", &hooks);
+            let (p, f) = run_counting_tests(&mut t)?;
+            passed += p;
+            failed += f;
+        }
+    }
     if !quick {
         step("accuracy evaluation, quick mode (docs/ACCURACY.md)");
         eval::eval(&eval::EvalArgs::quick())?;
