@@ -93,15 +93,16 @@ pub enum ChanKind {
     /// A channel of zero-size elements (`chan struct{}`): a done, stop or ack signal, such as
     /// the channel `ctx.Done()` returns; only closing it (or a send) wakes the waiter.
     Signal,
-    /// A timer channel whose one-shot timer is armed (synchronous timer channels, Go 1.23+).
+    /// A timer channel whose one-shot timer is armed.
     Timer,
     /// A ticker channel (a timer with a period), running.
     Ticker,
     /// A timer or ticker channel whose timer was stopped: it will never fire.
     TimerStopped,
     /// A timer channel in the asynchronous mode (Go < 1.23, or a module whose `go.mod` says
-    /// an older Go): a `chan time.Time` of capacity 1 fed by a runtime timer whose state cannot
-    /// be read from the channel.
+    /// an older Go): a `chan time.Time` of capacity 1 fed by a runtime timer, whose state the
+    /// inventory could not find (the per-P timer heaps were not readable); when it can, such a
+    /// channel is `Timer`, `Ticker` or `TimerStopped` like a synchronous one.
     TimerAsync,
 }
 

@@ -22,7 +22,7 @@ pub mod tables;
 mod waitreason;
 
 pub use buildinfo::{BuildInfo, GoVersion};
-pub use chan::ChanLayout;
+pub use chan::{ChanLayout, TimerHeapLayout};
 pub use heap::{HeapLayout, HeapLayoutSource};
 pub use sudog::{SudogOffsets, SudogSource};
 pub use waitreason::{WaitReasonSource, WaitReasons};
@@ -296,6 +296,8 @@ pub struct GoBinary {
     dwarf_offsets_error: Option<String>,
     sudog: SudogOffsets,
     heap: Option<HeapLayout>,
+    /// Per-P timer heaps (Go 1.21–1.26).
+    timer_heap: Option<TimerHeapLayout>,
     firstmoduledata: Option<u64>,
     wait_reasons: WaitReasons,
     wait_reasons_error: Option<String>,
@@ -368,6 +370,7 @@ impl GoBinary {
             elf.symbols.get("runtime.semtable").map(|s| s.size),
             &sudog,
         );
+        let timer_heap = TimerHeapLayout::resolve(&elf.dwarf, minor);
         let (wait_reasons, wait_reasons_error) = match waitreason::from_binary(&data, &elf) {
             Ok(names) => (
                 WaitReasons {
@@ -390,6 +393,7 @@ impl GoBinary {
             dwarf_offsets_error,
             sudog,
             heap,
+            timer_heap,
             firstmoduledata,
             wait_reasons,
             wait_reasons_error,
@@ -410,6 +414,13 @@ impl GoBinary {
             return None;
         }
         ChanLayout::for_minor(v.minor)
+    }
+
+    /// Where the per-P timer heaps are, for binaries whose timer channels can be
+    /// asynchronous (Go 1.21–1.26; from DWARF when present, else the per-version table);
+    /// `None` otherwise.
+    pub fn timer_heap_layout(&self) -> Option<TimerHeapLayout> {
+        self.timer_heap
     }
 
     /// The file this binary was read from.

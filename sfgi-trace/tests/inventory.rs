@@ -213,8 +213,8 @@ fn problems(p: &Parked, bin: &GoBinary, bias: u64, inv: &Inventory) -> Vec<Strin
             // Channel waits have one sudog per channel; semaphore waits (mutex, cond) have one
             // sudog without a channel from Go 1.26 (none before); the rest have none.
             let sudogs_ok = match k.name.as_str() {
-                "recv" | "send" | "select" | "ticker" | "stopped" | "done" => {
-                    let select = matches!(k.name.as_str(), "select" | "ticker");
+                "recv" | "send" | "select" | "ticker" | "stopped" | "janitor" | "done" => {
+                    let select = matches!(k.name.as_str(), "select" | "ticker" | "janitor");
                     let n = if select { 2 } else { 1 };
                     g.sudogs.len() == n
                         && g.sudogs.iter().all(|s| s.c != 0 && s.is_select == select)
@@ -417,8 +417,8 @@ fn newest_stripped_pie() {
     check_target(sfgi_gotool::NEWEST, true, true);
 }
 
-/// For every supported version: the code-derived `allgs`/`allglen` equal the symtab's, the
-/// stripped build agrees, and the built-in sudog table equals the DWARF.
+/// For every supported version: the code-derived `allgs`/`allglen`/`allp` equal the symtab's,
+/// the stripped build agrees, and the built-in sudog and timer-heap tables equal the DWARF.
 #[test]
 fn locate_allgs_and_sudog_table_all_versions() {
     for &version in sfgi_gotool::ALL {
@@ -449,6 +449,20 @@ fn locate_allgs_and_sudog_table_all_versions() {
         assert!(s != 0, "go{version} stripped");
         assert!(inventory::locate_allglen(&stripped).is_ok());
 
+        let (allp, _) = normal.data_symbol("runtime.allp").expect("symbol");
+        assert_eq!(
+            inventory::locate_allp_in_code(&normal).unwrap_or_else(|e| panic!("go{version}: {e}")),
+            allp,
+            "go{version}: allp from runtime.timeSleepUntil"
+        );
+        assert!(inventory::locate_allp(&stripped).is_ok(), "go{version}");
+        // The timer heap layout: DWARF (normal) equals the table (stripped), where one exists.
+        assert_eq!(
+            normal.timer_heap_layout(),
+            stripped.timer_heap_layout(),
+            "go{version}: timer heap layout, DWARF vs table"
+        );
+        assert_eq!(normal.timer_heap_layout().is_some(), minor(version) < 27);
         let dwarf = normal.sudog_offsets();
         assert_eq!(
             dwarf.source,
@@ -471,7 +485,9 @@ fn locate_allgs_and_sudog_table_all_versions() {
 /// For every supported version, in both timer-channel modes: the channels goroutines wait on
 /// are described from the target's memory — data channels, a done channel (`ctx.Done()`), a
 /// janitor's running ticker next to its stop channel, and the channel of a stopped ticker
-/// (stopped only readable for synchronous timer channels, Go 1.23+).
+/// (read from `hchan.timer` for synchronous timer channels, Go 1.23+; found in the per-P timer
+/// heaps through `runtime.allp` for asynchronous ones — the builds are stripped, so `allp` comes
+/// from the code).
 #[test]
 fn channels_waited_on_are_described_on_every_version() {
     use inventory::ChanKind::*;
@@ -503,18 +519,10 @@ fn channels_waited_on_are_described_on_every_version() {
                 ("send", &[Data]),
                 ("select", &[Data, Data]),
                 ("done", &[Signal]),
-                (
-                    "ticker",
-                    if sync {
-                        &[Ticker, Signal]
-                    } else {
-                        &[TimerAsync, Signal]
-                    },
-                ),
-                (
-                    "stopped",
-                    if sync { &[TimerStopped] } else { &[TimerAsync] },
-                ),
+                // Asynchronous timer channels are resolved through the per-P timer heaps.
+                ("ticker", &[Ticker, Signal]),
+                ("stopped", &[TimerStopped]),
+                ("janitor", &[TimerStopped, Signal]),
             ];
             for (kind, kinds) in want {
                 let k = p.kinds.iter().find(|k| k.name == *kind).unwrap();

@@ -154,6 +154,13 @@ pub(crate) fn allglen_from_allgadd(code: &[u8], entry: u64, allgs: u64) -> Resul
 
 /// `allgs` from `runtime.forEachG`'s code: the unique A with A and A+8 loaded (and not A+16).
 pub(crate) fn allgs_from_foreachg(code: &[u8], entry: u64) -> Result<u64, String> {
+    ranged_slice(code, entry)
+}
+
+/// The slice a function ranges over (`for _, x := range global`): the unique A with A and A+8
+/// loaded and A-8 not (so the middle of a slice header is not taken for one). `allgs` in
+/// `runtime.forEachG`, `allp` in `runtime.timeSleepUntil`.
+pub(crate) fn ranged_slice(code: &[u8], entry: u64) -> Result<u64, String> {
     let r = scan(code, entry);
     let c: Vec<u64> = r
         .accessed

@@ -24,8 +24,10 @@ pub use sfgi_goexe::{SudogOffsets, SudogSource};
 
 use mem::{u32_at, u64_at, u8_at, Remote};
 use serde::Serialize;
-use sfgi_goexe::{Arch, ChanLayout, GoBinary, OffsetSource, RuntimeOffsets, WaitReasons};
-use std::collections::BTreeMap;
+use sfgi_goexe::{
+    Arch, ChanLayout, GoBinary, OffsetSource, RuntimeOffsets, TimerHeapLayout, WaitReasons,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 
 /// Largest `len(allgs)` accepted (more means a corrupt or misread slice header).
@@ -34,6 +36,10 @@ pub const MAX_ALLGS: u64 = 50_000_000;
 pub const MAX_DEPTH: usize = 64;
 /// Most sudogs followed per goroutine (a `select` has one per case).
 pub const MAX_SUDOGS: usize = 128;
+/// Most Ps read from `runtime.allp` (`len(allp)` is GOMAXPROCS; far above any real machine).
+pub const MAX_PROCS: u64 = 1 << 14;
+/// Most timers read from the per-P timer heaps in one reading.
+pub const MAX_TIMERS: u64 = 4_000_000;
 /// `g`s read per group (bounds memory: the group's g structs and stack windows).
 const GROUP: usize = 8192;
 /// Stack bytes read per goroutine per unwinding round.
@@ -200,6 +206,29 @@ pub fn locate_allglen_in_code(bin: &GoBinary) -> Result<u64, InventoryError> {
         })
 }
 
+/// Where `runtime.allp` (the `[]*p` of every P) is (link-time vaddr): the symbol if present,
+/// else from `runtime.timeSleepUntil`'s code, which ranges over it (`for _, pp := range allp`)
+/// in every supported version. Needed only to find the timers of asynchronous timer channels.
+pub fn locate_allp(bin: &GoBinary) -> Result<u64, InventoryError> {
+    if let Some((addr, _)) = bin.data_symbol("runtime.allp") {
+        return Ok(addr);
+    }
+    locate_allp_in_code(bin)
+}
+
+/// Where `runtime.allp` is according to the code alone (ignores `.symtab`).
+pub fn locate_allp_in_code(bin: &GoBinary) -> Result<u64, InventoryError> {
+    if bin.arch() != Arch::Amd64 {
+        return Err(InventoryError::UnsupportedArch(bin.arch().to_string()));
+    }
+    function_code(bin, "runtime.timeSleepUntil")
+        .and_then(|(code, entry)| locate::ranged_slice(&code, entry))
+        .map_err(|why| InventoryError::Corrupt {
+            what: "runtime.allp",
+            why: format!("runtime.timeSleepUntil: {why}"),
+        })
+}
+
 /// Where `runtime.semtable` is (link-time vaddr): the symbol if present, else from the code of
 /// `runtime.semacquire1` and `runtime.semrelease1`, which both take the address of
 /// `semtable[(addr>>3) % semTabSize]` with a RIP-relative `LEA` of the table: the one `LEA`
@@ -334,6 +363,9 @@ pub struct Plan<'b> {
     pub sudog: SudogOffsets,
     /// `runtime.hchan`/`runtime.timer` layout (channels are not described without one).
     pub chan: Option<ChanLayout>,
+    /// Link-time address of `runtime.allp`, if found, and the per-P timer heaps' layout: with
+    /// both, the timer behind an asynchronous timer channel is looked up (running or stopped).
+    pub timers: Option<(u64, TimerHeapLayout)>,
     /// Wait-reason names.
     pub wait_reasons: WaitReasons,
 }
@@ -364,6 +396,9 @@ impl<'b> Plan<'b> {
             offsets,
             sudog: bin.sudog_offsets(),
             chan: bin.chan_layout(),
+            timers: bin
+                .timer_heap_layout()
+                .and_then(|t| locate_allp(bin).ok().map(|a| (a, t))),
             wait_reasons: bin.wait_reasons().clone(),
         })
     }
@@ -425,6 +460,8 @@ impl<'b> Plan<'b> {
             off: &self.offsets,
             sudog: self.sudog,
             chan: self.chan,
+            timers: self.timers,
+            async_timers: std::cell::OnceCell::new(),
             wait_reasons: &self.wait_reasons,
             bin: self.bin,
             bias,
@@ -658,6 +695,10 @@ struct Reader<'a> {
     off: &'a RuntimeOffsets,
     sudog: SudogOffsets,
     chan: Option<ChanLayout>,
+    timers: Option<(u64, TimerHeapLayout)>,
+    /// The channels of the timers in the per-P heaps, read at most once per inventory read
+    /// (when the first asynchronous timer channel is met); `None` if they could not be read.
+    async_timers: std::cell::OnceCell<Option<HashMap<u64, ChanKind>>>,
     wait_reasons: &'a WaitReasons,
     bin: Option<&'a GoBinary>,
     bias: u64,
@@ -836,11 +877,7 @@ impl Reader<'_> {
                 // is a goroutine waiting on a running timer: its timer can be stopped while it
                 // waits, which its own `g` does not show.
                 let whole = inv.goroutines.get(gi).is_some_and(|g| {
-                    !g.stack_truncated
-                        && !g
-                            .sudogs
-                            .iter()
-                            .any(|s| matches!(s.kind, ChanKind::Timer | ChanKind::Ticker))
+                    !g.stack_truncated && !g.sudogs.iter().any(|s| s.kind.live_timer())
                 });
                 if let Some(f) = fps.get_mut(slot) {
                     *f = if whole { fp } else { fp | 1 };
@@ -1100,6 +1137,7 @@ impl Reader<'_> {
                 Some(_) => ChanKind::Data,
             })
             .collect();
+        let kinds = self.resolve_async_timers(&chans, kinds);
         for (i, k) in waits {
             let s = &mut gs[i].sudogs[k];
             if let Ok(c) = chans.binary_search(&s.c) {
@@ -1107,6 +1145,126 @@ impl Reader<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Asynchronous timer channels, told apart by the timer found for them in the per-P heaps:
+    /// running (a timer or a ticker), or stopped (not in any heap, or there but stopped). A
+    /// channel whose timer is missing from one reading of the heaps — they are read without
+    /// the runtime's locks, and a timer being moved between Ps or re-sorted is briefly out of
+    /// every heap — is looked for in a second reading before it is called stopped. Without the
+    /// heaps (no `allp`, an unknown layout, unreadable memory) the kind stays `TimerAsync`.
+    fn resolve_async_timers(&self, chans: &[u64], mut kinds: Vec<ChanKind>) -> Vec<ChanKind> {
+        if !kinds.contains(&ChanKind::TimerAsync) {
+            return kinds;
+        }
+        let Some(first) = self
+            .async_timers
+            .get_or_init(|| self.read_timer_heaps().ok())
+        else {
+            return kinds;
+        };
+        let mut second: Option<Option<HashMap<u64, ChanKind>>> = None;
+        for (k, kind) in kinds.iter_mut().enumerate() {
+            if *kind != ChanKind::TimerAsync {
+                continue;
+            }
+            let Some(c) = chans.get(k) else { continue };
+            *kind = match first.get(c) {
+                Some(&found) if found != ChanKind::TimerStopped => found,
+                _ => {
+                    let again = second.get_or_insert_with(|| self.read_timer_heaps().ok());
+                    match again.as_ref().map(|m| m.get(c)) {
+                        None => ChanKind::TimerAsync,
+                        Some(Some(&found)) => found,
+                        Some(None) => ChanKind::TimerStopped,
+                    }
+                }
+            };
+        }
+        kinds
+    }
+
+    /// Reads every P's timer heap: channel (`timer.arg`'s data word) → `Timer`, `Ticker` or
+    /// `TimerStopped`. Bounded: at most [`MAX_PROCS`] Ps and [`MAX_TIMERS`] timers.
+    fn read_timer_heaps(&self) -> Result<HashMap<u64, ChanKind>, InventoryError> {
+        let corrupt = |why: String| InventoryError::Corrupt {
+            what: "runtime.allp",
+            why,
+        };
+        let Some((allp, t)) = self.timers else {
+            return Err(corrupt("not located".into()));
+        };
+        let hdr = self.remote.read(allp.wrapping_add(self.bias), 24)?;
+        let (ptr, len) = (u64_at(&hdr, 0).unwrap_or(0), u64_at(&hdr, 8).unwrap_or(0));
+        if len == 0 || len > MAX_PROCS || ptr == 0 || !ptr.is_multiple_of(8) {
+            return Err(corrupt(format!("ptr={ptr:#x} len={len}")));
+        }
+        let ps = self.remote.read(ptr, (len * 8) as usize)?;
+        let heap_hdrs: Vec<(u64, usize)> = ps
+            .chunks_exact(8)
+            .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes))
+            .map(|p| {
+                if p != 0 && p.is_multiple_of(8) {
+                    (p.wrapping_add(t.p_heap), 16)
+                } else {
+                    (0, 0)
+                }
+            })
+            .collect();
+        let hdrs = self.remote.read_many(&heap_hdrs)?;
+        let mut total = 0u64;
+        let arrays: Vec<(u64, usize)> = (0..heap_hdrs.len())
+            .map(|i| {
+                let Some(h) = hdrs.get(i) else { return (0, 0) };
+                let (hp, hl) = (u64_at(h, 0).unwrap_or(0), u64_at(h, 8).unwrap_or(0));
+                if hp == 0 || hl == 0 || total + hl > MAX_TIMERS {
+                    return (0, 0);
+                }
+                total += hl;
+                (hp, (hl * t.entry) as usize)
+            })
+            .collect();
+        let arrays = self.remote.read_many(&arrays)?;
+        let mut timers: Vec<(u64, usize)> = Vec::new();
+        for i in 0..heap_hdrs.len() {
+            if let Some(a) = arrays.get(i) {
+                for e in a.chunks_exact(t.entry as usize) {
+                    let tp = u64_at(e, 0).unwrap_or(0);
+                    if tp != 0 && tp.is_multiple_of(8) {
+                        timers.push((tp, t.timer_read_len() as usize));
+                    }
+                }
+            }
+        }
+        let read = self.remote.read_many(&timers)?;
+        let mut out: HashMap<u64, ChanKind> = HashMap::with_capacity(timers.len());
+        for i in 0..timers.len() {
+            let Some(b) = read.get(i) else { continue };
+            let arg = u64_at(b, t.arg_data).unwrap_or(0);
+            if arg == 0 {
+                continue;
+            }
+            let when = u64_at(b, t.when).unwrap_or(0) as i64;
+            let period = u64_at(b, t.period).unwrap_or(0) as i64;
+            let live = match t.status {
+                Some(off) => {
+                    u32_at(b, off).is_some_and(|s| TimerHeapLayout::LIVE_STATUSES.contains(&s))
+                }
+                None => when > 0,
+            };
+            let kind = match (live, period > 0) {
+                (false, _) => ChanKind::TimerStopped,
+                (true, true) => ChanKind::Ticker,
+                (true, false) => ChanKind::Timer,
+            };
+            // A channel can have a stopped timer and a running one (a Reset re-added it):
+            // running wins.
+            let e = out.entry(arg).or_insert(kind);
+            if *e == ChanKind::TimerStopped {
+                *e = kind;
+            }
+        }
+        Ok(out)
     }
 
     /// Unwinds the stacks of goroutines whose `sched` is valid, by frame pointers, reading
@@ -1305,6 +1463,7 @@ mod tests {
             offsets: tables::offsets_for_minor(27).unwrap(),
             sudog: SudogOffsets::for_minor(27).unwrap(),
             chan: ChanLayout::for_minor(27),
+            timers: None,
             wait_reasons: WaitReasons {
                 names: tables::wait_reasons_for_minor(27).unwrap(),
                 source: WaitReasonSource::Table { minor: 27 },

@@ -29,6 +29,8 @@
 //	nilrecv main.parkNilRecv: chan receive (nil chan)
 //	ticker  main.parkTicker:  select (on a running 1 h ticker and a stop channel: a janitor)
 //	stopped main.parkStopped: chan receive (on the channel of a ticker stopped before the wait)
+//	janitor main.parkJanitor: select (a janitor whose ticker was stopped and whose stop channel
+//	                          is never closed: a leak that looks like a periodic loop)
 //	done    main.parkDone:    chan receive (on ctx.Done() of a context never cancelled)
 //
 // Timer channels are asynchronous unless GODEBUG=asynctimerchan=0 (Go 1.23+): go.mod says 1.21.
@@ -127,6 +129,19 @@ func parkTicker(t *time.Ticker, stop chan struct{}) int {
 func parkStopped(t *time.Ticker) { <-t.C }
 
 //go:noinline
+func parkJanitor(t *time.Ticker, stop chan struct{}) int {
+	n := 0
+	for {
+		select {
+		case <-t.C:
+			n++
+		case <-stop:
+			return n
+		}
+	}
+}
+
+//go:noinline
 func parkDone(ctx context.Context) { <-ctx.Done() }
 
 // Never cancelled: parkDone waits forever.
@@ -148,6 +163,16 @@ func spawnStopped() {
 		t.Stop()
 		goidSink <- goid()
 		parkStopped(t)
+	}()
+}
+
+//go:noinline
+func spawnJanitor() {
+	go func() {
+		t := time.NewTicker(time.Hour)
+		t.Stop()
+		goidSink <- goid()
+		parkJanitor(t, stopCh)
 	}()
 }
 
@@ -262,6 +287,7 @@ func main() {
 		{"nilrecv", "chan receive (nil chan)", "main.parkNilRecv", spawnNilRecv},
 		{"ticker", "select", "main.parkTicker", spawnTicker},
 		{"stopped", "chan receive", "main.parkStopped", spawnStopped},
+		{"janitor", "select", "main.parkJanitor", spawnJanitor},
 		{"done", "chan receive", "main.parkDone", spawnDone},
 	}
 	_ = doneCancel
