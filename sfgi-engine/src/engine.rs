@@ -831,6 +831,40 @@ impl<'t> Engine<'t> {
         taken
     }
 
+    /// The live goroutines a network connection's goroutines descend from: each one parked
+    /// (last) in network I/O other than an accept — a connection's reader — and the live
+    /// goroutine that started it (a per-connection serve loop owning its reader), but never
+    /// the main goroutine, whose life is the program's. A goroutine whose creator or creator's
+    /// creator is one of them belongs to a live connection (a stream handler, a per-connection
+    /// writer or watcher), as does the owner itself (a client's transport loop); one whose
+    /// connection's goroutines are gone does not any more.
+    fn connection_anchors(&self) -> HashSet<u64> {
+        let serves: Vec<bool> = self
+            .sites
+            .iter()
+            .map(|s| {
+                s.wait_reason == "IO wait"
+                    && !s
+                        .park_functions
+                        .iter()
+                        .any(|f| f.contains("Accept") || f.contains(".accept"))
+            })
+            .collect();
+        let mut anchors = HashSet::new();
+        for (goid, group) in self.life.last_parks() {
+            if goid != 1 && serves.get(group as usize).copied().unwrap_or(false) {
+                anchors.insert(goid);
+            }
+        }
+        let owners: Vec<u64> = anchors
+            .iter()
+            .filter_map(|&g| self.life.parent_of(g))
+            .filter(|&p| p > 1 && self.life.alive(p))
+            .collect();
+        anchors.extend(owners);
+        anchors
+    }
+
     /// Judges every group now. Groups are returned most severe first, then largest.
     pub fn verdicts(
         &mut self,
@@ -848,6 +882,7 @@ impl<'t> Engine<'t> {
             gc_max: u64,
             parents: HashSet<u64>,
             wakes: u64,
+            connection: usize,
             cv: Vec<f64>,
             intervals: Vec<f64>,
             creation_stack: Option<i32>,
@@ -868,6 +903,7 @@ impl<'t> Engine<'t> {
             }
         }
         self.health.unconfirmed = unconfirmed;
+        let anchors = self.connection_anchors();
         let mut by_group: HashMap<u32, Acc> = HashMap::new();
         for g in self.life.parked() {
             // A park known only from events while events are untrusted may have ended unseen:
@@ -882,6 +918,7 @@ impl<'t> Engine<'t> {
                 gc_max: 0,
                 parents: HashSet::new(),
                 wakes: 0,
+                connection: 0,
                 cv: Vec::new(),
                 intervals: Vec::new(),
                 creation_stack: None,
@@ -916,6 +953,18 @@ impl<'t> Engine<'t> {
             a.gc_max = a.gc_max.max(self.life.gc_cycles_blocked(p));
             if let Some(parent) = g.parent {
                 a.parents.insert(parent);
+            }
+            if !anchors.is_empty()
+                && (anchors.contains(&g.goid)
+                    || g.parent.is_some_and(|p| {
+                        anchors.contains(&p)
+                            || self
+                                .life
+                                .parent_of(p)
+                                .is_some_and(|gp| anchors.contains(&gp))
+                    }))
+            {
+                a.connection += 1;
             }
             if g.creation_stack_id >= 0 && a.creation_stack.is_none() {
                 a.creation_stack = Some(g.creation_stack_id);
@@ -968,6 +1017,7 @@ impl<'t> Engine<'t> {
                 wake_interval_cv: median(&mut a.cv),
                 wake_interval_median_s: median(&mut a.intervals),
                 waits_on: site.waits_on.clone(),
+                connection_members: a.connection,
             };
             let class: Classification = self.classifier.classify(&features);
             let verdict = self.judge.judge(
@@ -982,6 +1032,16 @@ impl<'t> Engine<'t> {
             let oldest = views.first().map(|m| m.since_ns).unwrap_or(now_ns);
             let newest = views.last().map(|m| m.since_ns).unwrap_or(now_ns);
             let secs = now_ns.saturating_sub(oldest) as f64 / 1e9;
+            // A shape the rules call healthy that keeps growing: say so, rather than leave the
+            // healthy reading ("the timer wakes them", "they end with the connection") alone.
+            let explanation = if class.healthy && verdict.status == Status::Growing {
+                format!(
+                    "{} Yet the group keeps growing ({:+.1}/min): more start than end, so some outlive what they were for.",
+                    class.explanation, verdict.growth_per_minute
+                )
+            } else {
+                class.explanation
+            };
             out.push(Leak {
                 id: site.id.clone(),
                 status: verdict.status,
@@ -991,7 +1051,7 @@ impl<'t> Engine<'t> {
                     .round()
                     / 1e3,
                 pattern: class.pattern,
-                explanation: class.explanation,
+                explanation,
                 fix_hint: class.fix_hint,
                 count,
                 duration: go_duration(secs),
@@ -1097,7 +1157,12 @@ mod tests {
         }
 
         fn wait_reason(&self, raw: u32) -> Option<String> {
-            (raw == 7).then(|| "chan receive".to_string())
+            match raw {
+                2 => Some("IO wait".to_string()),
+                7 => Some("chan receive".to_string()),
+                9 => Some("select".to_string()),
+                _ => None,
+            }
         }
     }
 
@@ -1514,6 +1579,75 @@ mod tests {
         assert_eq!(v.len(), 1, "{v:#?}");
         assert_eq!(v[0].duration_seconds, 1.0);
         assert_eq!(v[0].count, 1);
+    }
+
+    /// Stream handlers started by a live connection's reader and waiting with a done case are
+    /// its goroutines (resident); once the reader is gone they are judged as leaks. Nothing is
+    /// bound through the main goroutine, nor through an accept loop.
+    #[test]
+    fn goroutines_of_a_live_connection_are_resident_until_it_ends() {
+        use crate::goroutine::{ChanKind, SudogInfo};
+        let mut e = engine(Limits::default());
+        let mut reader = parked(10, vec![900, 901]);
+        reader.wait_reason = Some("IO wait".into());
+        reader.wait_reason_raw = 2;
+        reader.parent_goid = 5;
+        let mut accept = parked(5, vec![950, 951]);
+        accept.wait_reason = Some("IO wait".into());
+        accept.wait_reason_raw = 2;
+        let handler = |goid: u64, parent: u64, stack: Vec<u64>| {
+            let mut h = parked(goid, stack);
+            h.wait_reason = Some("select".into());
+            h.wait_reason_raw = 9;
+            h.parent_goid = parent;
+            h.sudogs = [(ChanKind::Data, 0xd000), (ChanKind::Signal, 0xe000 + goid)]
+                .into_iter()
+                .map(|(kind, c)| SudogInfo {
+                    addr: c + 1,
+                    elem: 0,
+                    c,
+                    is_select: true,
+                    kind,
+                })
+                .collect();
+            h
+        };
+        let handlers: Vec<GoroutineInfo> =
+            (20..23).map(|g| handler(g, 10, vec![700, 701])).collect();
+        // Children of the main goroutine's children: not a connection's, whatever main does.
+        let orphans: Vec<GoroutineInfo> = (30..33).map(|g| handler(g, 1, vec![800, 801])).collect();
+        let mut all = vec![reader.clone(), accept.clone()];
+        all.extend(handlers.iter().cloned());
+        all.extend(orphans.iter().cloned());
+        ingest(&mut e, &all, 10);
+        ingest(&mut e, &all, 400);
+        let v = e.verdicts(401 * S, &NoStacks, false);
+        let at = |v: &[Leak], f: &str| -> Leak {
+            v.iter()
+                .find(|l| l.blocked_at.contains(f))
+                .cloned()
+                .unwrap_or_else(|| panic!("no group at {f}: {v:#?}"))
+        };
+        let h = at(&v, "main.f700");
+        assert_eq!(h.pattern, "per-connection", "{h:#?}");
+        assert_eq!(h.status, Status::Resident, "{h:#?}");
+        assert!(
+            h.explanation.contains("live network connection"),
+            "{}",
+            h.explanation
+        );
+        let o = at(&v, "main.f800");
+        assert_eq!(o.pattern, "select-blocked", "{o:#?}");
+        assert_eq!(o.status, Status::Suspect, "{o:#?}");
+        // The connection ends (its reader exits); its handlers stay behind: leaks.
+        let mut rest = vec![accept];
+        rest.extend(handlers.iter().cloned());
+        ingest(&mut e, &rest, 800);
+        ingest(&mut e, &rest, 1200);
+        let v = e.verdicts(1201 * S, &NoStacks, false);
+        let h = at(&v, "main.f700");
+        assert_eq!(h.pattern, "select-blocked", "{h:#?}");
+        assert_eq!(h.status, Status::Suspect, "{h:#?}");
     }
 
     /// An incremental re-read's unchanged goroutines keep and confirm their parks exactly as a

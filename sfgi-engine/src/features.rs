@@ -33,6 +33,10 @@ pub struct GroupFeatures {
     /// case of a select); empty when none was read (a wait on no channel, or known from
     /// events only).
     pub waits_on: Vec<ChanKind>,
+    /// Members started by a live goroutine that serves a network connection (parked in
+    /// network I/O, not accepting) or that started one, or by a child of one: they are the
+    /// connection's goroutines and end with it.
+    pub connection_members: usize,
 }
 
 impl GroupFeatures {
@@ -44,6 +48,15 @@ impl GroupFeatures {
     /// Some channel waited on is a stopped timer's, and no timer waited on may still fire.
     pub fn stopped_timer(&self) -> bool {
         self.waits_on.contains(&ChanKind::TimerStopped) && !self.timer_case()
+    }
+
+    /// Every member belongs to a live network connection ([`GroupFeatures::connection_members`])
+    /// and waits, among its cases, on a done/stop channel: what the connection's end (its
+    /// context cancelled, its transport closed) will close.
+    pub fn connection_bound(&self) -> bool {
+        self.count > 0
+            && self.connection_members == self.count
+            && self.waits_on.contains(&ChanKind::Signal)
     }
 
     /// Every channel waited on carries zero-size elements (a done/stop signal).

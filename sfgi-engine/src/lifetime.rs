@@ -631,6 +631,37 @@ impl Lifetimes {
         u64::from((self.gc_cycles as u32).wrapping_sub(p.gc_at_park))
     }
 
+    /// Every goroutine SFGI knows to be alive, running or parked: `(goid, group of its last
+    /// park or u32::MAX)`.
+    pub fn last_parks(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.live
+            .values()
+            .map(|g| {
+                let known = g.parked || g.park.since_ns != 0;
+                (g.goid, if known { g.park.group } else { u32::MAX })
+            })
+            .chain(
+                self.dormant
+                    .iter()
+                    .filter(|d| !d.dead)
+                    .map(|d| (d.goid, d.group)),
+            )
+    }
+
+    /// The creator of the live goroutine `goid` (`None`: not alive, or creator unknown).
+    pub fn parent_of(&self, goid: u64) -> Option<u64> {
+        let p = match self.live.get(&goid) {
+            Some(g) => g.creation.map(|c| c.parent),
+            None => self.find_dormant(goid).map(|i| self.dormant[i].parent),
+        };
+        p.filter(|&p| p != 0)
+    }
+
+    /// Whether SFGI knows `goid` to be alive.
+    pub fn alive(&self, goid: u64) -> bool {
+        self.live.contains_key(&goid) || self.find_dormant(goid).is_some()
+    }
+
     /// Parked goroutines.
     pub fn parked(&self) -> impl Iterator<Item = ParkedView> + '_ {
         self.live

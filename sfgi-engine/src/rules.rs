@@ -87,7 +87,7 @@ pub enum RuleProblem {
         known: &'static str,
     },
     /// The rule has no match condition, so it would match every group.
-    #[error("no match condition (a rule needs at least one of wait_reason, frames_any, frames_all, frames_none, created_by, creation_frames_any, periodic, min_wakes_per_member, max_wakes_per_member, nil_object, shared_object, timer_case, stopped_timer, signal_channel, user_frame_below)")]
+    #[error("no match condition (a rule needs at least one of wait_reason, frames_any, frames_all, frames_none, created_by, creation_frames_any, periodic, min_wakes_per_member, max_wakes_per_member, nil_object, shared_object, timer_case, stopped_timer, signal_channel, connection_bound, user_frame_below)")]
     NoConditions,
     /// Two rules share an id.
     #[error("duplicate rule id (already defined in {first})")]
@@ -138,6 +138,8 @@ struct RuleSpec {
     #[serde(default)]
     signal_channel: Option<bool>,
     #[serde(default)]
+    connection_bound: Option<bool>,
+    #[serde(default)]
     user_frame_below: Option<String>,
 }
 
@@ -174,6 +176,7 @@ struct Conditions {
     timer_case: Option<bool>,
     stopped_timer: Option<bool>,
     signal_channel: Option<bool>,
+    connection_bound: Option<bool>,
     user_frame_below: Option<Regex>,
 }
 
@@ -420,6 +423,7 @@ impl Rule {
             (c.timer_case, f.timer_case()),
             (c.stopped_timer, f.stopped_timer()),
             (c.signal_channel, f.signal_channel()),
+            (c.connection_bound, f.connection_bound()),
         ] {
             if want.is_some_and(|w| w != have) {
                 return false;
@@ -672,7 +676,7 @@ fn check_types(t: &toml::Table) -> Result<(), RuleProblem> {
             "id" | "pattern" | "explanation" | "fix_hint" | "note" | "created_by"
             | "user_frame_below" => (matches!(value, V::String(_)), "a string"),
             "healthy" | "periodic" | "nil_object" | "shared_object" | "timer_case"
-            | "stopped_timer" | "signal_channel" => {
+            | "stopped_timer" | "signal_channel" | "connection_bound" => {
                 (matches!(value, V::Boolean(_)), "true or false")
             }
             "priority" => (matches!(value, V::Integer(_)), "an integer"),
@@ -721,6 +725,7 @@ fn field_name(key: &str) -> &'static str {
         "timer_case",
         "stopped_timer",
         "signal_channel",
+        "connection_bound",
         "user_frame_below",
     ];
     FIELDS.iter().copied().find(|f| *f == key).unwrap_or("?")
@@ -828,6 +833,7 @@ fn compile(spec: RuleSpec, source: &str) -> Result<Rule, RuleProblem> {
         timer_case: spec.timer_case,
         stopped_timer: spec.stopped_timer,
         signal_channel: spec.signal_channel,
+        connection_bound: spec.connection_bound,
         user_frame_below: spec
             .user_frame_below
             .as_deref()
@@ -848,6 +854,7 @@ fn compile(spec: RuleSpec, source: &str) -> Result<Rule, RuleProblem> {
         || cond.timer_case.is_some()
         || cond.stopped_timer.is_some()
         || cond.signal_channel.is_some()
+        || cond.connection_bound.is_some()
         || cond.user_frame_below.is_some();
     if !has_condition {
         return Err(RuleProblem::NoConditions);
