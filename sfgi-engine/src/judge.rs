@@ -693,6 +693,14 @@ impl Judge {
         // Old members never leave: the population seen at the window's start is all still here.
         if let Some(h) = self.history.get(g.id) {
             if let Some(then) = h.iter().rev().find(|s| s.t <= window_start) {
+                // Arrivals seen only at re-reads are timed to within a resolution: a member
+                // counted in that sample may carry an arrival a little after it.
+                let slack_end = window_start.saturating_add(self.resolution_ns);
+                let old = g
+                    .members
+                    .iter()
+                    .filter(|m| m.arrived_ns <= slack_end)
+                    .count();
                 // (and the population rose: members of a stable loop that merely broke their
                 // streak of parks look like arrivals too).
                 if old < then.count || g.members.len() <= then.count {

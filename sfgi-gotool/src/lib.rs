@@ -93,6 +93,10 @@ pub struct Build<'a> {
     pub extra_flags: &'a [&'a str],
     /// Suffix for the output name, to tell variants apart.
     pub tag: &'a str,
+    /// Build in GOPATH mode against the sources under this GOPATH (`GO111MODULE=off`), for
+    /// programs built offline against a distribution's Go sources (Debian's
+    /// `/usr/share/gocode`); `None`: module mode with the workspace's caches.
+    pub gopath: Option<&'a Path>,
 }
 
 /// Builds the Go `main` package in `src_dir` and returns the binary's path
@@ -126,6 +130,11 @@ pub fn build(src_dir: &Path, b: &Build<'_>) -> Result<PathBuf> {
     cmd.arg(".");
     cmd.current_dir(src_dir);
     go_env(&mut cmd, b.version);
+    if let Some(gopath) = b.gopath {
+        cmd.env("GO111MODULE", "off")
+            .env("GOFLAGS", "")
+            .env("GOPATH", gopath);
+    }
     let output = cmd
         .output()
         .with_context(|| format!("running {}", go.display()))?;

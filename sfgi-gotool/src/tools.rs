@@ -8,10 +8,11 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// An external program a step or a test runs.
+/// An external program a step or a test runs (or, named by an absolute path, a file a
+/// package brings: the Go sources a test builds against).
 #[derive(Clone, Copy, Debug)]
 pub struct Tool {
-    /// Program name looked up on `PATH`.
+    /// Program name looked up on `PATH`, or an absolute path that must exist.
     pub program: &'static str,
     /// Debian package that brings it.
     pub package: &'static str,
@@ -61,6 +62,13 @@ pub const TOOLS: &[Tool] = &[
         why: "cargo xtask demo and bench: stop the Go targets with SIGTERM",
     },
     Tool {
+        program: GRPC_SOURCES,
+        package: "golang-google-grpc-dev",
+        version_args: &[],
+        why:
+            "tests/tests/grpc.rs: a real gRPC server built offline against Debian's gRPC-Go sources",
+    },
+    Tool {
         program: "python3",
         package: "python3-pip",
         version_args: &["-m", "pip", "--version"],
@@ -68,8 +76,18 @@ pub const TOOLS: &[Tool] = &[
     },
 ];
 
-/// The path of `program` on `PATH`, if any.
+/// A file of Debian's gRPC-Go sources (`golang-google-grpc-dev`), under [`GOCODE`].
+pub const GRPC_SOURCES: &str = "/usr/share/gocode/src/google.golang.org/grpc/server.go";
+/// The GOPATH of the Go sources Debian packages (`golang-*-dev`).
+pub const GOCODE: &str = "/usr/share/gocode";
+
+/// The path of `program` on `PATH` (or `program` itself, when it is an absolute path that
+/// exists), if any.
 pub fn find(program: &str) -> Option<PathBuf> {
+    if program.starts_with('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(program))
@@ -103,8 +121,22 @@ pub fn require(program: &str) -> PathBuf {
     }
 }
 
-/// The first line `program` prints for its version, or why it could not be had.
+/// The first line `program` prints for its version, or why it could not be had; for a file
+/// (an absolute path), its package's version.
 pub fn version(t: &Tool) -> String {
+    if t.program.starts_with('/') {
+        return Command::new("dpkg-query")
+            .args(["-W", "-f", "${Version}", t.package])
+            .output()
+            .map(|o| {
+                format!(
+                    "{} {}",
+                    t.package,
+                    String::from_utf8_lossy(&o.stdout).trim()
+                )
+            })
+            .unwrap_or_else(|e| format!("dpkg-query: {e}"));
+    }
     let out = Command::new(t.program)
         .args(t.version_args)
         .stdin(Stdio::null())

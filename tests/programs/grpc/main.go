@@ -12,8 +12,9 @@
 //     token channel shared by -workers goroutines (0 = no load: the idle trial).
 //
 // On SIGUSR1 a leak starts: every -leak-every a client opens a Watch for service "leak",
-// gives up after 200 ms and goes away; the server handler for "leak" waits on a channel nobody
-// sends to, ignoring ctx.Done(), so one handler goroutine per request stays blocked for good.
+// gives up after 200 ms and goes away; the server handler for "leak" waits in a select on a data
+// channel and a stop channel that nothing ever sends on or closes, ignoring ctx.Done(), so one
+// handler goroutine per request stays blocked for good.
 // SIGTERM/SIGINT stop the program.
 //
 // Build (offline, GOPATH mode against Debian's sources; go.mod is ignored then):
@@ -21,7 +22,7 @@
 //	apt-get install -y golang-google-grpc-dev
 //	GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOTOOLCHAIN=local go build -o grpc-trial .
 //
-// It prints "ready pid=<pid> addr=<addr>" once it serves and its clients are connected.
+// It prints "ready addr=<addr> ... pid=<pid>" once it serves and its clients are connected.
 package main
 
 import (
@@ -46,15 +47,22 @@ import (
 // leakyHealth is the stock health server, except that a Watch for service "leak" never returns.
 type leakyHealth struct {
 	*health.Server
-	never  chan struct{} // nothing ever sends on or closes it
-	leaked int64
+	never   chan struct{}                      // nothing ever sends on or closes it
+	updates chan *healthpb.HealthCheckResponse // nothing ever sends on it
+	leaked  int64
 }
 
 func (h *leakyHealth) Watch(in *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
 	if in.Service == "leak" {
 		atomic.AddInt64(&h.leaked, 1)
-		<-h.never // the bug: blocks for good, ignoring stream.Context().Done()
-		return nil
+		// The bug: waits for an update or a stop that never come, ignoring
+		// stream.Context().Done(), so it outlives its client.
+		select {
+		case u := <-h.updates:
+			return stream.Send(u)
+		case <-h.never:
+			return nil
+		}
 	}
 	return h.Server.Watch(in, stream)
 }
@@ -88,7 +96,7 @@ func main() {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 20 * time.Second, Timeout: 5 * time.Second}),
 	)
-	hs := &leakyHealth{Server: health.NewServer(), never: make(chan struct{})}
+	hs := &leakyHealth{Server: health.NewServer(), never: make(chan struct{}), updates: make(chan *healthpb.HealthCheckResponse)}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
@@ -222,7 +230,7 @@ func main() {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
-	fmt.Printf("ready pid=%d addr=%s conns=%d streams=%d rps=%d\n", os.Getpid(), addr, *conns, *streams, *rps)
+	fmt.Printf("ready addr=%s conns=%d streams=%d rps=%d pid=%d\n", addr, *conns, *streams, *rps, os.Getpid())
 
 	report := time.NewTicker(10 * time.Second)
 	defer report.Stop()
