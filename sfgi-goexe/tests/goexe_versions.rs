@@ -255,6 +255,7 @@ fn pie_build() {
                 stripped: true,
                 extra_flags: &["-buildmode=pie"],
                 tag: "goexe-pie",
+                gopath: None,
             },
         )
         .unwrap();

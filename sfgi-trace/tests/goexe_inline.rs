@@ -165,6 +165,7 @@ fn pie_build() {
                     stripped,
                     extra_flags: &["-buildmode=pie"],
                     tag: "goexe-pie",
+                    gopath: None,
                 },
             )
             .unwrap();

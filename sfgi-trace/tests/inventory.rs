@@ -30,6 +30,7 @@ fn build(version: &str, stripped: bool, extra_flags: &[&str], tag: &str) -> Path
             stripped,
             extra_flags,
             tag,
+            gopath: None,
         },
     )
     .unwrap_or_else(|e| panic!("building parked with Go {version}: {e:#}"))

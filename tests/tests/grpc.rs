@@ -91,7 +91,6 @@ fn grpc_server_is_healthy_then_a_leaked_stream_handler_is_reported() {
     // The leak: one blocked Watch handler per 100 ms.
     assert!(signal(target.pid(), libc::SIGUSR1));
     let started = Instant::now();
-    let mut last = Vec::new();
     let leak = loop {
         let l = leaks(&w);
         if let Some(g) = l.iter().find(|g| {
@@ -102,7 +101,7 @@ fn grpc_server_is_healthy_then_a_leaked_stream_handler_is_reported() {
         }) {
             break g.clone();
         }
-        last = l.iter().map(brief).collect();
+        let last: Vec<String> = l.iter().map(brief).collect();
         assert!(
             started.elapsed() < Duration::from_secs(THRESHOLD_S + 15),
             "the leaked Watch handlers were not reported growing within {} s: {last:#?}",

@@ -63,6 +63,7 @@ fn prepare_bases(fuzz: &Path) -> Result<()> {
                 stripped,
                 extra_flags: flags,
                 tag: &format!("fuzz-{name}"),
+                gopath: None,
             },
         )?;
         std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
