@@ -367,7 +367,8 @@ fn handler_hang() {
         "net/http.(*Server).Serve",
     );
     expect(&f, "handler-hang", false);
-    // The per-request background reader that accompanies a running handler.
+    // The per-request background reader that accompanies a running handler, hung or not: the
+    // handlers' own group carries the verdict.
     let f = group(
         "IO wait",
         "runtime.gopark\nruntime.netpollblock\ninternal/poll.runtime_pollWait\ninternal/poll.(*pollDesc).wait
@@ -375,6 +376,19 @@ fn handler_hang() {
          net/http.(*connReader).backgroundRead\nnet/http.(*connReader).startBackgroundRead.gowrap2\nruntime.goexit",
         "net/http.(*connReader).startBackgroundRead",
     );
+    expect(&f, "http-background-read", true);
+    // A long poll: the handler waits on an event, a running timer and r.Context().Done(): it
+    // wakes by itself, so it is a periodic wait, not a hung handler.
+    let mut f = group(
+        "select",
+        "runtime.gopark\nruntime.selectgo\nmain.longPollHandler\nnet/http.HandlerFunc.ServeHTTP
+         net/http.serverHandler.ServeHTTP\nnet/http.(*conn).serve\nnet/http.(*Server).Serve.gowrap3\nruntime.goexit",
+        "net/http.(*Server).Serve",
+    );
+    f.waits_on = vec![ChanKind::Data, ChanKind::Timer, ChanKind::Signal];
+    expect(&f, "timer-loop", true);
+    // The same handler without the timer hangs until the client goes.
+    f.waits_on = vec![ChanKind::Data, ChanKind::Signal];
     expect(&f, "handler-hang", false);
 }
 
