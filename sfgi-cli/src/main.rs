@@ -61,10 +61,11 @@ enum Command {
         /// How many groups to print full stacks for in the table format.
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
-        /// Event ring-buffer size in bytes (a power of two, at least 4096). Smaller loses
-        /// events sooner (they are counted and reported); for tests and tuning.
-        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true, conflicts_with = "pprof")]
-        ring_size: u32,
+        /// Event ring-buffer size in bytes (a power of two, at least 4096; default: 4–16 MiB by
+        /// the target's goroutine count). Smaller loses events sooner (they are counted and
+        /// reported); for tests and tuning.
+        #[arg(long, value_parser = parse_ring_size, hide = true, conflicts_with = "pprof")]
+        ring_size: Option<u32>,
         #[command(flatten)]
         budget: BudgetArgs,
     },
@@ -105,8 +106,8 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         stacks_shown: usize,
         /// Event ring-buffer size in bytes (see `attach --ring-size`).
-        #[arg(long, value_parser = parse_ring_size, default_value = "16777216", hide = true, conflicts_with = "pprof")]
-        ring_size: u32,
+        #[arg(long, value_parser = parse_ring_size, hide = true, conflicts_with = "pprof")]
+        ring_size: Option<u32>,
         #[command(flatten)]
         budget: BudgetArgs,
     },
@@ -522,7 +523,7 @@ fn run(cli: Cli) -> Result<()> {
                 rules,
                 tracer: TracerOptions {
                     stacks: !no_stacks,
-                    ring_bytes: ring_size,
+                    ring_bytes: ring_size.unwrap_or(0),
                     ..TracerOptions::default()
                 },
                 max_event_rate: budget.max_event_rate,
@@ -573,7 +574,7 @@ fn run(cli: Cli) -> Result<()> {
                     judge: judge.config(),
                     rules,
                     tracer: TracerOptions {
-                        ring_bytes: ring_size,
+                        ring_bytes: ring_size.unwrap_or(0),
                         ..TracerOptions::default()
                     },
                     max_event_rate: budget.max_event_rate,

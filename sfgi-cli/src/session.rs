@@ -17,7 +17,7 @@ use sfgi_engine::judge::JudgeConfig;
 use sfgi_trace::budget::Budget;
 use sfgi_trace::clock::monotonic_ns;
 use sfgi_trace::inventory;
-use sfgi_trace::probe::{gstate_entries_for, Tracer, TracerOptions, ALL_PROBES};
+use sfgi_trace::probe::{gstate_entries_for, ring_bytes_for, Tracer, TracerOptions, ALL_PROBES};
 use sfgi_trace::symbolize::Symbolizer;
 use sfgi_trace::target::Target;
 use std::path::PathBuf;
@@ -363,12 +363,16 @@ impl<'t> Session<'t> {
         let plan = inventory::Plan::new(&target.binary).map_err(|e| e.to_string());
         // Room in the probes' per-goroutine state for every goroutine the target has now.
         let mut tracer_opts = opts.tracer.clone();
-        if let Ok(n) = plan
+        let allgs = plan
             .as_ref()
             .map_err(|_| ())
-            .and_then(|p| p.allgs_len(target.pid, target.load_bias).map_err(|_| ()))
-        {
+            .and_then(|p| p.allgs_len(target.pid, target.load_bias).map_err(|_| ()));
+        if let Ok(n) = allgs {
             tracer_opts.gstate_entries = gstate_entries_for(n);
+        }
+        if tracer_opts.ring_bytes == 0 {
+            // Unknown size: the largest ring.
+            tracer_opts.ring_bytes = ring_bytes_for(allgs.unwrap_or(u64::MAX));
         }
         let tracer = Tracer::attach(target.pid, &target.exe_path, &target.binary, &tracer_opts)?;
         let engine = Engine::new(

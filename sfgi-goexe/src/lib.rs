@@ -282,11 +282,43 @@ impl RuntimeOffsets {
     }
 }
 
+/// The bytes of a binary: held in memory ([`GoBinary::from_bytes`]) or mapped read-only from
+/// its file ([`GoBinary::open`]), so that only the pages SFGI reads count in its memory — a
+/// 95 MB binary held whole was most of SFGI's RSS.
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bytes::Owned(v) => write!(f, "Owned({} bytes)", v.len()),
+            Bytes::Mapped(m) => write!(f, "Mapped({} bytes)", m.len()),
+        }
+    }
+}
+
+/// Files at least this large are mapped rather than read ([`Bytes`]).
+const MAP_FROM: u64 = 16 << 20;
+
 /// A parsed Go executable.
 #[derive(Debug)]
 pub struct GoBinary {
     path: PathBuf,
-    data: Vec<u8>,
+    /// It had (readable) DWARF (the sections are dropped once parsed).
+    has_dwarf: bool,
+    data: Bytes,
     elf: ElfInfo,
     build_info: BuildInfo,
     pclntab: Option<Pclntab>,
@@ -313,13 +345,41 @@ impl GoBinary {
                 size,
             });
         }
-        let data = std::fs::read(path)?;
-        Self::from_bytes(data, path.to_path_buf())
+        if size < MAP_FROM {
+            let data = std::fs::read(path)?;
+            return Self::from_bytes(data, path.to_path_buf());
+        }
+        let file = std::fs::File::open(path)?;
+        // SAFETY: a private, read-only mapping: nothing in this process writes through it. The
+        // files mapped are executables, in practice a running target's (`/proc/PID/exe`),
+        // which the kernel refuses to open for writing while it runs (ETXTBSY); a file that
+        // another process truncates while mapped is the one hazard mapping brings (SIGBUS on a
+        // read past its new end), as with any mapped file.
+        let map = unsafe { memmap2::Mmap::map(&file) }?;
+        let bin = Self::parse(Bytes::Mapped(map), path.to_path_buf())?;
+        bin.release_pages();
+        Ok(bin)
+    }
+
+    /// Lets the kernel drop the mapped pages read while parsing (a scan of `.rodata` and
+    /// `.data` for wait reasons and the module data, the DWARF): what is needed later (the
+    /// function table, the code of probed functions) is read back from the page cache on use.
+    fn release_pages(&self) {
+        if let Bytes::Mapped(m) = &self.data {
+            // SAFETY: `DontNeed` on a private read-only file mapping drops only this process's
+            // page-table entries: the next read faults the same file bytes back in (a private
+            // mapping that was never written has no private copy to lose).
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
     }
 
     /// Parses a Go binary held in memory (`path` is only used for messages and [`Self::path`]).
     pub fn from_bytes(data: Vec<u8>, path: PathBuf) -> Result<GoBinary, GoExeError> {
-        let elf = ElfInfo::parse(&data, &path)?;
+        Self::parse(Bytes::Owned(data), path)
+    }
+
+    fn parse(data: Bytes, path: PathBuf) -> Result<GoBinary, GoExeError> {
+        let mut elf = ElfInfo::parse(&data, &path)?;
         let build_info = buildinfo::parse(&data, &elf);
         let pclntab = find_pclntab(&data, &elf)?;
         if build_info.is_none() && pclntab.is_none() {
@@ -381,8 +441,13 @@ impl GoBinary {
             ),
             Err(e) => (table_wait_reasons(minor), elf.has_symtab.then_some(e)),
         };
+        // Every layout that needs DWARF was taken above: the decompressed sections (tens of MB
+        // in a big binary) are not kept.
+        let has_dwarf = elf.dwarf.contains_key(".debug_info");
+        elf.dwarf = std::collections::HashMap::new();
         Ok(GoBinary {
             path,
+            has_dwarf,
             data,
             elf,
             build_info,
@@ -445,7 +510,7 @@ impl GoBinary {
 
     /// Has (readable) DWARF debug info.
     pub fn has_dwarf(&self) -> bool {
-        self.elf.dwarf.contains_key(".debug_info")
+        self.has_dwarf
     }
 
     /// Position-independent (ELF type `ET_DYN`).

@@ -198,7 +198,8 @@ impl ProbePlan {
 pub struct TracerOptions {
     /// Capture user stacks at park and spawn.
     pub stacks: bool,
-    /// Ring-buffer size in bytes (power of two, multiple of the page size).
+    /// Ring-buffer size in bytes (power of two, multiple of the page size); 0: sized for the
+    /// target by the caller ([`ring_bytes_for`]).
     pub ring_bytes: u32,
     /// Capacity of the stack map.
     pub stack_entries: u32,
@@ -224,6 +225,20 @@ pub fn gstate_entries_for(goroutines: u64) -> u32 {
         .unwrap_or(u64::MAX);
     let want = u32::try_from(want).unwrap_or(u32::MAX);
     want.clamp(*GSTATE_ENTRIES.start(), *GSTATE_ENTRIES.end())
+}
+
+/// Ring-buffer size for a target with `goroutines` `g`s: the ring must hold what arrives while
+/// the session loop is busy elsewhere — above all an inventory read, whose length follows the
+/// target's size — plus a burst above `--max-event-rate` before the budget acts. 4 MiB (≈ 58k
+/// 72-byte records) up to 10k goroutines, 8 MiB up to 100k, 16 MiB past that. The ring is
+/// mapped twice into SFGI's address space and counts twice in its RSS, so this is most of a
+/// small target's cost (docs/PERFORMANCE.md "Memory").
+pub fn ring_bytes_for(goroutines: u64) -> u32 {
+    match goroutines {
+        0..=10_000 => 4 << 20,
+        10_001..=100_000 => 8 << 20,
+        _ => 16 << 20,
+    }
 }
 
 impl Default for TracerOptions {
