@@ -151,11 +151,23 @@ fn check_version(version: &str) {
                 "{what}: {obj:?}"
             );
         }
-        // A whole proof (two passes) agrees.
-        let report = prover.prove(&mem, || {
-            sfgi_trace::inventory::read(pid, &bin, 0).map(|i| i.goroutines)
-        });
-        assert_eq!(report.refused, None, "{what}");
+        // A whole proof (two passes) agrees. A pass is refused (rightly) when a running
+        // goroutine's stack moved while it was read — the program's ticker goroutine can, on a
+        // loaded machine: up to three tries, every refusal printed.
+        let mut tries = 0;
+        let report = loop {
+            tries += 1;
+            let r = prover.prove(&mem, || {
+                sfgi_trace::inventory::read(pid, &bin, 0).map(|i| i.goroutines)
+            });
+            match &r.refused {
+                Some(why) if why.contains("moved") && tries < 3 => {
+                    eprintln!("{what}: proof try {tries} refused: {why}");
+                }
+                _ => break r,
+            }
+        };
+        assert_eq!(report.refused, None, "{what} (try {tries})");
         // Every goroutine the proof proved is one of the leaks' (named as above).
         let leak_goids: std::collections::BTreeSet<u64> = inv
             .goroutines
