@@ -341,7 +341,8 @@ fn parse_usize(q: &HashMap<String, String>, key: &str, default: usize) -> Result
     }
 }
 
-pub(crate) type QueryParams = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+pub(crate) type QueryParams =
+    Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
 pub(crate) fn query(q: QueryParams) -> Result<HashMap<String, String>, String> {
     q.map(|Query(q)| q).map_err(|e| e.body_text())

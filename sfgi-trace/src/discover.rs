@@ -154,9 +154,11 @@ pub fn memory_limit(pid: u32) -> Option<u64> {
         }
     }
     let p = v1_memory?;
-    read(Path::new("/sys/fs/cgroup/memory")
-        .join(p.trim_start_matches('/'))
-        .join("memory.limit_in_bytes"))
+    read(
+        Path::new("/sys/fs/cgroup/memory")
+            .join(p.trim_start_matches('/'))
+            .join("memory.limit_in_bytes"),
+    )
 }
 
 /// Pod namespaces and names from the kubelet's pod log directories: `/var/log/pods` holds one
@@ -194,9 +196,8 @@ impl PodDirectory {
 pub fn parse_pod_dir(name: &str) -> Option<(String, String, String)> {
     let mut it = name.splitn(3, '_');
     let (ns, pod, uid) = (it.next()?, it.next()?, it.next()?);
-    (!ns.is_empty() && !pod.is_empty() && pod_uid(uid).is_some()).then(|| {
-        (uid.to_string(), ns.to_string(), pod.to_string())
-    })
+    (!ns.is_empty() && !pod.is_empty() && pod_uid(uid).is_some())
+        .then(|| (uid.to_string(), ns.to_string(), pod.to_string()))
 }
 
 /// A process that runs a Go program.
@@ -379,7 +380,16 @@ mod tests {
         let p = one(&format!("4:memory:/docker/{ID}\n0::/init.scope\n"));
         assert_eq!(p.container.as_deref(), Some(ID));
         // Garbage never panics.
-        for t in ["", ":", "x", "0::", "1:a", "::::", "0::/kubepods/pod/", "\u{0}"] {
+        for t in [
+            "",
+            ":",
+            "x",
+            "0::",
+            "1:a",
+            "::::",
+            "0::/kubepods/pod/",
+            "\u{0}",
+        ] {
             let _ = parse_cgroup(t);
         }
     }

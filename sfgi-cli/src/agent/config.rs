@@ -144,7 +144,13 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let c: Config = toml::from_str(text).map_err(|e| {
             // toml's message spans lines; one line is wanted.
-            anyhow::anyhow!("{}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+            anyhow::anyhow!(
+                "{}",
+                e.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
         })?;
         for s in &c.settings {
             if let Some(t) = &s.threshold {
@@ -164,8 +170,8 @@ impl Config {
 
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("config {}", path.display()))
     }
 
@@ -182,7 +188,10 @@ impl Config {
             rules: base_rules.to_vec(),
         };
         if let Some(s) = self.settings.iter().find(|s| s.selector.matches(f)) {
-            if let Some(t) = s.threshold.as_deref().and_then(|t| humantime::parse_duration(t).ok())
+            if let Some(t) = s
+                .threshold
+                .as_deref()
+                .and_then(|t| humantime::parse_duration(t).ok())
             {
                 e.judge.threshold = t;
             }

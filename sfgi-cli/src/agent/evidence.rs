@@ -171,7 +171,12 @@ impl Evidence {
                     continue;
                 };
                 let bytes = std::fs::read_dir(e.path())
-                    .map(|d| d.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum())
+                    .map(|d| {
+                        d.flatten()
+                            .filter_map(|f| f.metadata().ok())
+                            .map(|m| m.len())
+                            .sum()
+                    })
                     .unwrap_or(0);
                 v.push((ms, name, e.path(), bytes));
             }
@@ -194,11 +199,14 @@ impl Evidence {
     /// The newest bundle of group `id` (of `pid`, if given): its directory.
     pub fn find(&self, id: &str, pid: Option<u32>) -> Option<PathBuf> {
         let want = safe(id);
-        self.bundles().into_iter().rev().find_map(|(name, path, _)| {
-            let mut it = name.splitn(3, '-');
-            let (_, p, g) = (it.next()?, it.next()?, it.next()?);
-            (g == want && pid.is_none_or(|pid| p == pid.to_string())).then_some(path)
-        })
+        self.bundles()
+            .into_iter()
+            .rev()
+            .find_map(|(name, path, _)| {
+                let mut it = name.splitn(3, '-');
+                let (_, p, g) = (it.next()?, it.next()?, it.next()?);
+                (g == want && pid.is_none_or(|pid| p == pid.to_string())).then_some(path)
+            })
     }
 
     /// Runs `--on-alert` with `json` on stdin, on its own thread, killed after the timeout.

@@ -115,7 +115,10 @@ async fn trigger_scan(State(st): State<St>, q: QueryParams) -> Response {
         .collect();
     if let Some(p) = q {
         if senders.is_empty() {
-            return error(StatusCode::NOT_FOUND, format!("no traced target with PID {p}"));
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no traced target with PID {p}"),
+            );
         }
     }
     let mut waits = Vec::new();
@@ -152,7 +155,10 @@ async fn evidence(State(st): State<St>, Path(group): Path<String>, q: QueryParam
         return error(StatusCode::NOT_FOUND, "no --evidence-dir");
     };
     let Some(dir) = ev.find(&group, pid) else {
-        return error(StatusCode::NOT_FOUND, format!("no evidence for group {group:?}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no evidence for group {group:?}"),
+        );
     };
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     let json = |f: &str| serde_json::from_str::<serde_json::Value>(&read(f)).unwrap_or_default();
@@ -176,7 +182,9 @@ pub(crate) fn encode(st: &Shared) -> String {
     let states = Family::<Labels, Gauge>::default();
     let info = Family::<Labels, Gauge>::default();
     for s in ["tracing", "inventory-only", "failed"] {
-        states.get_or_create(&vec![("state".into(), s.into())]).set(0);
+        states
+            .get_or_create(&vec![("state".into(), s.into())])
+            .set(0);
     }
     for (view, snap) in &entries {
         let labels = view.labels();

@@ -166,7 +166,8 @@ impl AgentFront<'_> {
         let snap = Arc::new(self.watcher.snapshot(session));
         if let Some(ev) = &self.shared.evidence {
             for g in &snap.report.leaks {
-                if g.severity.is_some_and(|s| s >= Severity::L3) && self.written.insert(g.id.clone())
+                if g.severity.is_some_and(|s| s >= Severity::L3)
+                    && self.written.insert(g.id.clone())
                 {
                     match ev.write(&snap, g, &self.facts) {
                         Ok(dir) => eprintln!(
@@ -311,7 +312,14 @@ fn target_thread(
             poll: opts.attach.poll_interval,
             deadline: None,
         };
-        let ended = drive(&mut session, &mut signals, pace, Some(&mut trig_rx), &mut front).await;
+        let ended = drive(
+            &mut session,
+            &mut signals,
+            pace,
+            Some(&mut trig_rx),
+            &mut front,
+        )
+        .await;
         drop(trig_rx);
         drop(front);
         drop(session); // detaches the probes
@@ -447,7 +455,10 @@ impl Supervisor {
                 self.running.contains_key(pid)
                     || (e.view.state == "failed"
                         && wanted.contains_key(pid)
-                        && e.view.reason.as_deref().is_none_or(|r| !r.starts_with("refused")))
+                        && e.view
+                            .reason
+                            .as_deref()
+                            .is_none_or(|r| !r.starts_with("refused")))
             });
         }
         for view in table {
@@ -564,7 +575,9 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
     });
     let bound = listener.local_addr().context("reading the bound address")?;
     if !bound.ip().is_loopback() && opts.token.is_none() {
-        eprintln!("sfgi: warning: serving goroutine stacks on {bound} (not loopback) without --token");
+        eprintln!(
+            "sfgi: warning: serving goroutine stacks on {bound} (not loopback) without --token"
+        );
     }
     let server = crate::serve::start_router(listener, http::router(Arc::clone(&shared)))?;
     eprintln!("sfgi: agent serving on http://{bound}; Ctrl-C to stop");
@@ -587,7 +600,10 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
         }
         sup.tick();
     }
-    eprintln!("sfgi: stopping; detaching from {} targets", sup.running.len());
+    eprintln!(
+        "sfgi: stopping; detaching from {} targets",
+        sup.running.len()
+    );
     server.stop(Duration::from_secs(2));
     let pids: Vec<u32> = sup.running.keys().copied().collect();
     for pid in pids {
