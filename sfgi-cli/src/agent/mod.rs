@@ -198,7 +198,9 @@ impl FrontEnd for AgentFront<'_> {
         if let Some(stop) = self.watcher.target_gone(session) {
             return Some(stop);
         }
-        // The node-wide budget: report this target's demand, take its share.
+        // The node-wide budget: report this target's demand, take its share. Only when the
+        // share moves by more than 10 %: every change is a new limit for the next window, and
+        // small jitter must not make targets flap between modes.
         let b = session.budget_mut();
         let degraded = b.mode() >= Mode::ParksOnly;
         let share = lock(&self.shared.budget).report(
@@ -207,7 +209,8 @@ impl FrontEnd for AgentFront<'_> {
             degraded,
             Instant::now(),
         );
-        if share != b.max_rate() {
+        let old = b.max_rate();
+        if old == 0 || share.abs_diff(old) * 10 > old {
             b.set_max_rate(share);
         }
         if self.watcher.refresh_due(refresh_now) {
@@ -389,7 +392,16 @@ impl Supervisor {
                 let failed = lock(&self.shared.targets)
                     .get(&pid)
                     .is_some_and(|e| e.view.state == "failed");
-                if failed {
+                // A session that ended while its process still runs (a panic in it, say) is
+                // not restarted in a loop: it is listed as failed until the process goes.
+                let still_there = live.get(&pid).is_some_and(|p| p.start_time == r.start_time);
+                if still_there && !failed {
+                    self.shared.update(pid, |e| {
+                        e.view.state = "failed";
+                        e.view.reason = Some("the session ended unexpectedly".into());
+                    });
+                }
+                if failed || still_there {
                     self.failed.insert((pid, r.start_time));
                 } else {
                     lock(&self.shared.targets).remove(&pid);
