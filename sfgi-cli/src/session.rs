@@ -253,6 +253,8 @@ pub struct AttachOptions {
     pub budget_retry: Duration,
     /// Reachability proofs.
     pub proof: ProofOptions,
+    /// Symbolize from Go's own tables only, not DWARF (`sfgi agent`: less memory per target).
+    pub go_symbols_only: bool,
 }
 
 /// When and how reachability proofs run (see `sfgi_heap`).
@@ -300,6 +302,7 @@ impl Default for AttachOptions {
             max_event_rate: sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE,
             budget_retry: sfgi_trace::budget::DEFAULT_RETRY,
             proof: ProofOptions::default(),
+            go_symbols_only: false,
         }
     }
 }
@@ -401,7 +404,11 @@ impl<'t> Session<'t> {
         }
         let tracer = Tracer::attach(target.pid, &target.exe_path, &target.binary, &tracer_opts)?;
         let engine = Engine::new(
-            Box::new(Symbolizer::new(&target.binary, target.load_bias)),
+            Box::new(if opts.go_symbols_only {
+                Symbolizer::go_tables_only(&target.binary, target.load_bias)
+            } else {
+                Symbolizer::new(&target.binary, target.load_bias)
+            }),
             classifier,
             EngineConfig {
                 judge: opts.judge.clone(),
