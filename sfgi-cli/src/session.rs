@@ -309,7 +309,15 @@ impl Default for AttachOptions {
 
 /// Opens the target, checking SFGI can trace it.
 pub fn open_target(pid: u32) -> Result<Target> {
-    let target = Target::open(pid)?;
+    open_target_with(pid, None)
+}
+
+/// [`open_target`], sharing binaries through `cache` (the agent).
+pub fn open_target_with(
+    pid: u32,
+    cache: Option<&sfgi_trace::target::BinaryCache>,
+) -> Result<Target> {
+    let target = Target::open_with(pid, cache)?;
     let support = target.binary.support();
     if !support.probes_supported {
         bail!(

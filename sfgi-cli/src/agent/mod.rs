@@ -18,7 +18,7 @@ pub mod evidence;
 mod http;
 
 use crate::metrics::Labels;
-use crate::session::{drive, open_target, FrontEnd, Pace, Session, Signals, Stop};
+use crate::session::{drive, open_target_with, FrontEnd, Pace, Session, Signals, Stop};
 use crate::snapshot::{ScanResult, Snapshot, TriggerRequest};
 use crate::watch::{WatchOptions, Watcher};
 use anyhow::{Context, Result};
@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     budget: Mutex<NodeBudget>,
     pub(crate) evidence: Option<Evidence>,
     pub(crate) token: Option<String>,
+    /// One analysed binary per executable, shared by its targets.
+    binaries: sfgi_trace::target::BinaryCache,
 }
 
 fn new_histogram() -> Histogram {
@@ -264,7 +266,7 @@ fn target_thread(
         Err(e) => return fail(format!("starting a runtime: {e}")),
     };
     rt.block_on(async {
-        let target = match open_target(pid) {
+        let target = match open_target_with(pid, Some(&shared.binaries)) {
             Ok(t) => t,
             Err(e) => return fail(format!("{e:#}")),
         };
@@ -597,6 +599,7 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
         budget: Mutex::new(NodeBudget::new(opts.watch.attach.max_event_rate)),
         evidence,
         token: opts.token.clone(),
+        binaries: Default::default(),
     });
     let bound = listener.local_addr().context("reading the bound address")?;
     if !bound.ip().is_loopback() && opts.token.is_none() {
