@@ -364,7 +364,7 @@ fn test(quick: bool, full: bool) -> Result<()> {
 
     step("unit and integration tests");
     let mut t = cargo();
-    t.args(["test", "--workspace", "--all-targets"])
+    t.args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .env("SFGI_BPF_OBJECT", &obj)
         .env("SFGI_BIN", &sfgi)
         .env("SFGI_TEST_HOOKS_BIN", &hooks);
