@@ -7,6 +7,7 @@
 //! `sfgi diff`) judges saved dumps read by `sfgi-dump` with the same engine and output, and
 //! `remote` (`attach --pprof`) polls a live target's pprof endpoint into it.
 //! See docs/ARCHITECTURE.md.
+pub mod agent;
 pub mod analyze;
 pub mod attach;
 pub mod metrics;

@@ -110,6 +110,64 @@ enum Command {
         #[command(flatten)]
         budget: BudgetArgs,
     },
+    /// Every Go 1.21+ process of the node, each traced by its own session under one node-wide
+    /// overhead budget, served over HTTP (/sfgi/targets, /sfgi/leaks, /sfgi/groups,
+    /// /sfgi/trigger-scan, /sfgi/evidence/GROUP, /metrics) until SIGINT/SIGTERM. See
+    /// docs/AGENT.md.
+    Agent {
+        /// Serve on this address (`:6061` = 127.0.0.1:6061).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6061")]
+        listen: String,
+        /// Require `Authorization: Bearer TOKEN` on every HTTP request.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        /// Config file (TOML: include/exclude selectors, per-selector judge settings), reloaded
+        /// when it changes.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Most targets traced at once (more are listed as refused).
+        #[arg(long, default_value_t = sfgi::agent::DEFAULT_MAX_TARGETS)]
+        max_targets: usize,
+        /// Refresh (and population sampling) interval.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        interval: Duration,
+        #[command(flatten)]
+        judge: JudgeArgs,
+        /// Extra classification rules (TOML; tried before the built-in rules). Repeatable.
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
+        /// Re-read each target's goroutine inventory: `auto`, `off`, or a period.
+        #[arg(long, value_parser = Rescan::parse, default_value = "auto")]
+        rescan: Rescan,
+        /// Node-wide overhead budget: probe hits per second in all targets together, shared
+        /// fairly (0: unlimited).
+        #[arg(long, value_name = "N", default_value_t = sfgi::agent::DEFAULT_NODE_EVENT_RATE)]
+        max_event_rate: u64,
+        /// After degrading, try full tracing again this long later (0: never).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+        budget_retry: Duration,
+        /// Event ring-buffer size per target in bytes (a power of two, at least 4096).
+        #[arg(long, value_parser = parse_ring_size, default_value = "1048576")]
+        ring_size: u32,
+        /// The kubelet's pod log directory (`<namespace>_<pod>_<uid>` entries name the pods).
+        #[arg(long, value_name = "DIR", default_value = "/var/log/pods")]
+        pods_dir: PathBuf,
+        /// Write an evidence bundle here when a group first reaches L3 or L4.
+        #[arg(long, value_name = "DIR")]
+        evidence_dir: Option<PathBuf>,
+        /// Most evidence bundles kept (the oldest are evicted).
+        #[arg(long, default_value_t = 100, requires = "evidence_dir")]
+        evidence_max_bundles: usize,
+        /// Most bytes of evidence kept (`k`, `M`, `G` suffixes).
+        #[arg(long, value_parser = parse_size, default_value = "256M", requires = "evidence_dir")]
+        evidence_max_size: u64,
+        /// Run `sh -c CMD` with the group's JSON on stdin when a group reaches L3 or L4.
+        #[arg(long, value_name = "CMD", requires = "evidence_dir")]
+        on_alert: Option<String>,
+        /// Kill an --on-alert command after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "10s", requires = "on_alert")]
+        on_alert_timeout: Duration,
+    },
     /// Judge saved goroutine dumps, no root and no target needed: Go's debug=2 text (from
     /// /debug/pprof/goroutine?debug=2 or goroutineleak?debug=2, SIGQUIT with GOTRACEBACK=all,
     /// a panic, a deadlock crash) or pprof's gzip'd protobuf goroutine and goroutineleak
@@ -541,6 +599,64 @@ fn run(cli: Cli) -> Result<()> {
                 Format::Json => emit(&report.to_json()),
                 Format::Table => emit(&report.to_table(stacks_shown)),
             }
+        }
+        Command::Agent {
+            listen,
+            token,
+            config,
+            max_targets,
+            interval,
+            judge,
+            rules,
+            rescan,
+            max_event_rate,
+            budget_retry,
+            ring_size,
+            pods_dir,
+            evidence_dir,
+            evidence_max_bundles,
+            evidence_max_size,
+            on_alert,
+            on_alert_timeout,
+        } => {
+            let opts = sfgi::agent::AgentOptions {
+                watch: sfgi::watch::WatchOptions {
+                    attach: AttachOptions {
+                        interval,
+                        judge: judge.config(),
+                        rules,
+                        rescan,
+                        tracer: TracerOptions {
+                            ring_bytes: ring_size,
+                            ..TracerOptions::default()
+                        },
+                        max_event_rate,
+                        budget_retry,
+                        ..AttachOptions::default()
+                    },
+                    rescan,
+                    listen: None,
+                    token: None,
+                },
+                listen,
+                token,
+                config,
+                max_targets,
+                pods_dir,
+                evidence: evidence_dir.map(|dir| sfgi::agent::evidence::EvidenceOptions {
+                    dir,
+                    max_bundles: evidence_max_bundles.max(1),
+                    max_bytes: evidence_max_size,
+                    on_alert,
+                    on_alert_timeout,
+                }),
+            };
+            preflight()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(sfgi::agent::run(opts))
         }
         Command::Watch {
             pid,

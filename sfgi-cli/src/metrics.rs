@@ -5,7 +5,6 @@
 //! only — never goroutine or group ids. The profile is an explicit per-group view and does carry
 //! group ids (at most [`crate::snapshot::PROFILE_GROUPS`] per sample).
 use crate::snapshot::Snapshot;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -18,205 +17,228 @@ use std::sync::atomic::AtomicU64;
 /// Content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabels {
-    state: String,
-}
+/// A label set: target labels first (empty in `watch`), then the series' own.
+pub type Labels = Vec<(String, String)>;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LeakLabels {
-    status: String,
-    severity: String,
-    pattern: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DiagLabels {
-    kind: String,
-    outcome: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProbeLabels {
-    probe: String,
+fn with(target: &[(String, String)], own: &[(&str, &str)]) -> Labels {
+    let mut l = target.to_vec();
+    l.extend(own.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    l
 }
 
 pub use sfgi_trace::procfs::self_usage;
 
-/// `GET /metrics`: the snapshot's numbers plus the scan-duration histogram and SFGI's own usage,
-/// in the Prometheus text format (0.0.4).
-pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
-    let mut reg = Registry::default();
+/// Most groups per target in `sfgi_leak_group_goroutines` (largest first).
+pub const GROUP_SERIES: usize = 20;
 
-    let goroutines = Family::<StateLabels, Gauge>::default();
-    for (state, n) in s.states.by_name() {
-        goroutines
-            .get_or_create(&StateLabels {
-                state: state.to_string(),
-            })
-            .set(n as i64);
-    }
-    reg.register(
-        "sfgi_goroutines",
-        "Goroutines of the target by state (running = not parked as far as SFGI knows)",
-        goroutines,
-    );
+/// Every per-target family of `/metrics`, filled from one or more snapshots (one per target in
+/// the agent, each with its target labels), then registered once: a metric name appears once
+/// in the output whatever the number of targets.
+#[derive(Default)]
+pub struct TargetFamilies {
+    goroutines: Family<Labels, Gauge>,
+    groups: Family<Labels, Gauge>,
+    leaked: Family<Labels, Gauge>,
+    held: Family<Labels, Gauge>,
+    group_goroutines: Family<Labels, Gauge>,
+    events: Family<Labels, Counter>,
+    dropped: Family<Labels, Counter>,
+    read_errors: Family<Labels, Counter>,
+    stack_errors: Family<Labels, Counter>,
+    missing: Family<Labels, Gauge>,
+    decode_errors: Family<Labels, Counter>,
+    diag: Family<Labels, Counter>,
+    unreadable: Family<Labels, Gauge>,
+    inventory_failed: Family<Labels, Gauge>,
+    gc: Family<Labels, Counter>,
+    mode: Family<Labels, Gauge>,
+    rate: Family<Labels, Gauge>,
+}
 
-    let groups = Family::<LeakLabels, Gauge>::default();
-    let leaked = Family::<LeakLabels, Gauge>::default();
-    let held = Family::<LeakLabels, Gauge>::default();
-    for g in &s.report.leaks {
-        let l = LeakLabels {
-            status: g.status.as_str().to_string(),
-            severity: g.severity.map(|s| s.as_str()).unwrap_or("none").to_string(),
-            pattern: g.pattern.clone(),
+impl TargetFamilies {
+    /// Adds one snapshot's series, each labelled with `target` (none in `watch`).
+    pub fn add(&mut self, s: &Snapshot, target: &[(String, String)]) {
+        for (state, n) in s.states.by_name() {
+            self.goroutines
+                .get_or_create(&with(target, &[("state", state)]))
+                .set(n as i64);
+        }
+        for g in &s.report.leaks {
+            let sev = g.severity.map(|s| s.as_str()).unwrap_or("none");
+            let l = with(
+                target,
+                &[
+                    ("status", g.status.as_str()),
+                    ("severity", sev),
+                    ("pattern", &g.pattern),
+                ],
+            );
+            self.groups.get_or_create(&l).inc();
+            self.leaked.get_or_create(&l).inc_by(g.count as i64);
+            let h = self.held.get_or_create(&l);
+            h.set(h.get().max(g.status_seconds as i64));
+        }
+        // One series per leak group (largest first, at most GROUP_SERIES): what an alert's
+        // runbook text names. Bounded: GROUP_SERIES per target, and targets are capped.
+        let mut largest: Vec<_> = s.report.leaks.iter().collect();
+        largest.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+        for g in largest.into_iter().take(GROUP_SERIES) {
+            let sev = g.severity.map(|s| s.as_str()).unwrap_or("none");
+            let blocking = crate::report::short_site(&g.blocked_at);
+            let creation = crate::report::short_site(&g.created_by);
+            self.group_goroutines
+                .get_or_create(&with(
+                    target,
+                    &[
+                        ("group", &g.id),
+                        ("status", g.status.as_str()),
+                        ("severity", sev),
+                        ("pattern", &g.pattern),
+                        ("blocking_site", &blocking),
+                        ("creation_site", &creation),
+                    ],
+                ))
+                .set(g.count as i64);
+        }
+        for p in &s.report.stats.probes {
+            let l = with(target, &[("probe", &p.probe)]);
+            self.events.get_or_create(&l).inc_by(p.counters.emitted);
+            self.dropped.get_or_create(&l).inc_by(p.counters.dropped);
+            self.read_errors
+                .get_or_create(&l)
+                .inc_by(p.counters.read_errors);
+            self.stack_errors
+                .get_or_create(&l)
+                .inc_by(p.counters.stack_errors);
+        }
+        for m in &s.report.stats.missing_probes {
+            self.missing
+                .get_or_create(&with(target, &[("probe", m.probe)]))
+                .set(1);
+        }
+        let t = target.to_vec();
+        self.decode_errors
+            .get_or_create(&t)
+            .inc_by(s.report.stats.decode_errors);
+        for k in &s.report.stats.ebpf_log.kinds {
+            for (outcome, n) in [("logged", k.logged), ("suppressed", k.suppressed)] {
+                self.diag
+                    .get_or_create(&with(target, &[("kind", k.kind), ("outcome", outcome)]))
+                    .inc_by(n);
+            }
+        }
+        let (unreadable, failed) = match &s.report.stats.inventory {
+            Some(h) => (
+                h.inventory_unreadable as i64,
+                i64::from(h.inventory_error.is_some()),
+            ),
+            None => (0, 0),
         };
-        groups.get_or_create(&l).inc();
-        leaked.get_or_create(&l).inc_by(g.count as i64);
-        let h = held.get_or_create(&l);
-        h.set(h.get().max(g.status_seconds as i64));
-    }
-    reg.register(
-        "sfgi_leak_status_seconds",
-        "How long the longest-standing leak group with these labels has had its status (the judge holds a status through gaps in the evidence)",
-        held,
-    );
-    reg.register(
-        "sfgi_leak_groups",
-        "Leak groups (growing, suspect, proven) by status, severity and pattern",
-        groups,
-    );
-    reg.register(
-        "sfgi_leaked_goroutines",
-        "Goroutines in leak groups by status, severity and pattern",
-        leaked,
-    );
-
-    let events = Family::<ProbeLabels, Counter>::default();
-    let dropped = Family::<ProbeLabels, Counter>::default();
-    for p in &s.report.stats.probes {
-        let l = ProbeLabels {
-            probe: p.probe.clone(),
-        };
-        events.get_or_create(&l).inc_by(p.counters.emitted);
-        dropped.get_or_create(&l).inc_by(p.counters.dropped);
-    }
-    reg.register(
-        "sfgi_events",
-        "Events the probes wrote to the ring buffer, by probe",
-        events,
-    );
-    reg.register(
-        "sfgi_events_dropped",
-        "Events lost to a full ring buffer, by probe",
-        dropped,
-    );
-
-    // Everything that makes SFGI's picture incomplete, so dashboards can alert on it.
-    let read_errors = Family::<ProbeLabels, Counter>::default();
-    let stack_errors = Family::<ProbeLabels, Counter>::default();
-    for p in &s.report.stats.probes {
-        let l = ProbeLabels {
-            probe: p.probe.clone(),
-        };
-        read_errors.get_or_create(&l).inc_by(p.counters.read_errors);
-        stack_errors
-            .get_or_create(&l)
-            .inc_by(p.counters.stack_errors);
-    }
-    reg.register(
-        "sfgi_probe_read_errors",
-        "Failed reads of target memory inside probes, by probe",
-        read_errors,
-    );
-    reg.register(
-        "sfgi_probe_stack_errors",
-        "Failed user-stack captures inside probes, by probe",
-        stack_errors,
-    );
-    let missing = Family::<ProbeLabels, Gauge>::default();
-    for m in &s.report.stats.missing_probes {
-        missing
-            .get_or_create(&ProbeLabels {
-                probe: m.probe.to_string(),
-            })
-            .set(1);
-    }
-    reg.register(
-        "sfgi_probe_missing",
-        "1 for each probe SFGI wanted and could not place",
-        missing,
-    );
-    let decode_errors: Counter = Counter::default();
-    decode_errors.inc_by(s.report.stats.decode_errors);
-    reg.register(
-        "sfgi_event_decode_errors",
-        "Ring-buffer records that could not be decoded",
-        decode_errors,
-    );
-    let diag = Family::<DiagLabels, Counter>::default();
-    for k in &s.report.stats.ebpf_log.kinds {
-        for (outcome, n) in [("logged", k.logged), ("suppressed", k.suppressed)] {
-            diag.get_or_create(&DiagLabels {
-                kind: k.kind.to_string(),
-                outcome: outcome.to_string(),
-            })
-            .inc_by(n);
+        self.unreadable.get_or_create(&t).set(unreadable);
+        self.inventory_failed.get_or_create(&t).set(failed);
+        self.gc.get_or_create(&t).inc_by(s.report.stats.gc_cycles);
+        if let Some(b) = &s.report.stats.budget {
+            self.mode.get_or_create(&t).set(b.mode.level());
+            self.rate
+                .get_or_create(&t)
+                .set(b.probe_hits_per_second as i64);
         }
     }
-    reg.register(
-        "sfgi_ebpf_log_records",
-        "The probes' diagnostics while -v is on, by kind: logged, or left out by the rate limit",
-        diag,
-    );
-    let unreadable: Gauge = Gauge::default();
-    let inventory_failed: Gauge = Gauge::default();
-    if let Some(h) = &s.report.stats.inventory {
-        unreadable.set(h.inventory_unreadable as i64);
-        inventory_failed.set(i64::from(h.inventory_error.is_some()));
-    }
-    reg.register(
-        "sfgi_inventory_unreadable_goroutines",
-        "Goroutines the last inventory read could not read consistently",
-        unreadable,
-    );
-    reg.register(
-        "sfgi_inventory_failed",
-        "1 when the last inventory read failed (SFGI then works from events alone)",
-        inventory_failed,
-    );
 
-    let gc: Counter = Counter::default();
-    gc.inc_by(s.report.stats.gc_cycles);
-    reg.register(
-        "sfgi_gc_cycles",
-        "Completed GC cycles of the target seen while attached",
-        gc,
-    );
-
-    reg.register(
-        "sfgi_inventory_scan_seconds",
-        "Duration of goroutine inventory scans (start, periodic, triggered)",
-        scans.clone(),
-    );
-
-    if let Some(b) = &s.report.stats.budget {
-        let mode: Gauge = Gauge::default();
-        mode.set(b.mode.level());
+    /// Registers every family (the scan histogram and SFGI's own usage are the caller's).
+    pub fn register(self, reg: &mut Registry, budget: bool) {
         reg.register(
-            "sfgi_overhead_mode",
-            "Overhead budget mode: 0 full, 1 sampled (ring buffer overflowed), 2 parks-only, 3 inventory-only",
-            mode,
+            "sfgi_goroutines",
+            "Goroutines of the target by state (running = not parked as far as SFGI knows)",
+            self.goroutines,
         );
-        let rate: Gauge = Gauge::default();
-        rate.set(b.probe_hits_per_second as i64);
         reg.register(
-            "sfgi_probe_hits_per_second",
-            "Probe hits per second in the target over the last budget window",
-            rate,
+            "sfgi_leak_status_seconds",
+            "How long the longest-standing leak group with these labels has had its status (the judge holds a status through gaps in the evidence)",
+            self.held,
         );
+        reg.register(
+            "sfgi_leak_groups",
+            "Leak groups (growing, suspect, proven) by status, severity and pattern",
+            self.groups,
+        );
+        reg.register(
+            "sfgi_leaked_goroutines",
+            "Goroutines in leak groups by status, severity and pattern",
+            self.leaked,
+        );
+        reg.register(
+            "sfgi_leak_group_goroutines",
+            "Goroutines per leak group (the 20 largest per target), with its blocking and creation sites",
+            self.group_goroutines,
+        );
+        reg.register(
+            "sfgi_events",
+            "Events the probes wrote to the ring buffer, by probe",
+            self.events,
+        );
+        reg.register(
+            "sfgi_events_dropped",
+            "Events lost to a full ring buffer, by probe",
+            self.dropped,
+        );
+        reg.register(
+            "sfgi_probe_read_errors",
+            "Failed reads of target memory inside probes, by probe",
+            self.read_errors,
+        );
+        reg.register(
+            "sfgi_probe_stack_errors",
+            "Failed user-stack captures inside probes, by probe",
+            self.stack_errors,
+        );
+        reg.register(
+            "sfgi_probe_missing",
+            "1 for each probe SFGI wanted and could not place",
+            self.missing,
+        );
+        reg.register(
+            "sfgi_event_decode_errors",
+            "Ring-buffer records that could not be decoded",
+            self.decode_errors,
+        );
+        reg.register(
+            "sfgi_ebpf_log_records",
+            "The probes' diagnostics while -v is on, by kind: logged, or left out by the rate limit",
+            self.diag,
+        );
+        reg.register(
+            "sfgi_inventory_unreadable_goroutines",
+            "Goroutines the last inventory read could not read consistently",
+            self.unreadable,
+        );
+        reg.register(
+            "sfgi_inventory_failed",
+            "1 when the last inventory read failed (SFGI then works from events alone)",
+            self.inventory_failed,
+        );
+        reg.register(
+            "sfgi_gc_cycles",
+            "Completed GC cycles of the target seen while attached",
+            self.gc,
+        );
+        if budget {
+            reg.register(
+                "sfgi_overhead_mode",
+                "Overhead budget mode: 0 full, 1 sampled (ring buffer overflowed), 2 parks-only, 3 inventory-only",
+                self.mode,
+            );
+            reg.register(
+                "sfgi_probe_hits_per_second",
+                "Probe hits per second in the target over the last budget window",
+                self.rate,
+            );
+        }
     }
+}
 
+/// Registers SFGI's own CPU time and resident memory (once per process, no target labels).
+pub fn register_self_usage(reg: &mut Registry) {
     let (cpu, rss) = self_usage();
     let cpu_c: Counter<f64, AtomicU64> = Counter::default();
     cpu_c.inc_by(cpu.unwrap_or(0.0));
@@ -232,11 +254,31 @@ pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
         "Resident memory of SFGI itself",
         rss_g,
     );
+}
 
+/// The registry in the Prometheus text format (0.0.4).
+pub fn encode_registry(reg: &Registry) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &reg);
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, reg);
     out
+}
+
+/// `GET /metrics`: the snapshot's numbers plus the scan-duration histogram and SFGI's own usage,
+/// in the Prometheus text format (0.0.4).
+pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
+    let mut reg = Registry::default();
+    let mut fams = TargetFamilies::default();
+    fams.add(s, &[]);
+    let budget = s.report.stats.budget.is_some();
+    fams.register(&mut reg, budget);
+    reg.register(
+        "sfgi_inventory_scan_seconds",
+        "Duration of goroutine inventory scans (start, periodic, triggered)",
+        scans.clone(),
+    );
+    register_self_usage(&mut reg);
+    encode_registry(&reg)
 }
 
 /// Escapes a label value for the text format.

@@ -106,6 +106,12 @@ impl Server {
 
 /// Serves the endpoints on `listener` from a thread of its own.
 pub fn start(listener: std::net::TcpListener, state: ServeState) -> Result<Server> {
+    start_router(listener, router(state))
+}
+
+/// Serves `app` (already [`guarded`]) on `listener` from a thread of its own, with the same
+/// connection limits as `watch --listen` (the agent's endpoints).
+pub fn start_router(listener: std::net::TcpListener, app: Router) -> Result<Server> {
     listener
         .set_nonblocking(true)
         .context("configuring the listening socket")?;
@@ -120,7 +126,7 @@ pub fn start(listener: std::net::TcpListener, state: ServeState) -> Result<Serve
         .spawn(move || {
             let res = rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                serve_connections(listener, router(state), stop_rx).await
+                serve_connections(listener, app, stop_rx).await
             });
             if let Err(e) = res {
                 eprintln!("sfgi: HTTP server stopped: {e}");
@@ -192,25 +198,31 @@ async fn serve_connections(
 
 /// The routes.
 pub fn router(state: ServeState) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/sfgi/leaks", get(leaks))
         .route("/sfgi/groups", get(groups))
         .route("/sfgi/profile", get(profile))
         .route("/sfgi/trigger-scan", post(trigger_scan))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
+        .with_state(state.clone());
+    guarded(app, state.token)
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+/// `app` behind the rules every SFGI endpoint follows: the optional bearer token, the body limit
+/// and the request time limit.
+pub fn guarded(app: Router, token: Option<String>) -> Router {
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(Arc::new(token), guard))
+}
+
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
 }
 
 /// Auth, body size, time limit.
-async fn guard(State(st): State<ServeState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &st.token {
+async fn guard(State(token): State<Arc<Option<String>>>, req: Request, next: Next) -> Response {
+    if let Some(token) = token.as_ref() {
         let ok = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -248,18 +260,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not found")
 }
 
 /// `?status=` and `?min_severity=`.
-struct Filter {
+pub(crate) struct Filter {
     statuses: Option<Vec<Status>>,
     min_severity: Option<Severity>,
 }
 
 impl Filter {
-    fn parse(q: &HashMap<String, String>, allowed: &[Status]) -> Result<Filter, String> {
+    pub(crate) fn parse(q: &HashMap<String, String>, allowed: &[Status]) -> Result<Filter, String> {
         let statuses = match q.get("status") {
             None => None,
             Some(s) => {
@@ -292,7 +304,7 @@ impl Filter {
         })
     }
 
-    fn keeps(&self, g: &Leak) -> bool {
+    pub(crate) fn keeps(&self, g: &Leak) -> bool {
         self.statuses.as_ref().is_none_or(|s| s.contains(&g.status))
             && self
                 .min_severity
@@ -300,8 +312,8 @@ impl Filter {
     }
 }
 
-const LEAK_STATUSES: [Status; 3] = [Status::Proven, Status::Growing, Status::Suspect];
-const ALL_STATUSES: [Status; 5] = [
+pub(crate) const LEAK_STATUSES: [Status; 3] = [Status::Proven, Status::Growing, Status::Suspect];
+pub(crate) const ALL_STATUSES: [Status; 5] = [
     Status::Proven,
     Status::Growing,
     Status::Suspect,
@@ -309,7 +321,7 @@ const ALL_STATUSES: [Status; 5] = [
     Status::Normal,
 ];
 
-fn check_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), String> {
+pub(crate) fn check_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), String> {
     match q.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(format!(
             "unknown parameter {k:?} (known: {})",
@@ -329,14 +341,15 @@ fn parse_usize(q: &HashMap<String, String>, key: &str, default: usize) -> Result
     }
 }
 
-type QueryParams = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+pub(crate) type QueryParams =
+    Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
-fn query(q: QueryParams) -> Result<HashMap<String, String>, String> {
+pub(crate) fn query(q: QueryParams) -> Result<HashMap<String, String>, String> {
     q.map(|Query(q)| q).map_err(|e| e.body_text())
 }
 
 /// A handler's answer, or the message of a 400.
-fn answer(r: Result<Response, String>) -> Response {
+pub(crate) fn answer(r: Result<Response, String>) -> Response {
     r.unwrap_or_else(|e| error(StatusCode::BAD_REQUEST, e))
 }
 
@@ -433,7 +446,7 @@ fn groups_inner(st: &ServeState, q: QueryParams) -> Result<Response, String> {
     Ok(Json(v).into_response())
 }
 
-fn prometheus_text(body: String) -> Response {
+pub(crate) fn prometheus_text(body: String) -> Response {
     (
         [(
             header::CONTENT_TYPE,

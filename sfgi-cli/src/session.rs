@@ -28,10 +28,19 @@ use tokio::sync::mpsc;
 /// Most ring-buffer records folded into the engine per pass (≈ 1 MiB of decoded events).
 pub const MAX_RECORDS_PER_PASS: usize = 16_384;
 
-/// SIGINT and SIGTERM listeners, made once per process run, before anything slow.
+/// What ends a session loop from outside: SIGINT and SIGTERM listeners, made once per process
+/// run before anything slow (`attach`, `watch`), or a stop flag set by whoever runs the session
+/// (`agent`, whose sessions each run on a thread of their own and are stopped by the agent).
 pub struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
+    inner: SignalSource,
+}
+
+enum SignalSource {
+    Os {
+        interrupt: Signal,
+        terminate: Signal,
+    },
+    Stop(tokio::sync::watch::Receiver<bool>),
 }
 
 impl Signals {
@@ -39,16 +48,36 @@ impl Signals {
     /// (attaching, reading the inventory) and ends it at the next turn of the loop.
     pub fn new() -> Result<Signals> {
         Ok(Signals {
-            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
-            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            inner: SignalSource::Os {
+                interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            },
         })
     }
 
-    /// Resolves when SIGINT or SIGTERM arrived (at once if one came since the last call).
+    /// Stops when `stop` turns true (or its sender is dropped): the agent's per-target sessions.
+    pub fn from_stop(stop: tokio::sync::watch::Receiver<bool>) -> Signals {
+        Signals {
+            inner: SignalSource::Stop(stop),
+        }
+    }
+
+    /// Resolves when SIGINT or SIGTERM arrived (at once if one came since the last call), or the
+    /// stop flag is set.
     pub async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+        match &mut self.inner {
+            SignalSource::Os {
+                interrupt,
+                terminate,
+            } => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            SignalSource::Stop(rx) => {
+                let _ = rx.wait_for(|v| *v).await;
+            }
         }
     }
 }
@@ -411,6 +440,11 @@ impl<'t> Session<'t> {
         s.scan();
         s.engine.tick(monotonic_ns());
         Ok(s)
+    }
+
+    /// The overhead budget (the agent sets its share of the node-wide budget through it).
+    pub fn budget_mut(&mut self) -> &mut Budget {
+        &mut self.budget
     }
 
     /// The probes that were placed and the ones that could not be.

@@ -101,8 +101,10 @@ pub(crate) fn terminal_width() -> Option<usize> {
 }
 
 /// State kept across refreshes by the owner of the session.
-struct Watcher<'a> {
+pub(crate) struct Watcher<'a> {
     opts: &'a WatchOptions,
+    /// Draw the live table on stdout (false in the agent: snapshots only).
+    draw: bool,
     pid: u32,
     ident: Option<ProcIdent>,
     trends: HashMap<String, VecDeque<usize>>,
@@ -135,7 +137,7 @@ impl Watcher<'_> {
     }
 
     /// Notes a finished scan: its duration in the histogram, its result for trigger-scan.
-    fn record_scan(&mut self, r: &ScanResult) {
+    pub(crate) fn record_scan(&mut self, r: &ScanResult) {
         self.scans.observe(r.duration_ms / 1e3);
         self.last_scan_at = Instant::now();
         self.last_scan = Some(r.clone());
@@ -143,7 +145,7 @@ impl Watcher<'_> {
 
     /// Answers `first` and every other queued trigger with one scan (or the last one, if it is
     /// less than [`SCAN_MIN_SPACING`] old). Returns whether a new scan ran.
-    fn serve_triggers(
+    pub(crate) fn serve_triggers(
         &mut self,
         session: &mut Session<'_>,
         first: TriggerRequest,
@@ -178,7 +180,7 @@ impl Watcher<'_> {
     }
 
     /// Whether the target is gone: exited, or became another program.
-    fn target_gone(&mut self, session: &mut Session<'_>) -> Option<Stop> {
+    pub(crate) fn target_gone(&mut self, session: &mut Session<'_>) -> Option<Stop> {
         if !session.target_alive() {
             return Some(Stop::TargetExited);
         }
@@ -194,7 +196,7 @@ impl Watcher<'_> {
     }
 
     /// Takes a snapshot of the session now (and advances trends and the profile).
-    fn snapshot(&mut self, session: &mut Session<'_>) -> Snapshot {
+    pub(crate) fn snapshot(&mut self, session: &mut Session<'_>) -> Snapshot {
         let report = session.report();
         let now_ns = monotonic_ns();
         let now = Instant::now();
@@ -431,6 +433,9 @@ impl Watcher<'_> {
 
     /// Draws one refresh; false if stdout is gone.
     fn draw(&mut self, s: &Snapshot) -> bool {
+        if !self.draw {
+            return true;
+        }
         let text = if self.tty {
             // Home, overwrite each line (clearing its tail), clear below: no flicker.
             let mut t = String::new();
@@ -458,6 +463,46 @@ impl Watcher<'_> {
             out.write_all(text.as_bytes()).and_then(|()| out.flush()),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe
         )
+    }
+}
+
+impl<'a> Watcher<'a> {
+    /// A watcher that only takes snapshots (no table on stdout): one per agent target.
+    pub(crate) fn headless(
+        opts: &'a WatchOptions,
+        session: &Session<'_>,
+        scans: Histogram,
+    ) -> Watcher<'a> {
+        let pid = session.target.pid;
+        Watcher {
+            opts,
+            draw: false,
+            pid,
+            ident: ProcIdent::read(pid),
+            trends: HashMap::new(),
+            profile: Arc::new(Vec::new()),
+            last_profile: None,
+            last_events: (0, Instant::now()),
+            scans,
+            last_scan_at: session.last_scan(),
+            last_scan: None,
+            peers: Vec::new(),
+            last_peer_check: None,
+            tty: false,
+            frames: 0,
+            listen_note: None,
+            last_refresh: Instant::now(),
+            snap_tx: None,
+        }
+    }
+
+    /// Whether the refresh interval has passed since the last snapshot (and starts the next).
+    pub(crate) fn refresh_due(&mut self, now: bool) -> bool {
+        if !now && self.last_refresh.elapsed() < self.opts.attach.interval {
+            return false;
+        }
+        self.last_refresh = Instant::now();
+        true
     }
 }
 
@@ -535,6 +580,7 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
     }
     let mut w = Watcher {
         opts,
+        draw: true,
         pid,
         ident,
         trends: HashMap::new(),

@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 /// Tunables of the judge (all documented in the CLI's `--help`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct JudgeConfig {
     /// How long a group must keep rising (growing) or members stay blocked (suspect).
     pub threshold: Duration,

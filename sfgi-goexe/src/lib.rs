@@ -301,6 +301,22 @@ pub struct GoBinary {
     wait_reasons_error: Option<String>,
 }
 
+/// Reads only the `.go.buildinfo` of the ELF file at `path` (no symbol tables, no DWARF): what
+/// process discovery needs to tell a Go 1.21+ program from anything else. `Ok(None)`: an ELF file
+/// without build information (not Go, or a Go too old to matter).
+pub fn read_build_info(path: &Path) -> Result<Option<BuildInfo>, GoExeError> {
+    let size = std::fs::metadata(path)?.len();
+    if size > MAX_FILE {
+        return Err(GoExeError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let data = std::fs::read(path)?;
+    let elf = ElfInfo::parse(&data, path)?;
+    Ok(buildinfo::parse(&data, &elf))
+}
+
 impl GoBinary {
     /// Reads and parses the Go binary at `path`.
     pub fn open(path: &Path) -> Result<GoBinary, GoExeError> {

@@ -117,6 +117,97 @@ pub struct BudgetStats {
     pub self_peak_rss_bytes: u64,
 }
 
+/// How long a target's demand counts in a [`NodeBudget`] after it last reported one.
+pub const SHARE_EXPIRY: Duration = Duration::from_secs(5);
+
+/// Splits a node-wide budget of `total` probe hits per second among targets that want
+/// `demands` (their measured rates; `f64::INFINITY` for a target the budget has stepped down,
+/// whose real demand is unknown and above its share). Every target first gets a floor of a
+/// quarter of an equal share (so a quiet target that bursts is not stepped down at once); the
+/// rest is filled up by increasing demand (max-min fairness): a target wanting less than an equal
+/// share of what is left gets what it wants plus a quarter, and what it leaves goes to the busier
+/// ones. The busiest targets are therefore the ones capped first, and the shares never add up
+/// to more than `total`. `total` 0 means unlimited: every share is 0 (no limit).
+pub fn share(total: u64, demands: &[f64]) -> Vec<u64> {
+    let n = demands.len();
+    if n == 0 || total == 0 {
+        return vec![0; n];
+    }
+    let floor = total as f64 / (4.0 * n as f64);
+    let mut left = total as f64 - floor * n as f64;
+    let mut out = vec![floor; n];
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| demands[a].total_cmp(&demands[b]));
+    for (k, &i) in order.iter().enumerate() {
+        let remaining = (n - k) as f64;
+        let equal = left / remaining;
+        let want = (demands[i].max(0.0) * 1.25 - floor).max(0.0);
+        let give = want.min(equal);
+        out[i] += give;
+        left -= give;
+    }
+    // Whatever nobody wanted goes to the busiest (headroom for the next window).
+    if left > 0.0 {
+        if let Some(&busiest) = order.last() {
+            out[busiest] += left;
+        }
+    }
+    out.into_iter().map(|x| (x.floor() as u64).max(1)).collect()
+}
+
+/// One overhead budget for a whole node (`sfgi agent`): the targets' sessions report their
+/// demand and get their share (see [`share`]). Pure: time is passed in.
+#[derive(Debug, Default)]
+pub struct NodeBudget {
+    total: u64,
+    /// Key → (demand, when reported).
+    demands: std::collections::BTreeMap<u64, (f64, Instant)>,
+}
+
+impl NodeBudget {
+    /// A budget of `total` probe hits per second for the node (0: unlimited).
+    pub fn new(total: u64) -> NodeBudget {
+        NodeBudget {
+            total,
+            demands: Default::default(),
+        }
+    }
+
+    /// The node's total.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Target `key` wants `demand` hits/s (`degraded`: it was stepped down, so it wants more
+    /// than it can measure); returns its share now. Targets silent for [`SHARE_EXPIRY`] are
+    /// forgotten.
+    pub fn report(&mut self, key: u64, demand: f64, degraded: bool, now: Instant) -> u64 {
+        let d = if degraded { f64::INFINITY } else { demand };
+        self.demands.insert(key, (d, now));
+        self.demands
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < SHARE_EXPIRY);
+        self.share_of(key)
+    }
+
+    /// Forgets target `key` (it exited or was let go).
+    pub fn remove(&mut self, key: u64) {
+        self.demands.remove(&key);
+    }
+
+    /// Target `key`'s share now (the whole budget's equal share if it never reported).
+    pub fn share_of(&self, key: u64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let keys: Vec<u64> = self.demands.keys().copied().collect();
+        let demands: Vec<f64> = self.demands.values().map(|(d, _)| *d).collect();
+        match keys.iter().position(|&k| k == key) {
+            Some(i) => share(self.total, &demands)[i],
+            None => (self.total / (keys.len() as u64 + 1)).max(1),
+        }
+    }
+}
+
 /// A try at tracing fully again: what to go back to if it fails.
 struct Trial {
     mode: Mode,
@@ -187,6 +278,22 @@ impl Budget {
             started: now,
             cpu_at_start: crate::procfs::self_usage().0.unwrap_or(0.0),
         }
+    }
+
+    /// Changes the budget (a node-wide budget re-allocates its shares): the next window is
+    /// judged against `max_rate`.
+    pub fn set_max_rate(&mut self, max_rate: u64) {
+        self.max_rate = max_rate;
+    }
+
+    /// The budget now (probe hits per second; 0: unlimited).
+    pub fn max_rate(&self) -> u64 {
+        self.max_rate
+    }
+
+    /// Probe hits per second over the last window.
+    pub fn last_rate(&self) -> f64 {
+        self.last_rate
     }
 
     /// Current mode.
@@ -447,6 +554,49 @@ fn degraded_rescan(inventory_ms: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_is_fair_and_bounded() {
+        // Nobody busy: everyone gets its demand (+25 %), leftovers to the busiest.
+        let s = share(20_000, &[100.0, 200.0, 300.0, 400.0]);
+        assert!(s.iter().sum::<u64>() <= 20_000, "{s:?}");
+        assert!(s[0] >= 125 && s[1] >= 250 && s[2] >= 375, "{s:?}");
+        // One busy target cannot starve the others: the quiet ones keep what they need.
+        let s = share(20_000, &[100.0, 100.0, 1_000_000.0]);
+        assert!(s.iter().sum::<u64>() <= 20_000, "{s:?}");
+        assert!(s[0] >= 125 && s[1] >= 125, "{s:?}");
+        assert!(s[2] < 20_000, "{s:?}");
+        // All busy: equal shares, never more than the total together.
+        let s = share(20_000, &[f64::INFINITY; 4]);
+        assert_eq!(s, vec![5_000; 4]);
+        // Two busy: the busiest is capped first (the less busy gets what it wants).
+        let s = share(20_000, &[9_000.0, 50_000.0]);
+        assert!(s.iter().sum::<u64>() <= 20_000, "{s:?}");
+        assert!(s[0] >= 9_000 && s[1] < 50_000, "{s:?}");
+        // Unlimited and empty.
+        assert_eq!(share(0, &[1.0, 2.0]), vec![0, 0]);
+        assert!(share(100, &[]).is_empty());
+        // Floors: a silent target still has a quarter of an equal share.
+        let s = share(40_000, &[0.0, f64::INFINITY]);
+        assert!(s[0] >= 5_000, "{s:?}");
+    }
+
+    #[test]
+    fn node_budget_expires_silent_targets() {
+        let t0 = Instant::now();
+        let mut b = NodeBudget::new(10_000);
+        let a = b.report(1, 100.0, false, t0);
+        assert!(a >= 125);
+        let busy = b.report(2, 0.0, true, t0);
+        let a = b.share_of(1);
+        assert!(a >= 125 && busy > 5_000 && busy + a <= 10_000, "{a} {busy}");
+        // Target 1 goes silent: after SHARE_EXPIRY target 2 has the node.
+        let later = t0 + SHARE_EXPIRY + Duration::from_secs(1);
+        assert_eq!(b.report(2, 0.0, true, later), 10_000);
+        b.remove(2);
+        assert_eq!(b.share_of(3), 10_000);
+        assert_eq!(NodeBudget::new(0).share_of(1), 0);
+    }
 
     #[test]
     fn modes_are_ordered_and_named() {

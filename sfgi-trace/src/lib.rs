@@ -7,6 +7,7 @@
 //! `/proc` reader of the whole program.
 pub mod budget;
 pub mod clock;
+pub mod discover;
 pub mod inventory;
 pub mod probe;
 pub mod procfs;
