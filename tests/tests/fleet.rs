@@ -257,8 +257,8 @@ fn grafana_to_promql(e: &str) -> String {
         .replace("$namespace", ".*")
 }
 
-/// Dashboard expressions allowed to return nothing against one `sfgi watch`/agent on one
-/// healthy-probed target, and why. Every other one must return data.
+/// Dashboard expressions allowed to return nothing against `sfgi agent` on one well-probed
+/// target, and why. Every other one must return data.
 const MAY_BE_EMPTY: &[(&str, &str)] = &[
     ("sfgi_agent_targets", "sfgi agent only"),
     (
@@ -315,8 +315,53 @@ fn fast_rules() -> String {
     re_for.replace_all(&r, "${1}3s").into_owned()
 }
 
+/// The items of the `args:` list of the DaemonSet's container (deploy/kubernetes/daemonset.yaml).
+fn daemonset_args() -> Vec<String> {
+    let text = std::fs::read_to_string(deploy("kubernetes/daemonset.yaml")).expect("daemonset");
+    let mut lines = text.lines().skip_while(|l| l.trim() != "args:");
+    let head = lines.next().expect("no args: in daemonset.yaml");
+    let indent = head.len() - head.trim_start().len();
+    lines
+        .take_while(|l| l.len() - l.trim_start().len() > indent && l.trim_start().starts_with("- "))
+        .map(|l| l.trim_start()[2..].trim().to_string())
+        .collect()
+}
+
+/// The `config.toml` of the ConfigMap (deploy/kubernetes/configmap.yaml).
+fn configmap_config() -> String {
+    let text = std::fs::read_to_string(deploy("kubernetes/configmap.yaml")).expect("configmap");
+    let mut lines = text.lines().skip_while(|l| l.trim() != "config.toml: |");
+    let head = lines.next().expect("no config.toml in configmap.yaml");
+    let indent = head.len() - head.trim_start().len();
+    let body: Vec<&str> = lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .collect();
+    let strip = body
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    body.iter()
+        .map(|l| l.get(strip..).unwrap_or("").to_string() + "\n")
+        .collect()
+}
+
 #[test]
-fn prometheus_scrapes_sfgi_and_a_leak_alert_fires() {
+fn daemonset_runs_the_agent_with_the_configmap() {
+    let args = daemonset_args();
+    assert_eq!(args.first().map(String::as_str), Some("agent"), "{args:?}");
+    assert!(
+        args.contains(&"--listen=0.0.0.0:6061".to_string()),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--config=/etc/sfgi/config.toml".to_string()));
+    let config = configmap_config();
+    assert!(config.contains("[[exclude]]"), "{config}");
+}
+
+#[test]
+fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
     require_root();
     let prometheus = require("prometheus");
     let alertmanager = require("prometheus-alertmanager");
@@ -324,10 +369,14 @@ fn prometheus_scrapes_sfgi_and_a_leak_alert_fires() {
     let dir = TempDir::new("prom");
     let t0 = Instant::now();
 
-    // The leaking target: 10 chan-send leaks a second (≥ 60/min: L3 once growing).
+    // The leaking target: 10 chan-send leaks a second (>= 60/min: L3 once growing), under a name
+    // of its own so the agent (which sees every process of the machine) traces only it.
     let bin = build_program("leaks", NEWEST, false);
+    let exe_name = format!("fleet-leaks-{}", std::process::id());
+    let exe = dir.0.join(&exe_name);
+    std::fs::copy(&bin, &exe).expect("copying the leaks binary");
     let target = Target::start(
-        &bin,
+        &exe,
         &[
             "chan-send",
             "-delay",
@@ -340,20 +389,39 @@ fn prometheus_scrapes_sfgi_and_a_leak_alert_fires() {
     );
     let pid = target.pid().to_string();
 
-    // SFGI, as the DaemonSet runs it but with short thresholds: bound to loopback here, token.
+    // `sfgi agent` as the DaemonSet runs it (its args, its ConfigMap), but on loopback, with
+    // temp dirs, short thresholds, and an include of this test's target only.
     let sfgi_port = free_port();
     let sfgi_addr: SocketAddr = format!("127.0.0.1:{sfgi_port}").parse().expect("addr");
+    let config = dir.0.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[include]]\nexe = \"{exe_name}\"\n",
+            configmap_config()
+        ),
+    )
+    .expect("writing config.toml");
+    std::fs::create_dir_all(dir.0.join("pods")).expect("mkdir");
+    let mut agent_args = Vec::new();
+    for a in daemonset_args() {
+        let (flag, _) = a.split_once('=').unwrap_or((a.as_str(), ""));
+        let mapped = match flag {
+            "agent" => a.clone(),
+            "--listen" => format!("--listen={sfgi_addr}"),
+            "--token" => format!("--token={TOKEN}"),
+            "--config" => format!("--config={}", config.display()),
+            "--pods-dir" => format!("--pods-dir={}", dir.0.join("pods").display()),
+            "--evidence-dir" => format!("--evidence-dir={}", dir.0.join("evidence").display()),
+            other => panic!("daemonset.yaml passes {other}: teach this test what it means here"),
+        };
+        agent_args.push(mapped);
+    }
     let mut sfgi = Killed::spawn(
-        "sfgi watch",
+        "sfgi agent",
         Command::new(sfgi_bin())
-            .args(["watch", "--pid", &pid, "--threshold", "2s", "--interval"])
-            .args([
-                "250ms",
-                "--listen",
-                &sfgi_addr.to_string(),
-                "--token",
-                TOKEN,
-            ])
+            .args(&agent_args)
+            .args(["--threshold", "2s", "--interval", "250ms"])
             .env_remove("RUST_LOG"),
         dir.0.join("sfgi.log"),
     );
@@ -362,13 +430,13 @@ fn prometheus_scrapes_sfgi_and_a_leak_alert_fires() {
         loop {
             sfgi.assert_alive();
             if let Some((st, body)) = http_get(sfgi_addr, "/metrics", Some(TOKEN)) {
-                if st == 200 && body.contains("sfgi_goroutines") {
+                if st == 200 && body.contains(&format!("pid=\"{pid}\"")) {
                     break;
                 }
             }
             assert!(
                 Instant::now() < deadline,
-                "sfgi /metrics not up:\n{}",
+                "sfgi agent's /metrics has no series of pid {pid}:\n{}",
                 sfgi.log()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -456,7 +524,7 @@ fn prometheus_scrapes_sfgi_and_a_leak_alert_fires() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    // ... and a leak alert (L2 or higher) fires, naming the sites.
+    // ... and a leak alert (L2 or higher) fires for the target, naming the sites.
     let leak_alerts = [
         "SFGIGoroutineLeak",
         "SFGIGoroutineLeakCritical",
@@ -470,6 +538,7 @@ fn prometheus_scrapes_sfgi_and_a_leak_alert_fires() {
         let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
         if let Some(a) = alerts.iter().find(|a| {
             a["state"] == "firing"
+                && a["labels"]["pid"] == pid.as_str()
                 && a["labels"]["alertname"]
                     .as_str()
                     .is_some_and(|n| leak_alerts.contains(&n))
@@ -514,10 +583,10 @@ fn prometheus_scrapes_sfgi_and_a_leak_alert_fires() {
     let desc = alert["annotations"]["description"].as_str().unwrap_or("");
     assert!(desc.contains(blocking) && desc.contains(creation), "{desc}");
     assert!(desc.contains("goroutines in leak group"), "{desc}");
-    // The agent's target labels, when present, name this target.
-    if let Some(p) = labels["pid"].as_str() {
-        assert_eq!(p, pid, "{}", pretty(&alert));
-    }
+    // The agent's target labels name this target (container, pod and namespace are empty for a
+    // process outside Kubernetes, and Prometheus drops empty labels).
+    assert_eq!(labels["exe"], exe_name.as_str(), "{}", pretty(&alert));
+    assert!(desc.contains(&format!("pid {pid} ({exe_name})")), "{desc}");
 
     // Alertmanager received it.
     let deadline = Instant::now() + Duration::from_secs(20);
