@@ -656,3 +656,297 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
     drop(sfgi);
     drop(target);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes manifests and the image build, offline.
+
+/// The files of deploy/kubernetes that are Kubernetes objects (all but kustomization.yaml).
+fn manifests() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(deploy("kubernetes"))
+        .expect("deploy/kubernetes")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml")
+                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A YAML file's documents as JSON, through the PyYAML that kubernetes-validate brings.
+fn yaml_docs(path: &std::path::Path) -> Vec<Value> {
+    require("kubernetes-validate");
+    let site = sfgi_gotool::tools::tools_dir().join("kubernetes-validate");
+    assert!(site.is_dir(), "{} is missing", site.display());
+    let out = run_ok(
+        Command::new("python3")
+            .env("PYTHONPATH", &site)
+            .args([
+                "-c",
+                "import json, sys, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
+            ])
+            .arg(path),
+    );
+    serde_json::from_slice(&out.stdout).expect("yaml as JSON")
+}
+
+#[test]
+fn kubernetes_manifests_pass_their_schemas() {
+    let kv = require("kubernetes-validate");
+    let files = manifests();
+    assert_eq!(files.len(), 8, "{files:?}");
+    // Kubernetes' own schemas, strict (unknown fields rejected).
+    let out = Command::new(&kv)
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .expect("running kubernetes-validate");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for f in &files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("/{name} ")))
+            .unwrap_or_else(|| panic!("kubernetes-validate said nothing about {name}:\n{text}"));
+        if name == "servicemonitor.yaml" {
+            // A CRD: not in Kubernetes' schemas; checked below against its own.
+            assert!(
+                line.contains("Couldn't find schema for kind ServiceMonitor"),
+                "{line}"
+            );
+        } else {
+            assert!(
+                line.starts_with("INFO") && line.contains("passed"),
+                "{line}"
+            );
+        }
+    }
+    // The ServiceMonitor against prometheus-operator's CRD schema (npm).
+    let sm = require("validate-servicemonitor");
+    let out = run_ok(Command::new(&sm).arg(deploy("kubernetes/servicemonitor.yaml")));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("valid ") && text.contains("ServiceMonitor/sfgi"),
+        "{text}"
+    );
+
+    // Both checkers can fail.
+    let dir = TempDir::new("k8s-mutants");
+    let ds = std::fs::read_to_string(deploy("kubernetes/daemonset.yaml")).expect("daemonset");
+    let bad = dir.0.join("daemonset.yaml");
+    std::fs::write(
+        &bad,
+        ds.replace("readOnlyRootFilesystem", "readOnlyRootFileSystem"),
+    )
+    .expect("write");
+    let st = Command::new(&kv)
+        .arg("--strict")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(
+        !st.status.success(),
+        "kubernetes-validate accepted a misspelt field"
+    );
+    let smt = std::fs::read_to_string(deploy("kubernetes/servicemonitor.yaml")).expect("sm");
+    let bad = dir.0.join("servicemonitor.yaml");
+    std::fs::write(&bad, smt.replace("interval: 30s", "interval: 30")).expect("write");
+    let st = Command::new(&sm).arg(&bad).output().expect("run");
+    assert!(
+        !st.status.success(),
+        "the ServiceMonitor schema accepted a number interval"
+    );
+
+    // kustomization.yaml lists every manifest.
+    let k = std::fs::read_to_string(deploy("kubernetes/kustomization.yaml")).expect("kustomize");
+    for f in &files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        assert!(
+            k.contains(&format!("- {name}")),
+            "kustomization.yaml misses {name}"
+        );
+    }
+}
+
+#[test]
+fn daemonset_is_least_privilege() {
+    let docs = yaml_docs(&deploy("kubernetes/daemonset.yaml"));
+    let ds = &docs[0];
+    assert_eq!(ds["kind"], "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true);
+    assert!(pod["hostNetwork"].is_null() || pod["hostNetwork"] == false);
+    assert!(pod["hostIPC"].is_null() || pod["hostIPC"] == false);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    let mut add: Vec<&str> = sc["capabilities"]["add"]
+        .as_array()
+        .expect("capabilities.add")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    add.sort_unstable();
+    assert_eq!(add, ["BPF", "PERFMON", "SYS_PTRACE"]);
+    for k in ["requests", "limits"] {
+        for r in ["cpu", "memory"] {
+            assert!(c["resources"][k][r].is_string(), "no resources.{k}.{r}");
+        }
+    }
+    // hostPath volumes are mounted read-only; the only writable mount is an emptyDir.
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    for m in c["volumeMounts"].as_array().expect("volumeMounts") {
+        let v = volumes
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .unwrap_or_else(|| panic!("no volume {}", m["name"]));
+        if m["readOnly"] != true {
+            assert!(v["emptyDir"].is_object(), "writable mount {}", m["name"]);
+        }
+    }
+    assert!(volumes.iter().filter(|v| v["hostPath"].is_object()).count() <= 1);
+    // The token comes from the Secret the ServiceMonitor also reads; the config from the
+    // ConfigMap.
+    let env = &c["env"][0];
+    assert_eq!(env["valueFrom"]["secretKeyRef"]["name"], "sfgi-token");
+    let sm = &yaml_docs(&deploy("kubernetes/servicemonitor.yaml"))[0];
+    let auth = &sm["spec"]["endpoints"][0]["authorization"]["credentials"];
+    assert_eq!(auth["name"], "sfgi-token");
+    assert_eq!(auth["key"], env["valueFrom"]["secretKeyRef"]["key"]);
+    let cm = &yaml_docs(&deploy("kubernetes/configmap.yaml"))[0];
+    assert!(cm["data"]["config.toml"].is_string());
+    assert!(volumes
+        .iter()
+        .any(|v| v["configMap"]["name"] == cm["metadata"]["name"]));
+    // The Service's port is the container's.
+    let svc = &yaml_docs(&deploy("kubernetes/service.yaml"))[0];
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], c["ports"][0]["name"]);
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["port"],
+        svc["spec"]["ports"][0]["name"]
+    );
+}
+
+/// The Dockerfile's instructions (continuations joined, comments dropped).
+fn dockerfile() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(deploy("docker/Dockerfile")).expect("Dockerfile");
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('#') || (t.is_empty() && cur.is_empty()) {
+            continue;
+        }
+        cur.push_str(t.trim_end_matches('\\'));
+        cur.push(' ');
+        if !t.ends_with('\\') {
+            let (op, rest) = cur.trim().split_once(' ').unwrap_or((cur.trim(), ""));
+            out.push((op.to_uppercase(), rest.trim().to_string()));
+            cur.clear();
+        }
+    }
+    out
+}
+
+#[test]
+fn dockerfile_builds_what_xtask_builds_into_a_slim_image() {
+    let ins = dockerfile();
+    let known = [
+        "FROM",
+        "WORKDIR",
+        "COPY",
+        "RUN",
+        "EXPOSE",
+        "ENTRYPOINT",
+        "CMD",
+    ];
+    let mut stages: Vec<String> = Vec::new();
+    let mut froms = Vec::new();
+    let mut copied_to = None;
+    for (op, rest) in &ins {
+        assert!(
+            known.contains(&op.as_str()),
+            "unexpected instruction {op} {rest}"
+        );
+        match op.as_str() {
+            "FROM" => {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                froms.push(parts[0].to_string());
+                if parts.len() == 3 && parts[1].eq_ignore_ascii_case("as") {
+                    stages.push(parts[2].to_string());
+                }
+            }
+            "COPY" => {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                if let Some(from) = parts[0].strip_prefix("--from=") {
+                    assert!(
+                        stages[..stages.len() - 1].iter().any(|s| s == from),
+                        "{rest}"
+                    );
+                    copied_to = Some(parts[2].to_string());
+                } else {
+                    for src in &parts[..parts.len() - 1] {
+                        assert!(
+                            workspace_root().join(src).exists(),
+                            "COPY {src}: no such path"
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(froms.len(), 2, "multi-stage: build, then runtime");
+    // The builder is at least the workspace's rust-version.
+    let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).expect("Cargo");
+    let rv = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-version");
+    assert!(
+        froms[0].starts_with(&format!("rust:{rv}")),
+        "{} vs {rv}",
+        froms[0]
+    );
+    assert!(froms[1].contains("slim"), "runtime image {}", froms[1]);
+    // The build runs `cargo xtask build`, whose output is target/release/sfgi.
+    let run = ins
+        .iter()
+        .find(|(op, _)| op == "RUN")
+        .map(|(_, r)| r.clone())
+        .expect("RUN");
+    assert!(
+        run.contains("-p xtask -- build") && run.contains("target/release/sfgi"),
+        "{run}"
+    );
+    let xtask = std::fs::read_to_string(workspace_root().join("xtask/src/main.rs")).expect("xt");
+    assert!(xtask.contains("Ok(target_dir().join(\"release\").join(\"sfgi\"))"));
+    // The entrypoint is the binary copied from the build stage; the default command serves on
+    // localhost (no --listen 0.0.0.0 without the DaemonSet's token).
+    let copied_to = copied_to.expect("COPY --from=build");
+    let entry = ins
+        .iter()
+        .find(|(op, _)| op == "ENTRYPOINT")
+        .expect("ENTRYPOINT");
+    let entry: Vec<String> = serde_json::from_str(&entry.1).expect("ENTRYPOINT JSON form");
+    assert_eq!(entry, [copied_to]);
+    let cmd = ins.iter().find(|(op, _)| op == "CMD").expect("CMD");
+    let cmd: Vec<String> = serde_json::from_str(&cmd.1).expect("CMD JSON form");
+    assert_eq!(cmd, ["agent"]);
+    // The context leaves target/ out.
+    let ignore =
+        std::fs::read_to_string(deploy("docker/Dockerfile.dockerignore")).expect("dockerignore");
+    assert!(ignore.lines().any(|l| l.trim() == "target"), "{ignore}");
+    // The DaemonSet runs this image's entrypoint with `agent`.
+    assert_eq!(daemonset_args()[0], "agent");
+}
