@@ -262,9 +262,12 @@ impl Watcher<'_> {
         }
         self.trends.retain(|id, _| seen.contains_key(id.as_str()));
 
-        if self
-            .last_peer_check
-            .is_none_or(|t| t.elapsed() >= PEER_CHECK_EVERY)
+        // (Not in the agent: a /proc scan per target every 2 s; the agent never attaches to
+        // another sfgi's target twice itself.)
+        if self.draw
+            && self
+                .last_peer_check
+                .is_none_or(|t| t.elapsed() >= PEER_CHECK_EVERY)
         {
             self.last_peer_check = Some(now);
             self.peers = other_sfgi_attached(self.pid);

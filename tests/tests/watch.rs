@@ -801,11 +801,32 @@ fn watch_serves_every_endpoint_and_ends_with_the_target() {
     assert!(value_of(&m, "sfgi_probe_read_errors_total", &[("probe", "park")]).is_some());
     assert!(value_of(&m, "sfgi_process_resident_memory_bytes", &[]).is_some_and(|v| v > 1e6));
     assert!(value_of(&m, "sfgi_process_cpu_seconds_total", &[]).is_some_and(|v| v > 0.0));
+    // One series per leak group (at most 20, largest first), naming its sites: the only
+    // family with group-level labels.
+    let per_group: Vec<&Sample> = m
+        .iter()
+        .filter(|s| s.name == "sfgi_leak_group_goroutines")
+        .collect();
+    assert!(
+        !per_group.is_empty() && per_group.len() <= 20,
+        "sfgi_leak_group_goroutines: {per_group:?}"
+    );
+    assert!(per_group.iter().any(|s| s.value >= 5.0
+        && s.labels.get("pattern").map(String::as_str) == Some("chan-send-blocked")
+        && s.labels
+            .get("blocking_site")
+            .is_some_and(|b| b.starts_with("main.leakChanSend at main.go:"))
+        && s.labels
+            .get("creation_site")
+            .is_some_and(|c| c.starts_with("main.spawnChanSend at main.go:"))));
     for s in &m {
         for k in s.labels.keys() {
+            let group_label = s.name == "sfgi_leak_group_goroutines"
+                && ["group", "blocking_site", "creation_site"].contains(&k.as_str());
             assert!(
-                ["state", "status", "severity", "pattern", "probe", "le", "kind", "outcome"]
-                    .contains(&k.as_str()),
+                group_label
+                    || ["state", "status", "severity", "pattern", "probe", "le", "kind", "outcome"]
+                        .contains(&k.as_str()),
                 "unbounded label {k} in /metrics: {s:?}"
             );
         }

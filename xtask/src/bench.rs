@@ -18,6 +18,10 @@
 //!    the time and bytes of each proof (two passes), how many leaks were proven, SFGI's CPU, and
 //!    the target's mutator throughput and worst 1 ms-ticker lateness without and with SFGI.
 //!
+//! 6. `sfgi agent` on 20 Go processes (4 busy HTTP services under load, 16 idle ones with 1000
+//!    parked goroutines each), AB/BA pairs without and with the agent: each busy target's
+//!    throughput loss, the agent's CPU and RSS.
+//!
 //! Prints Markdown tables (pasted into docs/PERFORMANCE.md) and writes them to
 //! `target/bench/results.md`.
 use anyhow::{bail, Context, Result};
@@ -36,7 +40,8 @@ pub struct Opts {
     pub sfgi: PathBuf,
     /// Extra arguments for every `sfgi attach` (e.g. `--no-stacks`).
     pub sfgi_args: Vec<String>,
-    /// Only these sections (`pingpong`, `http`, `scale`, `avalanche`, `proof`); empty: all.
+    /// Only these sections (`pingpong`, `http`, `scale`, `avalanche`, `proof`, `agent`); empty:
+    /// all.
     pub only: Vec<String>,
     /// Another sfgi binary (e.g. before a change) measured in the same ping-pong rounds.
     pub baseline: Option<PathBuf>,
@@ -381,6 +386,9 @@ pub fn run(o: &Opts, gotarget: &Path, loadgen: &Path) -> Result<()> {
     }
     if want("proof") {
         proof(o, gotarget, &mut out)?;
+    }
+    if want("agent") {
+        agent(o, gotarget, loadgen, &mut out)?;
     }
     out.line(format!(
         "\n_Bench duration: {:.0} s_",
@@ -855,5 +863,168 @@ fn proof(o: &Opts, gotarget: &Path, out: &mut Out) -> Result<()> {
             (ops_attached / ops_native - 1.0) * 100.0,
         ));
     }
+    Ok(())
+}
+
+/// Requests per second of `loadgen` against `addr` with `conns` connections for `secs`.
+fn load_rps(loadgen: &Path, addr: &str, conns: u32, secs: u32) -> Result<f64> {
+    let o = Command::new(loadgen)
+        .args([
+            "-url",
+            &format!("http://{addr}/work"),
+            "-c",
+            &conns.to_string(),
+            "-d",
+            &format!("{secs}s"),
+        ])
+        .output()
+        .context("running loadgen")?;
+    let v: Value = serde_json::from_slice(&o.stdout).context("loadgen output")?;
+    Ok(v["rps"].as_f64().unwrap_or(0.0))
+}
+
+/// Loads every busy target at once for `secs`; req/s of each.
+fn load_all(loadgen: &Path, addrs: &[String], secs: u32) -> Result<Vec<f64>> {
+    let hs: Vec<_> = addrs
+        .iter()
+        .map(|a| {
+            let (l, a) = (loadgen.to_path_buf(), a.clone());
+            std::thread::spawn(move || load_rps(&l, &a, 4, secs))
+        })
+        .collect();
+    hs.into_iter()
+        .map(|h| h.join().map_err(|_| anyhow::anyhow!("loadgen thread"))?)
+        .collect()
+}
+
+/// A running `sfgi agent` tracing every `gotarget`; ready when `/sfgi/targets` lists `n`
+/// attached targets.
+struct Agent {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Agent {
+    fn start(sfgi: &Path, n: usize) -> Result<(Agent, f64)> {
+        let dir = std::env::temp_dir().join(format!("sfgi-bench-agent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("agent.toml"), "[[include]]\nexe = \"gotarget*\"\n")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let t0 = Instant::now();
+        let child = Command::new(sfgi)
+            .args(["agent", "--listen", &addr, "--config"])
+            .arg(dir.join("agent.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting sfgi agent")?;
+        let a = Agent { child, addr, dir };
+        loop {
+            if t0.elapsed() > Duration::from_secs(120) {
+                bail!("the agent did not attach to {n} targets in 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let Ok(r) = http_get(&a.addr, "/sfgi/targets") else {
+                continue;
+            };
+            let body = r.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let attached = v
+                .as_array()
+                .map(|a| a.iter().filter(|t| !t["attached_since"].is_null()).count())
+                .unwrap_or(0);
+            if attached >= n {
+                return Ok((a, t0.elapsed().as_secs_f64()));
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        kill(self.child.id(), "-INT");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn agent(o: &Opts, gotarget: &Path, loadgen: &Path, out: &mut Out) -> Result<()> {
+    const BUSY: usize = 4;
+    const IDLE: usize = 16;
+    const SETTLE: u32 = 2;
+    let (pairs, secs) = if o.quick { (2, 5) } else { (4, 10) };
+    let mut targets = Vec::new();
+    for _ in 0..BUSY {
+        targets.push(GoTarget::start(
+            gotarget,
+            &["-bg", "1000", "-http", "127.0.0.1:0"],
+        )?);
+    }
+    for _ in 0..IDLE {
+        targets.push(GoTarget::start(gotarget, &["-bg", "1000"])?);
+    }
+    let addrs: Vec<String> = targets.iter().filter_map(|t| t.addr.clone()).collect();
+    load_all(loadgen, &addrs, 1)?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut cpu, mut rss, mut hwm, mut ready) = (Vec::new(), 0u64, 0u64, Vec::new());
+    let phase = || -> Result<Vec<f64>> {
+        load_all(loadgen, &addrs, SETTLE)?;
+        load_all(loadgen, &addrs, secs)
+    };
+    for i in 0..pairs {
+        if i % 2 == 0 {
+            a.push(phase()?);
+        }
+        let (ag, r) = Agent::start(&o.sfgi, BUSY + IDLE)?;
+        ready.push(r);
+        let c0 = cpu_seconds(ag.pid());
+        let t0 = Instant::now();
+        b.push(phase()?);
+        cpu.push((cpu_seconds(ag.pid()) - c0) / t0.elapsed().as_secs_f64());
+        rss = rss.max(status_kb(ag.pid(), "VmRSS").unwrap_or(0));
+        hwm = hwm.max(status_kb(ag.pid(), "VmHWM").unwrap_or(0));
+        drop(ag);
+        if i % 2 == 1 {
+            a.push(phase()?);
+        }
+    }
+    out.line(format!(
+        "\n### `sfgi agent` on {} Go processes ({BUSY} busy HTTP services under load, 4 connections each, {IDLE} idle; 1000 parked goroutines each; {pairs} pairs AB/BA, {secs} s phases after {SETTLE} s of settling)\n",
+        BUSY + IDLE
+    ));
+    out.line("| busy target | req/s without agent (A, median) | req/s with agent (B, median) | throughput loss (median of per-pair losses) |");
+    out.line("|---|---|---|---|");
+    for t in 0..addrs.len() {
+        let ra: Vec<f64> = a.iter().map(|v| v[t]).collect();
+        let rb: Vec<f64> = b.iter().map(|v| v[t]).collect();
+        let loss: Vec<f64> = ra.iter().zip(&rb).map(|(x, y)| 1.0 - y / x).collect();
+        out.line(format!(
+            "| {} | {:.0} | {:.0} | {:.1}% ({}) |",
+            t + 1,
+            median(&ra),
+            median(&rb),
+            median(&loss) * 100.0,
+            loss.iter()
+                .map(|l| format!("{:.1}%", l * 100.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    out.line(format!(
+        "\nagent: CPU {:.0}% of a core (mean over B phases), RSS {} (peak {}), all {} targets attached {:.1} s after start (median)",
+        mean(&cpu) * 100.0,
+        mb(rss),
+        mb(hwm),
+        BUSY + IDLE,
+        median(&ready)
+    ));
     Ok(())
 }

@@ -62,7 +62,7 @@ enum Cmd {
         /// Measure this sfgi binary instead of building one.
         #[arg(long)]
         sfgi: Option<PathBuf>,
-        /// Only these sections: pingpong, http, scale, avalanche, proof (comma-separated).
+        /// Only these sections: pingpong, http, scale, avalanche, proof, agent (comma-separated).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Also measure this sfgi binary (e.g. a build from before a change) in the same
