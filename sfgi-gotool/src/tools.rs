@@ -86,6 +86,12 @@ pub const TOOLS: &[Tool] = &[
         why: "tests/tests/fleet.rs: Alertmanager receives the leak alert",
     },
     Tool {
+        program: "amtool",
+        package: "prometheus-alertmanager",
+        version_args: &["--version"],
+        why: "tests/tests/fleet.rs: amtool check-config and routes test on deploy/alertmanager",
+    },
+    Tool {
         program: "npm",
         package: "npm",
         version_args: &["--version"],

@@ -210,6 +210,57 @@ fn alert_unit_tests_catch_a_broken_rule() {
     );
 }
 
+/// The example Prometheus configuration (deploy/prometheus/prometheus.yml) passes `promtool check
+/// config` (its rule file included), and the Alertmanager one `amtool check-config`, routing each
+/// level where its comments say.
+#[test]
+fn prometheus_and_alertmanager_examples_pass_their_checkers() {
+    let promtool = require("promtool");
+    let amtool = require("amtool");
+    let dir = TempDir::new("examples");
+    let token = dir.0.join("sfgi-token");
+    std::fs::write(&token, "t").expect("write");
+    let cfg = std::fs::read_to_string(deploy("prometheus/prometheus.yml")).expect("config");
+    assert!(cfg.contains("/etc/prometheus/sfgi-token"));
+    std::fs::write(
+        dir.0.join("prometheus.yml"),
+        cfg.replace("/etc/prometheus/sfgi-token", &token.display().to_string()),
+    )
+    .expect("write");
+    std::fs::copy(
+        deploy("prometheus/sfgi-alerts.yml"),
+        dir.0.join("sfgi-alerts.yml"),
+    )
+    .expect("copy");
+    let out = run_ok(
+        Command::new(&promtool)
+            .args(["check", "config"])
+            .arg(dir.0.join("prometheus.yml")),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SUCCESS: 1 rule files found"), "{text}");
+    assert!(text.contains("SUCCESS: 11 rules found"), "{text}");
+
+    let am = deploy("alertmanager/alertmanager.yml");
+    run_ok(Command::new(&amtool).arg("check-config").arg(&am));
+    for (labels, receiver) in [
+        (&["severity=critical", "sfgi_level=L4"][..], "pager"),
+        (&["severity=critical", "sfgi_level=L3"][..], "pager"),
+        (&["severity=warning", "sfgi_level=L2"][..], "team"),
+        (&["severity=info", "sfgi_level=L1"][..], "tickets"),
+        (&["severity=warning", "alertname=SFGIDown"][..], "tickets"),
+    ] {
+        let out = run_ok(
+            Command::new(&amtool)
+                .args(["config", "routes", "test"])
+                .arg(format!("--config.file={}", am.display()))
+                .args(labels),
+        );
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(got.trim(), receiver, "{labels:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The dashboard.
 
