@@ -498,6 +498,39 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
         assert_eq!(st, Some(401));
     }
 
+    // `sfgi watch --listen` on the same target: the rules work on its series too (no target
+    // labels).
+    let watch_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let mut watch = Killed::spawn(
+        "sfgi watch",
+        Command::new(sfgi_bin())
+            .args(["watch", "--pid", &pid, "--threshold", "2s", "--interval"])
+            .args([
+                "250ms",
+                "--listen",
+                &watch_addr.to_string(),
+                "--token",
+                TOKEN,
+            ])
+            .env_remove("RUST_LOG"),
+        dir.0.join("watch.log"),
+    );
+    {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !matches!(
+            http_get(watch_addr, "/metrics", Some(TOKEN)),
+            Some((200, _))
+        ) {
+            watch.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "sfgi watch /metrics not up:\n{}",
+                watch.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     // Alertmanager: a receiver with no integrations; we read its API.
     let am_port = free_port();
     let am_addr: SocketAddr = format!("127.0.0.1:{am_port}").parse().expect("addr");
@@ -535,7 +568,7 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
              rule_files:\n  - sfgi-alerts.yml\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am_addr}']\n\
              scrape_configs:\n  - job_name: sfgi\n    authorization:\n      credentials_file: token\n    \
-             static_configs:\n      - targets: ['{sfgi_addr}']\n"
+             static_configs:\n      - targets: ['{sfgi_addr}', '{watch_addr}']\n"
         ),
     )
     .expect("writing prometheus.yml");
@@ -565,7 +598,7 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if active.iter().any(|t| t["health"] == "up") {
+        if active.len() == 2 && active.iter().all(|t| t["health"] == "up") {
             break;
         }
         assert!(
@@ -583,19 +616,29 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
         "SFGIGoroutineLeakAvalanche",
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
-    let alert = loop {
+    let (alert, watch_alert) = loop {
         prom.assert_alive();
         sfgi.assert_alive();
+        watch.assert_alive();
         let v = get_json(prom_addr, "/api/v1/alerts");
         let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
-        if let Some(a) = alerts.iter().find(|a| {
-            a["state"] == "firing"
-                && a["labels"]["pid"] == pid.as_str()
-                && a["labels"]["alertname"]
-                    .as_str()
-                    .is_some_and(|n| leak_alerts.contains(&n))
-        }) {
-            break a.clone();
+        let firing = |f: &dyn Fn(&Value) -> bool| {
+            alerts
+                .iter()
+                .find(|a| {
+                    a["state"] == "firing"
+                        && a["labels"]["alertname"]
+                            .as_str()
+                            .is_some_and(|n| leak_alerts.contains(&n))
+                        && f(&a["labels"])
+                })
+                .cloned()
+        };
+        let from_agent = firing(&|l| l["pid"] == pid.as_str());
+        let from_watch =
+            firing(&|l| l["instance"] == watch_addr.to_string().as_str() && l["pid"].is_null());
+        if let (Some(a), Some(w)) = (from_agent, from_watch) {
+            break (a, w);
         }
         if Instant::now() >= deadline {
             let q = get_json(
@@ -606,10 +649,12 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
                 ),
             );
             panic!(
-                "no L2+ leak alert firing within 60 s; alerts: {}\nsfgi_leak* series: {}\nsfgi log:\n{}",
+                "no L2+ leak alert firing from both the agent and watch within 60 s; alerts: {}\n\
+                 sfgi_leak* series: {}\nagent log:\n{}\nwatch log:\n{}",
                 pretty(&v),
                 pretty(&q),
-                sfgi.log()
+                sfgi.log(),
+                watch.log()
             );
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -639,6 +684,24 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
     // process outside Kubernetes, and Prometheus drops empty labels).
     assert_eq!(labels["exe"], exe_name.as_str(), "{}", pretty(&alert));
     assert!(desc.contains(&format!("pid {pid} ({exe_name})")), "{desc}");
+    assert!(!desc.contains("growing ?/min"), "no growth rate: {desc}");
+    // The same rules on watch's series: the same sites, no target labels.
+    let wl = &watch_alert["labels"];
+    let wdesc = watch_alert["annotations"]["description"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        contains_func(
+            wl["blocking_site"].as_str().unwrap_or(""),
+            "main.leakChanSend"
+        ) && contains_func(
+            wl["creation_site"].as_str().unwrap_or(""),
+            "main.spawnChanSend"
+        ),
+        "{}",
+        pretty(&watch_alert)
+    );
+    assert!(wdesc.contains("Target: the watched process;"), "{wdesc}");
 
     // Alertmanager received it.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -705,6 +768,7 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
     );
     drop(prom);
     drop(am);
+    drop(watch);
     drop(sfgi);
     drop(target);
 }
