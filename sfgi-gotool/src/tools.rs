@@ -160,10 +160,21 @@ fn registry_tool(program: &str) -> Option<&'static RegistryTool> {
     REGISTRY_TOOLS.iter().find(|t| t.program == program)
 }
 
-/// The wrapper of a registry tool, if installed.
+/// What an install of `t` records in `target/tools/<program>/.sfgi-install`: the pinned
+/// packages and the wrapper's target, so a changed pin (or a moved checkout) reinstalls.
+fn install_stamp(t: &RegistryTool) -> String {
+    format!(
+        "{}\n{}\n",
+        t.packages.join(" "),
+        crate::workspace_root().join(t.entry).display()
+    )
+}
+
+/// The wrapper of a registry tool, if installed with the current pins.
 fn find_registry_tool(t: &RegistryTool) -> Option<PathBuf> {
+    let stamp = std::fs::read_to_string(tools_dir().join(t.program).join(".sfgi-install")).ok()?;
     let w = tools_dir().join("bin").join(t.program);
-    w.is_file().then_some(w)
+    (stamp == install_stamp(t) && w.is_file()).then_some(w)
 }
 
 /// Installs `t` into `target/tools/<program>/` and writes its wrapper.
@@ -239,6 +250,7 @@ fn install_registry_tool(t: &RegistryTool) -> Result<PathBuf> {
     std::fs::write(&wrapper, script)?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::write(dir.join(".sfgi-install"), install_stamp(t))?;
     Ok(wrapper)
 }
 
@@ -258,7 +270,7 @@ fn tool(program: &str) -> Option<&'static Tool> {
 pub fn install_hint(program: &str) -> String {
     if let Some(t) = registry_tool(program) {
         return format!(
-            "cargo xtask test installs it into {} ({:?}: {})",
+            "cargo xtask tools (or test) installs it into {} ({:?}: {})",
             tools_dir().join(t.program).display(),
             t.registry,
             t.packages.join(" ")

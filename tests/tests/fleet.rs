@@ -1,8 +1,10 @@
 //! What runs around SFGI on a fleet (`deploy/`): the Prometheus alert rules (`promtool check
-//! rules` / `promtool test rules`), a real Prometheus scraping a real SFGI on a leaking Go program
-//! until a leak alert fires (and Alertmanager receives it), every PromQL expression of the Grafana
-//! dashboard run against that Prometheus, and the Kubernetes manifests and Dockerfile checked
-//! offline. The live test needs root (it attaches probes).
+//! rules` / `promtool test rules`) and example configurations, a real Prometheus scraping a real
+//! `sfgi agent` (run with the DaemonSet's args and ConfigMap) and `sfgi watch --listen` on a leaking
+//! Go program until a leak alert fires (and Alertmanager receives it), every PromQL expression of
+//! the Grafana dashboard run against that Prometheus, and the Kubernetes manifests and Dockerfile
+//! checked offline. The live test needs root (it attaches probes); docs/FLEET.md says what each
+//! check shows.
 use serde_json::Value;
 use sfgi_gotool::tools::require;
 use sfgi_tests::*;
@@ -140,7 +142,7 @@ fn get_json(addr: SocketAddr, path: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON ({e}): {body}"))
 }
 
-/// Waits until `url` on `addr` answers 200.
+/// Waits until `path` on `addr` answers 200.
 fn wait_ready(addr: SocketAddr, path: &str, p: &mut Killed) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
