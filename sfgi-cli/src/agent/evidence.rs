@@ -280,3 +280,63 @@ fn run_hook(cmd: &str, json: &str, timeout: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_the_oldest_bundles_and_finds_the_newest() {
+        let dir = std::env::temp_dir().join(format!("sfgi-evidence-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ev = Evidence::new(EvidenceOptions {
+            dir: dir.clone(),
+            max_bundles: 2,
+            max_bytes: 1 << 20,
+            on_alert: None,
+            on_alert_timeout: Duration::from_secs(1),
+        })
+        .expect("dir");
+        for (ms, pid, g) in [(1, 10, "g-a"), (2, 11, "g-b"), (3, 10, "g-a")] {
+            let b = dir.join(format!("{ms}-{pid}-{g}"));
+            std::fs::create_dir_all(&b).expect("mkdir");
+            std::fs::write(b.join("group.json"), "{}").expect("write");
+        }
+        std::fs::create_dir_all(dir.join("not-a-bundle")).expect("mkdir");
+        ev.evict();
+        assert!(!dir.join("1-10-g-a").exists(), "oldest kept");
+        assert!(dir.join("2-11-g-b").exists() && dir.join("3-10-g-a").exists());
+        assert_eq!(ev.find("g-a", None), Some(dir.join("3-10-g-a")));
+        assert_eq!(ev.find("g-b", Some(11)), Some(dir.join("2-11-g-b")));
+        assert_eq!(ev.find("g-b", Some(10)), None);
+        // A byte cap below one bundle's size keeps none.
+        let small = Evidence {
+            opts: EvidenceOptions {
+                max_bytes: 1,
+                ..ev.opts.clone()
+            },
+            hooks: Arc::new(AtomicUsize::new(0)),
+        };
+        small.evict();
+        assert!(small.bundles().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn hook_gets_the_json_and_is_killed_after_the_timeout() {
+        let out = std::env::temp_dir().join(format!("sfgi-hook-{}", std::process::id()));
+        run_hook(
+            &format!("cat > {}", out.display()),
+            "{\"id\":1}",
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("hook output"),
+            "{\"id\":1}"
+        );
+        let _ = std::fs::remove_file(&out);
+        let t0 = Instant::now();
+        run_hook("sleep 30", "{}", Duration::from_millis(200));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+}
