@@ -798,7 +798,7 @@ fn yaml_docs(path: &std::path::Path) -> Vec<Value> {
     let site = sfgi_gotool::tools::tools_dir().join("kubernetes-validate");
     assert!(site.is_dir(), "{} is missing", site.display());
     let out = run_ok(
-        Command::new("python3")
+        Command::new(require("python3"))
             .env("PYTHONPATH", &site)
             .args([
                 "-c",
