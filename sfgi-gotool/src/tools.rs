@@ -95,13 +95,13 @@ pub const TOOLS: &[Tool] = &[
         program: "npm",
         package: "npm",
         version_args: &["--version"],
-        why: "sfgi-gotool: the ServiceMonitor schema comes from npm (@kubernetes-models/prometheus-operator)",
+        why: "sfgi-gotool: prometheus-operator's CRD schemas come from npm (@kubernetes-models/prometheus-operator)",
     },
     Tool {
         program: "node",
         package: "nodejs",
         version_args: &["--version"],
-        why: "tests/fleet/validate-servicemonitor.mjs: validates deploy/kubernetes' ServiceMonitor",
+        why: "tests/fleet/validate-monitoring-crds.mjs: deploy/kubernetes' ServiceMonitor and PrometheusRule",
     },
 ];
 
@@ -143,11 +143,11 @@ pub const REGISTRY_TOOLS: &[RegistryTool] = &[
         why: "tests/tests/fleet.rs: deploy/kubernetes against Kubernetes' own schemas (strict)",
     },
     RegistryTool {
-        program: "validate-servicemonitor",
+        program: "validate-monitoring-crds",
         registry: Registry::Npm,
         packages: &["@kubernetes-models/prometheus-operator@6.0.0", "yaml@2.9.1"],
-        entry: "tests/fleet/validate-servicemonitor.mjs",
-        why: "tests/tests/fleet.rs: the ServiceMonitor against prometheus-operator's CRD schema",
+        entry: "tests/fleet/validate-monitoring-crds.mjs",
+        why: "tests/tests/fleet.rs: the ServiceMonitor and PrometheusRule against prometheus-operator's CRD schemas",
     },
 ];
 

@@ -813,7 +813,7 @@ fn yaml_docs(path: &std::path::Path) -> Vec<Value> {
 fn kubernetes_manifests_pass_their_schemas() {
     let kv = require("kubernetes-validate");
     let files = manifests();
-    assert_eq!(files.len(), 8, "{files:?}");
+    assert_eq!(files.len(), 9, "{files:?}");
     // Kubernetes' own schemas, strict (unknown fields rejected).
     let out = Command::new(&kv)
         .arg("--strict")
@@ -829,10 +829,16 @@ fn kubernetes_manifests_pass_their_schemas() {
             .lines()
             .find(|l| l.contains(&format!("/{name} ")))
             .unwrap_or_else(|| panic!("kubernetes-validate said nothing about {name}:\n{text}"));
-        if name == "servicemonitor.yaml" {
-            // A CRD: not in Kubernetes' schemas; checked below against its own.
+        if let Some(kind) = [
+            ("servicemonitor.yaml", "ServiceMonitor"),
+            ("prometheusrule.yaml", "PrometheusRule"),
+        ]
+        .iter()
+        .find_map(|(f, k)| (*f == name).then_some(*k))
+        {
+            // CRDs: not in Kubernetes' schemas; checked below against their own.
             assert!(
-                line.contains("Couldn't find schema for kind ServiceMonitor"),
+                line.contains(&format!("Couldn't find schema for kind {kind}")),
                 "{line}"
             );
         } else {
@@ -842,14 +848,21 @@ fn kubernetes_manifests_pass_their_schemas() {
             );
         }
     }
-    // The ServiceMonitor against prometheus-operator's CRD schema (npm).
-    let sm = require("validate-servicemonitor");
-    let out = run_ok(Command::new(&sm).arg(deploy("kubernetes/servicemonitor.yaml")));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("valid ") && text.contains("ServiceMonitor/sfgi"),
-        "{text}"
+    // The ServiceMonitor and the PrometheusRule against prometheus-operator's CRD schemas (npm).
+    let sm = require("validate-monitoring-crds");
+    let out = run_ok(
+        Command::new(&sm)
+            .arg(deploy("kubernetes/servicemonitor.yaml"))
+            .arg(deploy("kubernetes/prometheusrule.yaml")),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for kind in ["ServiceMonitor/sfgi", "PrometheusRule/sfgi"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("valid ") && l.ends_with(kind)),
+            "{text}"
+        );
+    }
 
     // Both checkers can fail.
     let dir = TempDir::new("k8s-mutants");
@@ -877,6 +890,24 @@ fn kubernetes_manifests_pass_their_schemas() {
         !st.status.success(),
         "the ServiceMonitor schema accepted a number interval"
     );
+
+    // The PrometheusRule is the rules file, regenerated.
+    let site = sfgi_gotool::tools::tools_dir().join("kubernetes-validate");
+    let out = run_ok(
+        Command::new(require("python3"))
+            .env("PYTHONPATH", &site)
+            .arg(deploy("prometheus/to-prometheusrule.py")),
+    );
+    let committed =
+        std::fs::read_to_string(deploy("kubernetes/prometheusrule.yaml")).expect("rule");
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "deploy/kubernetes/prometheusrule.yaml is stale: regenerate it with \
+         deploy/prometheus/to-prometheusrule.py"
+    );
+    let pr = &yaml_docs(&deploy("kubernetes/prometheusrule.yaml"))[0];
+    let rules = &yaml_docs(&deploy("prometheus/sfgi-alerts.yml"))[0];
+    assert_eq!(pr["spec"]["groups"], rules["groups"]);
 
     // kustomization.yaml lists every manifest.
     let k = std::fs::read_to_string(deploy("kubernetes/kustomization.yaml")).expect("kustomize");
