@@ -617,7 +617,8 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
         "SFGIGoroutineLeakCritical",
         "SFGIGoroutineLeakAvalanche",
     ];
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // About 15 s on an idle machine (docs/FLEET.md); the margin is for a loaded CI machine.
+    let deadline = Instant::now() + Duration::from_secs(75);
     let (alert, watch_alert) = loop {
         prom.assert_alive();
         sfgi.assert_alive();
@@ -651,7 +652,7 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
                 ),
             );
             panic!(
-                "no L2+ leak alert firing from both the agent and watch within 60 s; alerts: {}\n\
+                "no L2+ leak alert firing from both the agent and watch within 75 s; alerts: {}\n\
                  sfgi_leak* series: {}\nagent log:\n{}\nwatch log:\n{}",
                 pretty(&v),
                 pretty(&q),
