@@ -586,6 +586,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_event_rate: budget.max_event_rate,
                 budget_retry: budget.budget_retry,
                 proof: budget.proof(),
+                go_symbols_only: false,
             };
             preflight()?;
             let rt = tokio::runtime::Builder::new_current_thread()

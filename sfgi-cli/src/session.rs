@@ -253,6 +253,8 @@ pub struct AttachOptions {
     pub budget_retry: Duration,
     /// Reachability proofs.
     pub proof: ProofOptions,
+    /// Symbolize from Go's own tables only, not DWARF (`sfgi agent`: less memory per target).
+    pub go_symbols_only: bool,
 }
 
 /// When and how reachability proofs run (see `sfgi_heap`).
@@ -300,13 +302,22 @@ impl Default for AttachOptions {
             max_event_rate: sfgi_trace::budget::DEFAULT_MAX_EVENT_RATE,
             budget_retry: sfgi_trace::budget::DEFAULT_RETRY,
             proof: ProofOptions::default(),
+            go_symbols_only: false,
         }
     }
 }
 
 /// Opens the target, checking SFGI can trace it.
 pub fn open_target(pid: u32) -> Result<Target> {
-    let target = Target::open(pid)?;
+    open_target_with(pid, None)
+}
+
+/// [`open_target`], sharing binaries through `cache` (the agent).
+pub fn open_target_with(
+    pid: u32,
+    cache: Option<&sfgi_trace::target::BinaryCache>,
+) -> Result<Target> {
+    let target = Target::open_with(pid, cache)?;
     let support = target.binary.support();
     if !support.probes_supported {
         bail!(
@@ -401,7 +412,11 @@ impl<'t> Session<'t> {
         }
         let tracer = Tracer::attach(target.pid, &target.exe_path, &target.binary, &tracer_opts)?;
         let engine = Engine::new(
-            Box::new(Symbolizer::new(&target.binary, target.load_bias)),
+            Box::new(if opts.go_symbols_only {
+                Symbolizer::go_tables_only(&target.binary, target.load_bias)
+            } else {
+                Symbolizer::new(&target.binary, target.load_bias)
+            }),
             classifier,
             EngineConfig {
                 judge: opts.judge.clone(),

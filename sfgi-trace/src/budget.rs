@@ -178,11 +178,16 @@ impl NodeBudget {
         self.total
     }
 
-    /// Target `key` wants `demand` hits/s (`degraded`: it was stepped down, so it wants more
-    /// than it can measure); returns its share now. Targets silent for [`SHARE_EXPIRY`] are
-    /// forgotten.
-    pub fn report(&mut self, key: u64, demand: f64, degraded: bool, now: Instant) -> u64 {
-        let d = if degraded { f64::INFINITY } else { demand };
+    /// Target `key` wants `demand` hits/s (`None`: not measured yet, which counts as wanting
+    /// an equal share — a target just attached must not be stepped down for a demand of 0 it
+    /// never measured; `degraded`: it was stepped down, so it wants more than it can measure);
+    /// returns its share now. Targets silent for [`SHARE_EXPIRY`] are forgotten.
+    pub fn report(&mut self, key: u64, demand: Option<f64>, degraded: bool, now: Instant) -> u64 {
+        let d = match demand {
+            _ if degraded => f64::INFINITY,
+            Some(d) => d,
+            None => f64::NAN,
+        };
         self.demands.insert(key, (d, now));
         self.demands
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < SHARE_EXPIRY);
@@ -200,7 +205,13 @@ impl NodeBudget {
             return 0;
         }
         let keys: Vec<u64> = self.demands.keys().copied().collect();
-        let demands: Vec<f64> = self.demands.values().map(|(d, _)| *d).collect();
+        let equal = self.total as f64 / keys.len().max(1) as f64;
+        // Not measured yet (NaN): an equal share (less the 25 % headroom `share` adds).
+        let demands: Vec<f64> = self
+            .demands
+            .values()
+            .map(|(d, _)| if d.is_nan() { equal / 1.25 } else { *d })
+            .collect();
         match keys.iter().position(|&k| k == key) {
             Some(i) => share(self.total, &demands)[i],
             None => (self.total / (keys.len() as u64 + 1)).max(1),
@@ -238,6 +249,8 @@ pub struct Budget {
     kept_at_start: u64,
     dropped_at_start: u64,
     last_rate: f64,
+    /// Whether a window was measured yet (`last_rate` means something).
+    measured: bool,
     started: Instant,
     cpu_at_start: f64,
 }
@@ -275,6 +288,7 @@ impl Budget {
             kept_at_start: kept,
             dropped_at_start: dropped,
             last_rate: 0.0,
+            measured: false,
             started: now,
             cpu_at_start: crate::procfs::self_usage().0.unwrap_or(0.0),
         }
@@ -291,9 +305,9 @@ impl Budget {
         self.max_rate
     }
 
-    /// Probe hits per second over the last window.
-    pub fn last_rate(&self) -> f64 {
-        self.last_rate
+    /// Probe hits per second over the last window; `None` before the first window ends.
+    pub fn last_rate(&self) -> Option<f64> {
+        self.measured.then_some(self.last_rate)
     }
 
     /// Current mode.
@@ -342,6 +356,7 @@ impl Budget {
         let kept_rate = kept.saturating_sub(self.kept_at_start) as f64 / secs;
         let new_drops = dropped.saturating_sub(self.dropped_at_start);
         self.last_rate = rate;
+        self.measured = true;
         self.start_window((hits, kept, dropped));
         if new_drops > 0 && self.sample_every == 1 && self.mode < Mode::InventoryOnly {
             self.sample(tracer);
@@ -585,14 +600,17 @@ mod tests {
     fn node_budget_expires_silent_targets() {
         let t0 = Instant::now();
         let mut b = NodeBudget::new(10_000);
-        let a = b.report(1, 100.0, false, t0);
+        let a = b.report(1, Some(100.0), false, t0);
         assert!(a >= 125);
-        let busy = b.report(2, 0.0, true, t0);
+        let busy = b.report(2, Some(0.0), true, t0);
         let a = b.share_of(1);
         assert!(a >= 125 && busy > 5_000 && busy + a <= 10_000, "{a} {busy}");
         // Target 1 goes silent: after SHARE_EXPIRY target 2 has the node.
         let later = t0 + SHARE_EXPIRY + Duration::from_secs(1);
-        assert_eq!(b.report(2, 0.0, true, later), 10_000);
+        assert_eq!(b.report(2, Some(0.0), true, later), 10_000);
+        // A target not measured yet gets an equal share, not a floor.
+        let fresh = b.report(3, None, false, later);
+        assert!(fresh >= 4_900, "{fresh}");
         b.remove(2);
         assert_eq!(b.share_of(3), 10_000);
         assert_eq!(NodeBudget::new(0).share_of(1), 0);

@@ -36,6 +36,16 @@ impl<'a> Symbolizer<'a> {
         }
     }
 
+    /// A symbolizer that reads Go's own tables only (`.gopclntab` and its inline tree, which
+    /// every Go binary has), never DWARF: what `sfgi agent` uses, since blazesym's DWARF line
+    /// tables cost tens of MB per traced binary. Go frames come out the same; non-Go (cgo)
+    /// frames are `?`.
+    pub fn go_tables_only(bin: &'a GoBinary, bias: u64) -> Self {
+        let mut s = Self::new(bin, bias);
+        s.elf = None;
+        s
+    }
+
     /// Frames for the runtime address `pc`, innermost (inlined) first. `return_address` says
     /// `pc` is a return address, whose call instruction is at `pc - 1`.
     pub fn frames(&mut self, pc: u64, return_address: bool) -> Vec<Frame> {

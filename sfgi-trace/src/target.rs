@@ -2,7 +2,33 @@
 pub use crate::procfs::process_alive;
 use crate::procfs::{effective_caps, kernel_release};
 use sfgi_goexe::{GoBinary, GoExeError};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+/// Analysed binaries by executable (device, inode): the agent's targets that run one program
+/// share one [`GoBinary`] (its file data and tables) instead of reading it once each.
+#[derive(Default)]
+pub struct BinaryCache {
+    by_file: Mutex<HashMap<(u64, u64), Weak<GoBinary>>>,
+}
+
+impl BinaryCache {
+    /// The binary at `exe` (a `/proc/PID/exe` link), read unless a live target has it already.
+    fn open(&self, exe: &Path) -> Result<Arc<GoBinary>, GoExeError> {
+        let md = std::fs::metadata(exe)?;
+        let key = (md.dev(), md.ino());
+        let mut m = self.by_file.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, w| w.strong_count() > 0);
+        if let Some(b) = m.get(&key).and_then(Weak::upgrade) {
+            return Ok(b);
+        }
+        let b = Arc::new(GoBinary::open(exe)?);
+        m.insert(key, Arc::downgrade(&b));
+        Ok(b)
+    }
+}
 
 /// Why a PID cannot be a target.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +67,9 @@ pub struct Target {
     /// Path to attach probes through: `/proc/PID/exe` (works across mount namespaces and for
     /// deleted or replaced binaries).
     pub exe_path: PathBuf,
-    /// The analysed binary.
-    pub binary: GoBinary,
+    /// The analysed binary (shared by the targets that run the same executable, see
+    /// [`BinaryCache`]).
+    pub binary: Arc<GoBinary>,
     /// Runtime address minus link-time address of the executable's code (non-zero for PIE).
     pub load_bias: u64,
 }
@@ -50,6 +77,12 @@ pub struct Target {
 impl Target {
     /// Opens process `pid` as a target.
     pub fn open(pid: u32) -> Result<Target, TargetError> {
+        Self::open_with(pid, None)
+    }
+
+    /// Opens process `pid` as a target, taking its binary from `cache` when another target
+    /// runs the same executable.
+    pub fn open_with(pid: u32, cache: Option<&BinaryCache>) -> Result<Target, TargetError> {
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
         if pid == 0 || !proc_dir.exists() {
             return Err(TargetError::NoProcess(pid));
@@ -66,7 +99,11 @@ impl Target {
                 }
             }
         })?;
-        let binary = GoBinary::open(&exe_path).map_err(|why| {
+        let binary = match cache {
+            Some(c) => c.open(&exe_path),
+            None => GoBinary::open(&exe_path).map(Arc::new),
+        };
+        let binary = binary.map_err(|why| {
             if process_alive(pid) {
                 TargetError::NotGo {
                     pid,

@@ -333,6 +333,51 @@ fn agent_traces_the_node() {
             .count(),
         1
     );
+    // --max-targets: a second agent allowed one target lists the other as refused.
+    let port2 = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr2: SocketAddr = format!("127.0.0.1:{port2}").parse().expect("addr");
+    let capped = Command::new(sfgi_bin())
+        .args([
+            "agent",
+            "--max-targets",
+            "1",
+            "--listen",
+            &addr2.to_string(),
+            "--config",
+        ])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("second agent");
+    let capped_pid = capped.id();
+    let capped_idx = clean.children.len();
+    clean.children.push(capped);
+    wait("one target refused", 20, || {
+        let v = std::panic::catch_unwind(|| json(addr2, "/sfgi/targets")).ok()?;
+        let a = v.as_array()?;
+        let refused = a
+            .iter()
+            .filter(|t| {
+                t["state"] == "failed"
+                    && t["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("refused: --max-targets 1"))
+            })
+            .count();
+        let tracing = a.iter().filter(|t| t["state"] == "tracing").count();
+        (a.len() == 2 && refused == 1 && tracing == 1).then_some(())
+    });
+    assert!(signal(capped_pid, libc::SIGINT));
+    let st2 = wait("the second agent to exit", 20, || {
+        clean.children[capped_idx].try_wait().ok().flatten()
+    });
+    assert!(st2.success(), "second agent exited with {st2}");
+
     let (st, scan) = http(addr, "POST", &format!("/sfgi/trigger-scan?pid={a_pid}"));
     assert_eq!(st, 200, "{scan}");
 

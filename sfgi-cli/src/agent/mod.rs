@@ -18,7 +18,7 @@ pub mod evidence;
 mod http;
 
 use crate::metrics::Labels;
-use crate::session::{drive, open_target, FrontEnd, Pace, Session, Signals, Stop};
+use crate::session::{drive, open_target_with, FrontEnd, Pace, Session, Signals, Stop};
 use crate::snapshot::{ScanResult, Snapshot, TriggerRequest};
 use crate::watch::{WatchOptions, Watcher};
 use anyhow::{Context, Result};
@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     budget: Mutex<NodeBudget>,
     pub(crate) evidence: Option<Evidence>,
     pub(crate) token: Option<String>,
+    /// One analysed binary per executable, shared by its targets.
+    binaries: sfgi_trace::target::BinaryCache,
 }
 
 fn new_histogram() -> Histogram {
@@ -198,7 +200,9 @@ impl FrontEnd for AgentFront<'_> {
         if let Some(stop) = self.watcher.target_gone(session) {
             return Some(stop);
         }
-        // The node-wide budget: report this target's demand, take its share.
+        // The node-wide budget: report this target's demand, take its share. Only when the
+        // share moves by more than 10 %: every change is a new limit for the next window, and
+        // small jitter must not make targets flap between modes.
         let b = session.budget_mut();
         let degraded = b.mode() >= Mode::ParksOnly;
         let share = lock(&self.shared.budget).report(
@@ -207,7 +211,8 @@ impl FrontEnd for AgentFront<'_> {
             degraded,
             Instant::now(),
         );
-        if share != b.max_rate() {
+        let old = b.max_rate();
+        if old == 0 || share.abs_diff(old) * 10 > old {
             b.set_max_rate(share);
         }
         if self.watcher.refresh_due(refresh_now) {
@@ -261,7 +266,7 @@ fn target_thread(
         Err(e) => return fail(format!("starting a runtime: {e}")),
     };
     rt.block_on(async {
-        let target = match open_target(pid) {
+        let target = match open_target_with(pid, Some(&shared.binaries)) {
             Ok(t) => t,
             Err(e) => return fail(format!("{e:#}")),
         };
@@ -278,6 +283,9 @@ fn target_thread(
                 .map(|c| format!(", container {}", &c[..c.len().min(12)]))
                 .unwrap_or_default()
         );
+        // Reading the binary and the first inventory leave large freed buffers behind; give
+        // them back (20 targets' leftovers would otherwise stay resident).
+        release_free_memory();
         let labels = view.labels();
         let scans = shared.scans.get_or_create(&labels).clone();
         if session.engine.health.inventories > 0 {
@@ -330,6 +338,15 @@ fn target_thread(
             _ => eprintln!("sfgi: PID {pid} exited; detached"),
         }
     });
+}
+
+/// Returns freed heap memory to the system (glibc keeps it otherwise).
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The supervisor's view of the node.
@@ -389,7 +406,16 @@ impl Supervisor {
                 let failed = lock(&self.shared.targets)
                     .get(&pid)
                     .is_some_and(|e| e.view.state == "failed");
-                if failed {
+                // A session that ended while its process still runs (a panic in it, say) is
+                // not restarted in a loop: it is listed as failed until the process goes.
+                let still_there = live.get(&pid).is_some_and(|p| p.start_time == r.start_time);
+                if still_there && !failed {
+                    self.shared.update(pid, |e| {
+                        e.view.state = "failed";
+                        e.view.reason = Some("the session ended unexpectedly".into());
+                    });
+                }
+                if failed || still_there {
                     self.failed.insert((pid, r.start_time));
                 } else {
                     lock(&self.shared.targets).remove(&pid);
@@ -512,6 +538,7 @@ impl Supervisor {
         opts.attach.judge = settings.judge.clone();
         opts.attach.rules = settings.rules.clone();
         opts.attach.rescan = opts.rescan;
+        opts.attach.go_symbols_only = true;
         opts.attach.duration = None;
         opts.attach.poll_interval = opts.attach.poll_interval.min(opts.attach.interval);
         // The node budget sets the real share at the first pass.
@@ -572,6 +599,7 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
         budget: Mutex::new(NodeBudget::new(opts.watch.attach.max_event_rate)),
         evidence,
         token: opts.token.clone(),
+        binaries: Default::default(),
     });
     let bound = listener.local_addr().context("reading the bound address")?;
     if !bound.ip().is_loopback() && opts.token.is_none() {
