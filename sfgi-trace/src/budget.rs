@@ -251,6 +251,8 @@ pub struct Budget {
     last_rate: f64,
     /// Whether a window was measured yet (`last_rate` means something).
     measured: bool,
+    /// Step from full tracing straight to inventory-only (see [`Budget::skip_parks_only`]).
+    skip_parks_only: bool,
     started: Instant,
     cpu_at_start: f64,
 }
@@ -289,6 +291,7 @@ impl Budget {
             dropped_at_start: dropped,
             last_rate: 0.0,
             measured: false,
+            skip_parks_only: false,
             started: now,
             cpu_at_start: crate::procfs::self_usage().0.unwrap_or(0.0),
         }
@@ -298,6 +301,14 @@ impl Budget {
     /// judged against `max_rate`.
     pub fn set_max_rate(&mut self, max_rate: u64) {
         self.max_rate = max_rate;
+    }
+
+    /// Step from full tracing straight to inventory-only, never to parks-only: in `sfgi agent`,
+    /// where many sessions put uprobes on the same executable, every trap of the park probe
+    /// runs every session's filter, so the park probe alone costs a busy target far more than
+    /// its hit rate says (measured in docs/PERFORMANCE.md).
+    pub fn skip_parks_only(&mut self, on: bool) {
+        self.skip_parks_only = on;
     }
 
     /// The budget now (probe hits per second; 0: unlimited).
@@ -395,7 +406,9 @@ impl Budget {
         let rescan = degraded_rescan(inventory_ms);
         match self.mode {
             // Parks alone would still be over budget: go straight to inventory-only.
-            Mode::Full | Mode::Sampled if kept_rate > self.max_rate as f64 => {
+            Mode::Full | Mode::Sampled
+                if self.skip_parks_only || kept_rate > self.max_rate as f64 =>
+            {
                 for id in [
                     ProbeId::Run,
                     ProbeId::Ready,

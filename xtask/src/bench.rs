@@ -972,6 +972,8 @@ fn agent(o: &Opts, gotarget: &Path, loadgen: &Path, out: &mut Out) -> Result<()>
         targets.push(GoTarget::start(gotarget, &["-bg", "1000"])?);
     }
     let addrs: Vec<String> = targets.iter().filter_map(|t| t.addr.clone()).collect();
+    let busy_pids: Vec<u32> = targets.iter().take(BUSY).map(|t| t.pid).collect();
+    let mut step_down = Vec::new();
     load_all(loadgen, &addrs, 1)?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let (mut cpu, mut rss, mut hwm, mut ready) = (Vec::new(), 0u64, 0u64, Vec::new());
@@ -985,6 +987,27 @@ fn agent(o: &Opts, gotarget: &Path, loadgen: &Path, out: &mut Out) -> Result<()>
         }
         let (ag, r) = Agent::start(&o.sfgi, BUSY + IDLE)?;
         ready.push(r);
+        // Under load, until every busy target's budget has stepped its probes down (the
+        // agent's steady state; until then the busy targets pay full tracing), at most 30 s.
+        let t_down = Instant::now();
+        loop {
+            load_all(loadgen, &addrs, 1)?;
+            let m = http_get(&ag.addr, "/metrics").unwrap_or_default();
+            let down = busy_pids
+                .iter()
+                .filter(|pid| {
+                    m.lines().any(|l| {
+                        l.starts_with("sfgi_overhead_mode{")
+                            && l.contains(&format!("pid=\"{pid}\""))
+                            && l.rsplit(' ').next().and_then(|v| v.parse::<u32>().ok()) >= Some(3)
+                    })
+                })
+                .count();
+            if down == busy_pids.len() || t_down.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+        }
+        step_down.push(t_down.elapsed().as_secs_f64());
         let c0 = cpu_seconds(ag.pid());
         let t0 = Instant::now();
         b.push(phase()?);
@@ -1019,12 +1042,17 @@ fn agent(o: &Opts, gotarget: &Path, loadgen: &Path, out: &mut Out) -> Result<()>
         ));
     }
     out.line(format!(
-        "\nagent: CPU {:.0}% of a core (mean over B phases), RSS {} (peak {}), all {} targets attached {:.1} s after start (median)",
+        "\nagent: CPU {:.0}% of a core (mean over B phases), RSS {} (peak {}), all {} targets attached {:.1} s after start (median); every busy target's probes stepped down to inventory-only {} s after that, under load (B phases measure from then on)",
         mean(&cpu) * 100.0,
         mb(rss),
         mb(hwm),
         BUSY + IDLE,
-        median(&ready)
+        median(&ready),
+        step_down
+            .iter()
+            .map(|s| format!("{s:.1}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
     ));
     Ok(())
 }

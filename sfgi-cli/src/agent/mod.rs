@@ -283,6 +283,7 @@ fn target_thread(
                 .map(|c| format!(", container {}", &c[..c.len().min(12)]))
                 .unwrap_or_default()
         );
+        session.budget_mut().skip_parks_only(true);
         // Reading the binary and the first inventory leave large freed buffers behind; give
         // them back (20 targets' leftovers would otherwise stay resident).
         release_free_memory();
