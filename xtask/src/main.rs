@@ -41,6 +41,9 @@ enum Cmd {
     Setup,
     /// Build the eBPF object into target/bpf/sfgi.bpf.o (installs the toolchain if missing).
     BuildEbpf,
+    /// Install the external programs the tests call (Debian packages; PyPI and npm tools into
+    /// target/tools) and print their versions: what `test`, `demo` and `bench` do first.
+    Tools,
     /// Build the eBPF object and the release `sfgi` binary.
     Build,
     /// Everything CI checks: fmt, clippy, unit and integration tests (as root) with every Go
@@ -103,6 +106,7 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Setup => setup(),
         Cmd::BuildEbpf => build_ebpf().map(|_| ()),
+        Cmd::Tools => external_tools(),
         Cmd::Build => build().map(|_| ()),
         Cmd::Test { quick, full } => test(quick, full),
         Cmd::Demo {
