@@ -1,5 +1,5 @@
 //! `sfgi`: the command line.
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use sfgi::attach;
 use sfgi::session::{AttachOptions, ProofOptions, Rescan};
@@ -98,6 +98,15 @@ enum Command {
         /// Require `Authorization: Bearer TOKEN` on every HTTP request (stacks are sensitive).
         #[arg(long, value_name = "TOKEN", requires = "listen")]
         token: Option<String>,
+        /// Like `--token`, read from FILE (its first line), so the token is not in the command
+        /// line that other users of the host can read.
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "listen",
+            conflicts_with = "token"
+        )]
+        token_file: Option<PathBuf>,
         /// Re-read the goroutine inventory (finds goroutines stuck in system calls, reconciles
         /// dropped events): `auto` (2–30 s, by the target's size), `off`, or a period.
         #[arg(long, value_parser = Rescan::parse, default_value = "auto", conflicts_with = "pprof")]
@@ -122,6 +131,10 @@ enum Command {
         /// Require `Authorization: Bearer TOKEN` on every HTTP request.
         #[arg(long, value_name = "TOKEN")]
         token: Option<String>,
+        /// Like `--token`, read from FILE (its first line): a mounted Secret, kept out of the
+        /// command line that anyone on the node can read.
+        #[arg(long, value_name = "FILE", conflicts_with = "token")]
+        token_file: Option<PathBuf>,
         /// Config file (TOML: include/exclude selectors, per-selector judge settings), reloaded
         /// when it changes.
         #[arg(long, value_name = "FILE")]
@@ -433,6 +446,26 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| "a size in bytes, e.g. 1048576, 512k, 256M, 2G".to_string())
 }
 
+/// `--token`, or the first line of `--token-file` (one clear line if it cannot be read or is
+/// empty).
+fn token_or_file(token: Option<String>, file: Option<PathBuf>) -> Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(token);
+    };
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("reading --token-file {}", path.display()))?;
+    if meta.len() > 4096 {
+        bail!("--token-file {}: longer than 4096 bytes", path.display());
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading --token-file {}", path.display()))?;
+    let t = text.lines().next().unwrap_or("").trim();
+    if t.is_empty() {
+        bail!("--token-file {}: empty", path.display());
+    }
+    Ok(Some(t.to_string()))
+}
+
 fn parse_ring_size(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if n >= 4096 && n.is_power_of_two() => Ok(n),
@@ -605,6 +638,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Agent {
             listen,
             token,
+            token_file,
             config,
             max_targets,
             interval,
@@ -621,6 +655,7 @@ fn run(cli: Cli) -> Result<()> {
             on_alert,
             on_alert_timeout,
         } => {
+            let token = token_or_file(token, token_file)?;
             let opts = sfgi::agent::AgentOptions {
                 watch: sfgi::watch::WatchOptions {
                     attach: AttachOptions {
@@ -669,11 +704,13 @@ fn run(cli: Cli) -> Result<()> {
             rules,
             listen,
             token,
+            token_file,
             rescan,
             stacks_shown,
             ring_size,
             budget,
         } => {
+            let token = token_or_file(token, token_file)?;
             if let Some(opts) = pprof.options(duration, interval, &judge, &rules)? {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

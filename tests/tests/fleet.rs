@@ -463,7 +463,11 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
         let mapped = match flag {
             "agent" => a.clone(),
             "--listen" => format!("--listen={sfgi_addr}"),
-            "--token" => format!("--token={TOKEN}"),
+            "--token-file" => {
+                let f = dir.0.join("agent-token");
+                std::fs::write(&f, format!("{TOKEN}\n")).expect("writing the token file");
+                format!("--token-file={}", f.display())
+            }
             "--config" => format!("--config={}", config.display()),
             "--pods-dir" => format!("--pods-dir={}", dir.0.join("pods").display()),
             "--evidence-dir" => format!("--evidence-dir={}", dir.0.join("evidence").display()),
@@ -504,19 +508,17 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
     }
 
     // `sfgi watch --listen` on the same target: the rules work on its series too (no target
-    // labels).
+    // labels). Its token from a file as well (`--token-file`, its first line).
     let watch_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let watch_token = dir.0.join("watch-token");
+    std::fs::write(&watch_token, format!("{TOKEN}\nignored second line\n"))
+        .expect("writing the token file");
     let mut watch = Killed::spawn(
         "sfgi watch",
         Command::new(sfgi_bin())
             .args(["watch", "--pid", &pid, "--threshold", "2s", "--interval"])
-            .args([
-                "250ms",
-                "--listen",
-                &watch_addr.to_string(),
-                "--token",
-                TOKEN,
-            ])
+            .args(["250ms", "--listen", &watch_addr.to_string(), "--token-file"])
+            .arg(&watch_token)
             .env_remove("RUST_LOG"),
         dir.0.join("watch.log"),
     );
@@ -967,14 +969,38 @@ fn daemonset_is_least_privilege() {
         }
     }
     assert!(volumes.iter().filter(|v| v["hostPath"].is_object()).count() <= 1);
-    // The token comes from the Secret the ServiceMonitor also reads; the config from the
-    // ConfigMap.
-    let env = &c["env"][0];
-    assert_eq!(env["valueFrom"]["secretKeyRef"]["name"], "sfgi-token");
+    // The token comes from the Secret the ServiceMonitor also reads, as a file (never an
+    // argument or a variable: /proc/PID/cmdline and environ are readable on the node); the
+    // config from the ConfigMap.
+    assert!(c["env"].is_null(), "no environment: {}", c["env"]);
+    let args = daemonset_args();
+    assert!(
+        !args.iter().any(|a| a.starts_with("--token=")),
+        "the token is passed in the command line: {args:?}"
+    );
+    let token_arg = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--token-file="))
+        .expect("--token-file");
+    let token_vol = volumes
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "sfgi-token")
+        .expect("a volume of the sfgi-token Secret");
+    assert_eq!(token_vol["secret"]["defaultMode"], 0o400);
+    let mount = c["volumeMounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == token_vol["name"]))
+        .expect("the token volume is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let mount_path = mount["mountPath"].as_str().unwrap_or("");
     let sm = &yaml_docs(&deploy("kubernetes/servicemonitor.yaml"))[0];
     let auth = &sm["spec"]["endpoints"][0]["authorization"]["credentials"];
     assert_eq!(auth["name"], "sfgi-token");
-    assert_eq!(auth["key"], env["valueFrom"]["secretKeyRef"]["key"]);
+    assert_eq!(
+        token_arg,
+        format!("{mount_path}/{}", auth["key"].as_str().unwrap_or("?")),
+        "--token-file names the Secret's key the ServiceMonitor reads"
+    );
     let cm = &yaml_docs(&deploy("kubernetes/configmap.yaml"))[0];
     assert!(cm["data"]["config.toml"].is_string());
     assert!(volumes
