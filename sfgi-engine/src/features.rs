@@ -51,12 +51,15 @@ impl GroupFeatures {
     }
 
     /// Every member belongs to a live network connection ([`GroupFeatures::connection_members`])
-    /// and waits, among its cases, on a done/stop channel: what the connection's end (its
-    /// context cancelled, its transport closed) will close.
+    /// and waits for what the connection's end will close: a done/stop channel among its cases
+    /// (its context cancelled, its transport closed), or the channel it ranges over (a
+    /// per-connection writer pump, `for v := range c.send`, whose channel is closed when the
+    /// connection is unregistered).
     pub fn connection_bound(&self) -> bool {
         self.count > 0
             && self.connection_members == self.count
-            && self.waits_on.contains(&ChanKind::Signal)
+            && (self.waits_on.contains(&ChanKind::Signal)
+                || self.park_frames.iter().any(|f| f == "runtime.chanrecv2"))
     }
 
     /// Every channel waited on carries zero-size elements (a done/stop signal).

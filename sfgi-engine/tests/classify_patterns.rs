@@ -392,6 +392,24 @@ fn handler_hang() {
     expect(&f, "handler-hang", false);
 }
 
+/// hugo's live-reload websocket reader (gorilla/websocket, under the HTTP handler that
+/// upgraded the connection): an open websocket, not a hung handler.
+#[test]
+fn websocket_reader_is_an_open_connection() {
+    let f = group(
+        "IO wait",
+        "runtime.gopark\nruntime.netpollblock\ninternal/poll.runtime_pollWait\ninternal/poll.(*pollDesc).wait
+         internal/poll.(*pollDesc).waitRead\ninternal/poll.(*FD).Read\nnet.(*netFD).Read\nnet.(*conn).Read
+         bufio.(*Reader).fill\nbufio.(*Reader).Peek\ngithub.com/gorilla/websocket.(*Conn).read
+         github.com/gorilla/websocket.(*Conn).advanceFrame\ngithub.com/gorilla/websocket.(*Conn).NextReader
+         github.com/gorilla/websocket.(*Conn).ReadMessage\ngithub.com/gohugoio/hugo/livereload.(*connection).reader
+         github.com/gohugoio/hugo/livereload.Handler\nnet/http.HandlerFunc.ServeHTTP\nnet/http.(*ServeMux).ServeHTTP
+         net/http.serverHandler.ServeHTTP\nnet/http.(*conn).serve\nnet/http.(*Server).Serve.gowrap3\nruntime.goexit",
+        "net/http.(*Server).Serve",
+    );
+    expect(&f, "websocket-conn", true);
+}
+
 #[test]
 fn idle_keepalive_server_conn_is_healthy() {
     // Between requests: (*conn).serve peeks for the next one.
