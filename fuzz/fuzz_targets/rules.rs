@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
             wake_interval_cv: Some(f64::INFINITY),
             wake_interval_median_s: Some(f64::MAX),
             waits_on: vec![ChanKind::Data, ChanKind::Timer, ChanKind::TimerStopped],
+            connection_members: 1,
         },
         GroupFeatures {
             wait_reason: "select".into(),
