@@ -31,12 +31,12 @@ pub struct EvidenceOptions {
 /// Most `--on-alert` commands running at once (more are skipped, and logged).
 pub const MAX_HOOKS: usize = 4;
 
-/// Facts about the target written into the bundle's `target.json`.
+/// Who a target is: in `/sfgi/targets` and in its evidence bundles' `target.json`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TargetFacts {
     /// Host PID.
     pub pid: u32,
-    /// PID in its namespace.
+    /// PID in its own PID namespace (`NSpid`, last field).
     pub ns_pid: Option<u32>,
     /// Executable file name.
     pub exe: String,
@@ -44,11 +44,11 @@ pub struct TargetFacts {
     pub go_version: String,
     /// Container id.
     pub container: Option<String>,
-    /// Pod UID.
+    /// Kubernetes pod UID.
     pub pod_uid: Option<String>,
-    /// Pod name.
+    /// Pod name (from the kubelet's pod log directories).
     pub pod: Option<String>,
-    /// Namespace.
+    /// Pod namespace (same source).
     pub namespace: Option<String>,
 }
 

@@ -66,7 +66,7 @@ fn groups_inner(st: &St, q: QueryParams, allowed: &[Status]) -> Result<Response,
     let filter = Filter::parse(&q, allowed)?;
     let snaps: Vec<_> = lock(&st.targets)
         .values()
-        .filter(|e| pid.is_none_or(|p| p == e.view.pid))
+        .filter(|e| pid.is_none_or(|p| p == e.view.target.pid))
         .filter_map(|e| Some((e.view.clone(), e.snapshot.clone()?)))
         .collect();
     let mut out = Vec::new();
@@ -79,12 +79,12 @@ fn groups_inner(st: &St, q: QueryParams, allowed: &[Status]) -> Result<Response,
         {
             let mut v = serde_json::to_value(g).map_err(|e| e.to_string())?;
             if let Some(o) = v.as_object_mut() {
-                o.insert("pid".into(), view.pid.into());
-                o.insert("exe".into(), view.exe.clone().into());
-                o.insert("container".into(), view.container.clone().into());
-                o.insert("pod_uid".into(), view.pod_uid.clone().into());
-                o.insert("pod".into(), view.pod.clone().into());
-                o.insert("namespace".into(), view.namespace.clone().into());
+                o.insert("pid".into(), view.target.pid.into());
+                o.insert("exe".into(), view.target.exe.clone().into());
+                o.insert("container".into(), view.target.container.clone().into());
+                o.insert("pod_uid".into(), view.target.pod_uid.clone().into());
+                o.insert("pod".into(), view.target.pod.clone().into());
+                o.insert("namespace".into(), view.target.namespace.clone().into());
             }
             out.push(v);
         }
@@ -110,8 +110,8 @@ async fn trigger_scan(State(st): State<St>, q: QueryParams) -> Response {
     };
     let senders: Vec<(u32, _)> = lock(&st.targets)
         .values()
-        .filter(|e| q.is_none_or(|p| p == e.view.pid))
-        .filter_map(|e| Some((e.view.pid, e.trigger.clone()?)))
+        .filter(|e| q.is_none_or(|p| p == e.view.target.pid))
+        .filter_map(|e| Some((e.view.target.pid, e.trigger.clone()?)))
         .collect();
     if let Some(p) = q {
         if senders.is_empty() {
@@ -195,7 +195,7 @@ pub(crate) fn encode(st: &Shared) -> String {
             .get_or_create(&vec![("state".into(), view.state.into())])
             .inc();
         let mut l = labels;
-        l.push(("go_version".into(), view.go_version.clone()));
+        l.push(("go_version".into(), view.target.go_version.clone()));
         l.push(("state".into(), view.state.into()));
         info.get_or_create(&l).set(1);
     }

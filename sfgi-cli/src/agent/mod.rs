@@ -67,22 +67,10 @@ pub struct AgentOptions {
 /// A target as `/sfgi/targets` shows it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TargetView {
-    /// Host PID.
-    pub pid: u32,
-    /// PID in its own PID namespace (`NSpid`, last field).
-    pub ns_pid: Option<u32>,
-    /// Executable file name.
-    pub exe: String,
-    /// Go version.
-    pub go_version: String,
-    /// Container id.
-    pub container: Option<String>,
-    /// Kubernetes pod UID.
-    pub pod_uid: Option<String>,
-    /// Pod name (from the kubelet's pod log directories).
-    pub pod: Option<String>,
-    /// Pod namespace (same source).
-    pub namespace: Option<String>,
+    /// Who it is: pids, executable, Go version, container and pod (also written into its
+    /// evidence bundles).
+    #[serde(flatten)]
+    pub target: TargetFacts,
     /// `tracing`, `inventory-only` or `failed`.
     pub state: &'static str,
     /// Why it failed (or was refused).
@@ -98,21 +86,21 @@ impl TargetView {
     pub fn labels(&self) -> Labels {
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
         vec![
-            ("pid".into(), self.pid.to_string()),
-            ("exe".into(), self.exe.clone()),
-            ("container".into(), s(&self.container)),
-            ("pod".into(), s(&self.pod)),
-            ("namespace".into(), s(&self.namespace)),
+            ("pid".into(), self.target.pid.to_string()),
+            ("exe".into(), self.target.exe.clone()),
+            ("container".into(), s(&self.target.container)),
+            ("pod".into(), s(&self.target.pod)),
+            ("namespace".into(), s(&self.target.namespace)),
         ]
     }
 
     fn facts(&self) -> Facts {
         Facts {
-            exe: self.exe.clone(),
-            container: self.container.clone(),
-            namespace: self.namespace.clone(),
-            pod: self.pod.clone(),
-            pod_uid: self.pod_uid.clone(),
+            exe: self.target.exe.clone(),
+            container: self.target.container.clone(),
+            namespace: self.target.namespace.clone(),
+            pod: self.target.pod.clone(),
+            pod_uid: self.target.pod_uid.clone(),
         }
     }
 }
@@ -250,9 +238,9 @@ fn target_thread(
     view: TargetView,
     stop: watch::Receiver<bool>,
 ) {
-    let pid = view.pid;
+    let pid = view.target.pid;
     let fail = |why: String| {
-        eprintln!("sfgi: PID {pid} ({}): {why}", view.exe);
+        eprintln!("sfgi: PID {pid} ({}): {why}", view.target.exe);
         shared.update(pid, |e| {
             e.view.state = "failed";
             e.view.reason = Some(why);
@@ -276,9 +264,10 @@ fn target_thread(
         };
         eprintln!(
             "sfgi: attached to PID {pid} ({}, {}{})",
-            view.exe,
-            view.go_version,
-            view.container
+            view.target.exe,
+            view.target.go_version,
+            view.target
+                .container
                 .as_deref()
                 .map(|c| format!(", container {}", &c[..c.len().min(12)]))
                 .unwrap_or_default()
@@ -298,16 +287,7 @@ fn target_thread(
             e.trigger = Some(trig_tx);
             e.view.attached_since = Some(since);
         });
-        let facts = TargetFacts {
-            pid,
-            ns_pid: view.ns_pid,
-            exe: view.exe.clone(),
-            go_version: view.go_version.clone(),
-            container: view.container.clone(),
-            pod_uid: view.pod_uid.clone(),
-            pod: view.pod.clone(),
-            namespace: view.namespace.clone(),
-        };
+        let facts = view.target.clone();
         let mut front = AgentFront {
             watcher: Watcher::headless(&opts, &session, scans),
             shared: Arc::clone(&shared),
@@ -434,14 +414,16 @@ impl Supervisor {
                 .map(|(n, p)| (Some(n.to_string()), Some(p.to_string())))
                 .unwrap_or((None, None));
             let view = TargetView {
-                pid: p.pid,
-                ns_pid: discover::ns_pid(p.pid),
-                exe: p.exe.clone(),
-                go_version: p.go_version.clone(),
-                container: placement.container,
-                pod_uid: placement.pod_uid,
-                pod,
-                namespace,
+                target: TargetFacts {
+                    pid: p.pid,
+                    ns_pid: discover::ns_pid(p.pid),
+                    exe: p.exe.clone(),
+                    go_version: p.go_version.clone(),
+                    container: placement.container,
+                    pod_uid: placement.pod_uid,
+                    pod,
+                    namespace,
+                },
                 state: "tracing",
                 reason: None,
                 attached_since: None,
@@ -455,7 +437,7 @@ impl Supervisor {
         }
         // Let go of targets that exited, were exec'd over, or are no longer selected, and of
         // those whose settings changed (they are attached again with the new ones below).
-        let wanted: HashMap<u32, &TargetView> = table.iter().map(|v| (v.pid, v)).collect();
+        let wanted: HashMap<u32, &TargetView> = table.iter().map(|v| (v.target.pid, v)).collect();
         let stale: Vec<u32> = self
             .running
             .iter()
@@ -489,13 +471,13 @@ impl Supervisor {
             });
         }
         for view in table {
-            let pid = view.pid;
+            let pid = view.target.pid;
             let Some(p) = live.get(&pid) else { continue };
             if self.running.contains_key(&pid) {
                 // Pod names may appear after the target (the kubelet makes the directory).
                 self.shared.update(pid, |e| {
-                    e.view.pod.clone_from(&view.pod);
-                    e.view.namespace.clone_from(&view.namespace);
+                    e.view.target.pod.clone_from(&view.target.pod);
+                    e.view.target.namespace.clone_from(&view.target.namespace);
                 });
                 continue;
             }
@@ -517,7 +499,7 @@ impl Supervisor {
         let mut t = lock(&self.shared.targets);
         for v in refused {
             t.insert(
-                v.pid,
+                v.target.pid,
                 Entry {
                     view: v,
                     snapshot: None,
@@ -528,7 +510,7 @@ impl Supervisor {
     }
 
     fn start(&mut self, view: TargetView, start_time: u64, cfg: &config::Config) {
-        let pid = view.pid;
+        let pid = view.target.pid;
         let settings = cfg.effective(
             &view.facts(),
             &self.opts.watch.attach.judge,
