@@ -338,6 +338,14 @@ impl WatchProc {
         serde_json::from_str(&body).with_context(|| format!("GET {path}: bad JSON"))
     }
 
+    /// `GET /sfgi/leaks`: the leak groups now (none when the request fails).
+    pub fn leaks(&self) -> Vec<Value> {
+        self.get_json("/sfgi/leaks")
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
     /// Lines of stderr that start with `sfgi: warning`.
     pub fn warnings(&self) -> Vec<String> {
         self.stderr
@@ -1590,4 +1598,16 @@ pub fn suite_table(results: &[SuiteResult]) -> String {
         ));
     }
     s
+}
+
+/// One leak group in a line, for messages: status, severity, pattern, count and where.
+pub fn brief(g: &Value) -> String {
+    format!(
+        "{} {} {} x{} at {}",
+        g["status"].as_str().unwrap_or("?"),
+        g["severity"].as_str().unwrap_or("-"),
+        g["pattern"].as_str().unwrap_or("?"),
+        g["count"],
+        g["blocked_at"].as_str().unwrap_or("?")
+    )
 }

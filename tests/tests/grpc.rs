@@ -8,30 +8,12 @@
 //! ignores its stream's context and outlives its client — reported `growing`, with an
 //! explanation that names the select's real cases. Needs root.
 use serde_json::Value;
-use sfgi_tests::scenarios::WatchProc;
+use sfgi_tests::scenarios::{brief, WatchProc};
 use sfgi_tests::*;
 use std::time::{Duration, Instant};
 
 const THRESHOLD_S: u64 = 2;
 const HEALTHY_FOR: Duration = Duration::from_secs(60);
-
-fn leaks(w: &WatchProc) -> Vec<Value> {
-    w.get_json("/sfgi/leaks")
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-}
-
-fn brief(g: &Value) -> String {
-    format!(
-        "{} {} {} x{} at {}",
-        g["status"].as_str().unwrap_or("?"),
-        g["severity"].as_str().unwrap_or("-"),
-        g["pattern"].as_str().unwrap_or("?"),
-        g["count"],
-        g["blocked_at"].as_str().unwrap_or("?")
-    )
-}
 
 #[test]
 fn grpc_server_is_healthy_then_a_leaked_stream_handler_is_reported() {
@@ -62,7 +44,7 @@ fn grpc_server_is_healthy_then_a_leaked_stream_handler_is_reported() {
     let mut seen: Vec<(f64, Vec<String>)> = Vec::new();
     let mut polls = 0;
     while t0.elapsed() < HEALTHY_FOR {
-        let l = leaks(&w);
+        let l = w.leaks();
         polls += 1;
         if !l.is_empty() {
             seen.push((t0.elapsed().as_secs_f64(), l.iter().map(brief).collect()));
@@ -92,7 +74,7 @@ fn grpc_server_is_healthy_then_a_leaked_stream_handler_is_reported() {
     assert!(signal(target.pid(), libc::SIGUSR1));
     let started = Instant::now();
     let leak = loop {
-        let l = leaks(&w);
+        let l = w.leaks();
         if let Some(g) = l.iter().find(|g| {
             g["blocked_at"]
                 .as_str()

@@ -4,31 +4,12 @@
 //! a hung upstream that is `growing` within the threshold plus 10 s and never leaves `growing`
 //! while it rises. Needs root.
 use serde_json::Value;
-use sfgi_tests::scenarios::WatchProc;
+use sfgi_tests::scenarios::{brief, WatchProc};
 use sfgi_tests::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const THRESHOLD_S: u64 = 2;
-
-/// `/sfgi/leaks` as (status, pattern, count, blocked_at, stack) per group.
-fn leaks(w: &WatchProc) -> Vec<Value> {
-    w.get_json("/sfgi/leaks")
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-}
-
-fn brief(g: &Value) -> String {
-    format!(
-        "{} {} {} x{} at {}",
-        g["status"].as_str().unwrap_or("?"),
-        g["severity"].as_str().unwrap_or("-"),
-        g["pattern"].as_str().unwrap_or("?"),
-        g["count"],
-        g["blocked_at"].as_str().unwrap_or("?")
-    )
-}
 
 #[test]
 fn busy_service_then_a_pile_up() {
@@ -64,7 +45,7 @@ fn busy_service_then_a_pile_up() {
     let t0 = Instant::now();
     let mut seen: Vec<(f64, Vec<String>)> = Vec::new();
     while t0.elapsed() < Duration::from_secs(30) {
-        let l = leaks(&w);
+        let l = w.leaks();
         if !l.is_empty() {
             seen.push((t0.elapsed().as_secs_f64(), l.iter().map(brief).collect()));
         }
@@ -105,7 +86,7 @@ fn busy_service_then_a_pile_up() {
             .unwrap_or_else(|| "absent".into())
     };
     while started.elapsed() < Duration::from_secs(THRESHOLD_S + 20) {
-        let l = leaks(&w);
+        let l = w.leaks();
         let handler = status_of(&l, &|g| {
             g["stack_trace"]
                 .as_str()
