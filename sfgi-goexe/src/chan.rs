@@ -196,21 +196,12 @@ fn from_dwarf(
             "runtime.timerWhen",
         ],
     )?;
-    let get = |ty: &str, member: &str| -> Result<u64, String> {
-        layouts
-            .get(ty)
-            .and_then(|l| l.members.get(member))
-            .copied()
-            .ok_or_else(|| format!("DWARF has no {ty}.{member}"))
-    };
+    let get = |ty: &str, member: &str| layouts.member(ty, member);
     let p_timers = get("runtime.p", "timers")?;
     let (p_heap, entry, status) = if old {
         (p_timers, 8, Some(get("runtime.timer", "status")?))
     } else {
-        let entry = layouts
-            .get("runtime.timerWhen")
-            .and_then(|l| l.size)
-            .ok_or("DWARF has no size for runtime.timerWhen")?;
+        let entry = layouts.size("runtime.timerWhen")?;
         if get("runtime.timerWhen", "timer")? != 0 {
             return Err("runtime.timerWhen.timer is not its first field".into());
         }

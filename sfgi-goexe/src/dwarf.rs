@@ -22,37 +22,51 @@ pub(crate) struct Layout {
     pub members: HashMap<String, u64>,
 }
 
+/// Struct layouts by type name, as found in the DWARF.
+#[derive(Default, Debug)]
+pub(crate) struct Layouts(HashMap<String, Layout>);
+
+impl Layouts {
+    /// The offset of `ty.member`, or why it cannot be had.
+    pub(crate) fn member(&self, ty: &str, member: &str) -> Result<u64, String> {
+        self.0
+            .get(ty)
+            .and_then(|l| l.members.get(member))
+            .copied()
+            .ok_or_else(|| format!("DWARF has no {ty}.{member}"))
+    }
+
+    /// The byte size of `ty`, or why it cannot be had.
+    pub(crate) fn size(&self, ty: &str) -> Result<u64, String> {
+        self.0
+            .get(ty)
+            .and_then(|l| l.size)
+            .ok_or_else(|| format!("DWARF has no size for {ty}"))
+    }
+}
+
 /// The layouts of the struct types named in `wanted` found in the DWARF `sections` (types
 /// missing from the DWARF are missing from the map).
 pub(crate) fn struct_layouts(
     sections: &HashMap<&'static str, Vec<u8>>,
     wanted: &[&str],
-) -> Result<HashMap<String, Layout>, String> {
+) -> Result<Layouts, String> {
     let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, gimli::Error> {
         let data = sections.get(id.name()).map(Vec::as_slice).unwrap_or(&[]);
         Ok(EndianSlice::new(data, LittleEndian))
     })
     .map_err(|e| e.to_string())?;
-    find_layouts(&dwarf, wanted).map_err(|e| format!("DWARF: {e}"))
+    find_layouts(&dwarf, wanted)
+        .map(Layouts)
+        .map_err(|e| format!("DWARF: {e}"))
 }
 
 /// Reads the runtime offsets from the DWARF sections `sections` (by name, decompressed).
 pub(crate) fn read_offsets(
     sections: &HashMap<&'static str, Vec<u8>>,
 ) -> Result<RuntimeOffsets, String> {
-    let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, gimli::Error> {
-        let data = sections.get(id.name()).map(Vec::as_slice).unwrap_or(&[]);
-        Ok(EndianSlice::new(data, LittleEndian))
-    })
-    .map_err(|e| e.to_string())?;
-    let layouts = find_layouts(&dwarf, WANTED).map_err(|e| format!("DWARF: {e}"))?;
-    let get = |ty: &str, member: &str| -> Result<u64, String> {
-        layouts
-            .get(ty)
-            .and_then(|l| l.members.get(member))
-            .copied()
-            .ok_or_else(|| format!("DWARF has no {ty}.{member}"))
-    };
+    let layouts = struct_layouts(sections, WANTED)?;
+    let get = |ty: &str, member: &str| layouts.member(ty, member);
     let g_stack = get("runtime.g", "stack")?;
     Ok(RuntimeOffsets {
         g_stack_lo: g_stack + get("runtime.stack", "lo")?,
@@ -69,10 +83,7 @@ pub(crate) fn read_offsets(
         g_waiting: get("runtime.g", "waiting")?,
         // A scheduler-latency detail that could go away: not fatal.
         g_tracking_seq: get("runtime.g", "trackingSeq").unwrap_or(0),
-        g_size: layouts
-            .get("runtime.g")
-            .and_then(|l| l.size)
-            .ok_or("DWARF has no size for runtime.g")?,
+        g_size: layouts.size("runtime.g")?,
         m_curg: get("runtime.m", "curg")?,
         gobuf_sp: get("runtime.gobuf", "sp")?,
         gobuf_pc: get("runtime.gobuf", "pc")?,

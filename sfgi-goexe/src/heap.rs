@@ -272,19 +272,8 @@ fn from_dwarf(
     sudog: &SudogOffsets,
 ) -> Result<HeapLayout, String> {
     let layouts = dwarf::struct_layouts(sections, WANTED)?;
-    let get = |ty: &str, member: &str| -> Result<u64, String> {
-        layouts
-            .get(ty)
-            .and_then(|l| l.members.get(member))
-            .copied()
-            .ok_or_else(|| format!("DWARF has no {ty}.{member}"))
-    };
-    let size = |ty: &str| -> Result<u64, String> {
-        layouts
-            .get(ty)
-            .and_then(|l| l.size)
-            .ok_or_else(|| format!("DWARF has no size for {ty}"))
-    };
+    let get = |ty: &str, member: &str| layouts.member(ty, member);
+    let size = |ty: &str| layouts.size(ty);
     let all_arenas =
         get("runtime.mheap", "heapArenas").or_else(|_| get("runtime.mheap", "allArenas"))?;
     let freeindex = get("runtime.mspan", "freeindex")?;
