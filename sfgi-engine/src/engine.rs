@@ -851,6 +851,11 @@ impl<'t> Engine<'t> {
             })
             .collect();
         let mut anchors = HashSet::new();
+        // No site in network I/O (most programs without connections): no walk over every
+        // goroutine.
+        if !serves.contains(&true) {
+            return anchors;
+        }
         for (goid, group) in self.life.last_parks() {
             if goid != 1 && serves.get(group as usize).copied().unwrap_or(false) {
                 anchors.insert(goid);
