@@ -244,6 +244,8 @@ pub struct Engine<'t> {
     read_gap_ns: u64,
     /// Goroutines proven unreachable: goid → (the park it was proven in, what it waits on).
     proofs: HashMap<u64, (u64, WaitedObject)>,
+    /// Live goroutines seen parked in network I/O (not accepting): connection readers.
+    readers: HashSet<u64>,
     /// What the engine could not see.
     pub health: EngineHealth,
     wall_minus_mono_ns: i128,
@@ -272,6 +274,7 @@ impl<'t> Engine<'t> {
             read_gap_ns: 0,
             limits: cfg.limits,
             proofs: HashMap::new(),
+            readers: HashSet::new(),
             health: EngineHealth {
                 events_trusted: true,
                 ..EngineHealth::default()
@@ -831,14 +834,15 @@ impl<'t> Engine<'t> {
         taken
     }
 
-    /// The live goroutines a network connection's goroutines descend from: each one parked
-    /// (last) in network I/O other than an accept — a connection's reader — and the live
-    /// goroutine that started it (a per-connection serve loop owning its reader), but never
-    /// the main goroutine, whose life is the program's. A goroutine whose creator or creator's
-    /// creator is one of them belongs to a live connection (a stream handler, a per-connection
-    /// writer or watcher), as does the owner itself (a client's transport loop); one whose
-    /// connection's goroutines are gone does not any more.
-    fn connection_anchors(&self) -> HashSet<u64> {
+    /// The live goroutines a network connection's goroutines descend from: each one seen
+    /// parked in network I/O other than an accept — a connection's reader, which stays one
+    /// while it lives even when it blocks elsewhere for a moment (a mutex, a full channel,
+    /// GC assist) — and the live goroutine that started it (a per-connection serve loop owning
+    /// its reader), but never the main goroutine, whose life is the program's. A goroutine
+    /// whose creator or creator's creator is one of them belongs to a live connection (a
+    /// stream handler, a per-connection writer or watcher), as does the owner itself (a
+    /// client's transport loop); one whose connection's goroutines are gone does not any more.
+    fn connection_anchors(&mut self) -> HashSet<u64> {
         let serves: Vec<bool> = self
             .sites
             .iter()
@@ -850,17 +854,18 @@ impl<'t> Engine<'t> {
                         .any(|f| f.contains("Accept") || f.contains(".accept"))
             })
             .collect();
-        let mut anchors = HashSet::new();
+        let life = &self.life;
+        self.readers.retain(|&g| life.alive(g));
         // No site in network I/O (most programs without connections): no walk over every
         // goroutine.
-        if !serves.contains(&true) {
-            return anchors;
-        }
-        for (goid, group) in self.life.last_parks() {
-            if goid != 1 && serves.get(group as usize).copied().unwrap_or(false) {
-                anchors.insert(goid);
+        if serves.contains(&true) {
+            for (goid, group) in self.life.last_parks() {
+                if goid != 1 && serves.get(group as usize).copied().unwrap_or(false) {
+                    self.readers.insert(goid);
+                }
             }
         }
+        let mut anchors = self.readers.clone();
         let owners: Vec<u64> = anchors
             .iter()
             .filter_map(|&g| self.life.parent_of(g))
@@ -1644,6 +1649,13 @@ mod tests {
         let o = at(&v, "main.f800");
         assert_eq!(o.pattern, "select-blocked", "{o:#?}");
         assert_eq!(o.status, Status::Suspect, "{o:#?}");
+        // The reader blocks elsewhere for a moment (a full channel): still the connection's.
+        let mut busy = all.clone();
+        busy[0] = parked(10, vec![910, 911]);
+        busy[0].parent_goid = 5;
+        ingest(&mut e, &busy, 402);
+        let v = e.verdicts(403 * S, &NoStacks, false);
+        assert_eq!(at(&v, "main.f700").pattern, "per-connection");
         // The connection ends (its reader exits); its handlers stay behind: leaks.
         let mut rest = vec![accept];
         rest.extend(handlers.iter().cloned());
