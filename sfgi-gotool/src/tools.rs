@@ -100,6 +100,30 @@ pub const TOOLS: &[Tool] = &[
         why: "tests/tests/fleet.rs: amtool check-config and routes test on deploy/alertmanager",
     },
     Tool {
+        program: "buildah",
+        package: "buildah",
+        version_args: &["--version"],
+        why: "cargo xtask image: the agent's container image, from scratch (no Docker daemon)",
+    },
+    Tool {
+        program: "strip",
+        package: "binutils",
+        version_args: &["--version"],
+        why: "cargo xtask image: the image holds the stripped sfgi",
+    },
+    Tool {
+        program: "podman",
+        package: "podman",
+        version_args: &["--version"],
+        why: "tests/tests/fleet.rs: the agent image runs with the DaemonSet's security context",
+    },
+    Tool {
+        program: "runc",
+        package: "runc",
+        version_args: &["--version"],
+        why: "tests/tests/fleet.rs: podman's OCI runtime (crun refuses this machine's hybrid cgroup v1 + v2)",
+    },
+    Tool {
         program: "npm",
         package: "npm",
         version_args: &["--version"],

@@ -49,10 +49,42 @@ pub enum ProbeError {
     Binary(#[from] GoExeError),
 }
 
+/// Why an uprobe could not be attached: aya's message, the system error under it, and what to do
+/// when the kernel refused it for want of CAP_SYS_ADMIN.
+fn attach_error(e: &aya::programs::ProgramError) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    let mut eacces = false;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            eacces |= io.raw_os_error() == Some(libc::EACCES);
+        }
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    if eacces && !has_sys_admin() {
+        // Linux's "perf: Require CAP_SYS_ADMIN for uprobes" (2025, also in stable kernels):
+        // CAP_PERFMON no longer suffices to create a uprobe perf event.
+        msg.push_str(
+            " (this kernel creates uprobes only for CAP_SYS_ADMIN: CAP_BPF and CAP_PERFMON are \
+             not enough since Linux's \"perf: Require CAP_SYS_ADMIN for uprobes\"; grant \
+             CAP_SYS_ADMIN)",
+        );
+    }
+    msg
+}
+
+/// Whether this process holds CAP_SYS_ADMIN (effective).
+fn has_sys_admin() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    crate::procfs::effective_caps() & (1 << CAP_SYS_ADMIN) != 0
+}
+
 fn privilege_hint() -> &'static str {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        " (not root: sfgi needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN; run it with sudo)"
+        " (not root: sfgi needs CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON on kernels that still \
+         let those create uprobes, plus CAP_SYS_PTRACE; run it with sudo)"
     } else {
         ""
     }
@@ -444,7 +476,7 @@ impl Tracer {
                     &exe,
                     scope,
                 )
-                .map_err(|e| e.to_string())
+                .map_err(|e| attach_error(&e))
             })();
             match res {
                 Ok(link) => {
@@ -540,7 +572,7 @@ impl Tracer {
                 &self.exe,
                 self.scope,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| attach_error(&e))?;
         slot.1 = Some(link);
         Ok(())
     }

@@ -254,12 +254,24 @@ pub fn check_host(host: &HostSupport) -> Result<(), String> {
         .collect();
         return Err(format!(
             "attaching needs root, or CAP_BPF and CAP_PERFMON (to load the eBPF programs and \
-             attach the uprobes) plus CAP_SYS_PTRACE (to read the target's executable and memory for \
+             attach the uprobes; kernels since 2025 want CAP_SYS_ADMIN for uprobes) plus \
+             CAP_SYS_PTRACE (to read the target's executable and memory for \
              the inventory); this process lacks {}: run it with sudo",
             missing.join(", ")
         ));
     }
     if let Some(Err(e)) = &host.ringbuf {
+        // EPERM while holding the capabilities: not the kernel's version but a filter in front
+        // of bpf(2) — container runtimes' default seccomp profiles (podman's, older Docker's)
+        // allow it only with CAP_SYS_ADMIN.
+        if e.contains("(os error 1)") {
+            return Err(format!(
+                "the kernel refused bpf(2) ({e}) although this process holds the capabilities: \
+                 a seccomp profile is blocking it (container runtimes' default profiles may allow \
+                 bpf and perf_event_open only with CAP_SYS_ADMIN); run with a profile that allows \
+                 both, or grant CAP_SYS_ADMIN"
+            ));
+        }
         return Err(format!(
             "this kernel ({}) cannot create a BPF ring buffer ({e}): SFGI needs Linux 5.8 or newer",
             host.kernel
@@ -342,6 +354,19 @@ mod tests {
     fn refuses_a_kernel_without_ring_buffers() {
         let e = check_host(&host(ALL, true, Some(Err("EINVAL".into())))).unwrap_err();
         assert!(e.contains("5.4.0-test") && e.contains("ring buffer"), "{e}");
+    }
+
+    #[test]
+    fn a_seccomp_refusal_is_not_called_an_old_kernel() {
+        let e = check_host(&host(
+            ALL,
+            true,
+            Some(Err(
+                "BPF_MAP_TYPE_RINGBUF: Operation not permitted (os error 1)".into(),
+            )),
+        ))
+        .unwrap_err();
+        assert!(e.contains("seccomp") && !e.contains("5.8"), "{e}");
     }
 
     #[test]

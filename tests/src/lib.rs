@@ -660,3 +660,23 @@ pub fn unused_pid() -> u32 {
         .find(|p| !Path::new(&format!("/proc/{p}")).exists())
         .expect("every pid is in use")
 }
+
+/// The BPF program IDs process `pid` holds (from `/proc/PID/fdinfo`): what must be gone from the
+/// kernel once it exits.
+pub fn bpf_prog_ids_held(pid: u32) -> Vec<u64> {
+    let mut ids = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) {
+        for e in rd.flatten() {
+            if let Ok(t) = std::fs::read_to_string(e.path()) {
+                ids.extend(
+                    t.lines()
+                        .filter_map(|l| l.strip_prefix("prog_id:"))
+                        .filter_map(|v| v.trim().parse::<u64>().ok()),
+                );
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}

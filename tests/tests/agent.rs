@@ -99,27 +99,6 @@ fn write_config(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("config rename");
 }
 
-/// The BPF program IDs process `pid` holds (from `/proc/PID/fdinfo`).
-fn prog_ids_held(pid: u32) -> Vec<u64> {
-    let mut ids = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) {
-        for e in rd.flatten() {
-            if let Ok(t) = std::fs::read_to_string(e.path()) {
-                for l in t.lines() {
-                    if let Some(v) = l.strip_prefix("prog_id:") {
-                        if let Ok(id) = v.trim().parse() {
-                            ids.push(id);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
 /// The host PID of the only child of `pid`.
 fn child_of(pid: u32) -> Option<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -469,7 +448,7 @@ fn agent_traces_the_node() {
 
     // SIGINT: exit 0, every probe detached. Other sfgi processes (other tests, other
     // worktrees) may hold programs of their own: only the IDs this agent held count.
-    let mine = prog_ids_held(agent_pid);
+    let mine = bpf_prog_ids_held(agent_pid);
     assert!(!mine.is_empty(), "the agent holds no BPF programs");
     assert!(signal(agent_pid, libc::SIGINT));
     let status = wait("the agent to exit", 20, || {

@@ -951,7 +951,9 @@ fn daemonset_is_least_privilege() {
         .filter_map(Value::as_str)
         .collect();
     add.sort_unstable();
-    assert_eq!(add, ["BPF", "PERFMON", "SYS_PTRACE"]);
+    // SYS_ADMIN for the uprobes (kernels since 2025), SYS_PTRACE for /proc/PID/{mem,exe,root};
+    // the_image_runs_the_agent_with_the_daemonsets_security_context shows they suffice.
+    assert_eq!(add, ["SYS_ADMIN", "SYS_PTRACE"]);
     for k in ["requests", "limits"] {
         for r in ["cpu", "memory"] {
             assert!(c["resources"][k][r].is_string(), "no resources.{k}.{r}");
@@ -1128,4 +1130,293 @@ fn dockerfile_builds_what_xtask_builds_into_a_slim_image() {
     assert!(ignore.lines().any(|l| l.trim() == "target"), "{ignore}");
     // The DaemonSet runs this image's entrypoint with `agent`.
     assert_eq!(daemonset_args()[0], "agent");
+}
+
+/// `podman run` flags for the DaemonSet's pod and container (deploy/kubernetes/daemonset.yaml),
+/// field by field; a field this does not know fails the test rather than being dropped. Volumes
+/// come from `dir`: the ConfigMap's `config.toml`, the Secret's key file, a temporary directory
+/// for the `/var/log/pods` hostPath, a tmpfs for the emptyDir.
+fn daemonset_podman_flags(dir: &std::path::Path, config: &str, http_port: u16) -> Vec<String> {
+    let docs = yaml_docs(&deploy("kubernetes/daemonset.yaml"));
+    let pod = &docs[0]["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    let mut f: Vec<String> = vec![
+        // crun refuses this machine's hybrid cgroup v1 + v2 layout; runc runs it.
+        "--runtime=runc".into(),
+        // podman's default RLIMIT_NOFILE/NPROC may exceed this machine's hard limits, and
+        // without CAP_SYS_RESOURCE the runtime may not raise them: keep this process's own, as
+        // Kubernetes leaves the runtime's as they are.
+        format!("--ulimit=nofile={}", rlimit(libc::RLIMIT_NOFILE, 65536)),
+        format!("--ulimit=nproc={}", rlimit(libc::RLIMIT_NPROC, 4096)),
+    ];
+    assert_eq!(pod["hostPID"], true);
+    f.push("--pid=host".into());
+    // Not hostNetwork: the pod's own network namespace, its port published on loopback.
+    assert!(pod["hostNetwork"].is_null() || pod["hostNetwork"] == false);
+    let port = c["ports"][0]["containerPort"]
+        .as_u64()
+        .expect("containerPort");
+    f.push(format!("--publish=127.0.0.1:{http_port}:{port}"));
+    // The pod's seccomp profile: the runtime's default is podman's own default (no flag).
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    f.push("--security-opt=no-new-privileges".into());
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    f.push("--read-only".into());
+    f.push(format!(
+        "--user={}:{}",
+        sc["runAsUser"].as_u64().expect("runAsUser"),
+        sc["runAsGroup"].as_u64().expect("runAsGroup")
+    ));
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    f.push("--cap-drop=all".into());
+    for cap in sc["capabilities"]["add"]
+        .as_array()
+        .expect("capabilities.add")
+    {
+        f.push(format!("--cap-add={}", cap.as_str().expect("capability")));
+    }
+    let mem = c["resources"]["limits"]["memory"]
+        .as_str()
+        .expect("memory limit");
+    f.push(format!(
+        "--memory={}",
+        mem.strip_suffix("Mi")
+            .map(|n| format!("{n}m"))
+            .expect("memory in Mi")
+    ));
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    for m in c["volumeMounts"].as_array().expect("volumeMounts") {
+        let v = volumes
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .expect("the mount's volume");
+        let target = m["mountPath"].as_str().expect("mountPath");
+        let ro = if m["readOnly"] == true { ":ro" } else { "" };
+        let name = m["name"].as_str().expect("name");
+        let host = dir.join(name);
+        if v["configMap"].is_object() {
+            std::fs::create_dir_all(&host).expect("mkdir");
+            std::fs::write(host.join("config.toml"), config).expect("config.toml");
+        } else if v["secret"].is_object() {
+            std::fs::create_dir_all(&host).expect("mkdir");
+            let key = host.join("token");
+            std::fs::write(&key, format!("{TOKEN}\n")).expect("token");
+            let mode = v["secret"]["defaultMode"].as_u64().expect("defaultMode") as u32;
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .expect("chmod");
+        } else if v["hostPath"].is_object() {
+            std::fs::create_dir_all(&host).expect("mkdir");
+        } else if v["emptyDir"].is_object() {
+            f.push(format!("--tmpfs={target}:rw,size=256m"));
+            continue;
+        } else {
+            panic!("volume {v}: teach this test what it is");
+        }
+        f.push(format!("--volume={}:{target}{ro}", host.display()));
+    }
+    f
+}
+
+/// `N:N` for podman's `--ulimit`: this process's hard limit of `resource`, at most `cap` (the
+/// runtime sets the limit from a process of its own, whose hard limit may be lower than ours).
+fn rlimit(resource: libc::__rlimit_resource_t, cap: u64) -> String {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the valid, exclusively borrowed `r`.
+    let rc = unsafe { libc::getrlimit(resource, &mut r) };
+    assert_eq!(rc, 0, "getrlimit");
+    let n = r.rlim_max.min(cap);
+    format!("{n}:{n}")
+}
+
+/// The image `cargo xtask test` built (`cargo xtask image`), as `SFGI_IMAGE`.
+fn sfgi_image() -> String {
+    std::env::var("SFGI_IMAGE").unwrap_or_else(|_| {
+        panic!("SFGI_IMAGE is not set: run the tests through `cargo xtask test`, or `cargo xtask image` and set SFGI_IMAGE=localhost/sfgi:VERSION")
+    })
+}
+
+/// Removes the named container on every path.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "--force", "--time", "0", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn the_image_runs_the_agent_with_the_daemonsets_security_context() {
+    require_root();
+    let podman = require("podman");
+    require("runc");
+    let image = sfgi_image();
+    let _slot = attach_slot();
+    let dir = TempDir::new("image");
+
+    // The same target as the Prometheus test, under a name of its own: the agent in the
+    // container sees every process of the machine (hostPID) and is told to trace only it.
+    let bin = build_program("leaks", NEWEST, false);
+    let exe_name = format!("image-leaks-{}", std::process::id());
+    let exe = dir.0.join(&exe_name);
+    std::fs::copy(&bin, &exe).expect("copying the leaks binary");
+    let target = Target::start(
+        &exe,
+        &[
+            "chan-send",
+            "-delay",
+            "100ms",
+            "-count",
+            "100000",
+            "-interval",
+            "100ms",
+        ],
+    );
+    let pid = u64::from(target.pid());
+
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let config = format!(
+        "{}\n[[include]]\nexe = \"{exe_name}\"\n",
+        configmap_config()
+    );
+    let flags = daemonset_podman_flags(&dir.0, &config, port);
+    let name = format!("sfgi-image-test-{}", std::process::id());
+    let container = Container(name.clone());
+    run_ok(
+        Command::new(&podman)
+            .args(["run", "--detach", "--name", &name])
+            .args(&flags)
+            .arg(&image)
+            .args(daemonset_args())
+            .args(["--threshold=2s", "--interval=250ms"]),
+    );
+    let logs = || {
+        let o = Command::new("podman").args(["logs", &name]).output();
+        o.map(|o| {
+            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout)
+        })
+        .unwrap_or_default()
+    };
+
+    // Traced (its probes attached with only the DaemonSet's capabilities), then its leak.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let target_json = loop {
+        if let Some((200, body)) = http_get(addr, "/sfgi/targets", Some(TOKEN)) {
+            let v: Value = serde_json::from_str(&body).expect("targets JSON");
+            if let Some(t) = v
+                .as_array()
+                .and_then(|a| a.iter().find(|t| t["pid"].as_u64() == Some(pid)))
+            {
+                if t["state"] != "attaching" {
+                    break t.clone();
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent in the container does not list PID {pid} after 60 s:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(target_json["state"], "tracing", "{target_json}\n{}", logs());
+    assert_eq!(target_json["exe"], exe_name.as_str());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let leaks = http_get(addr, "/sfgi/leaks", Some(TOKEN))
+            .filter(|r| r.0 == 200)
+            .and_then(|r| serde_json::from_str::<Value>(&r.1).ok());
+        let found = leaks.as_ref().and_then(Value::as_array).is_some_and(|a| {
+            a.iter().any(|g| {
+                g["pid"].as_u64() == Some(pid)
+                    && g["blocked_at"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("leakChanSend"))
+            })
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no chan-send leak of PID {pid} from the agent in the container after 60 s: {leaks:?}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Without the token: 401, from inside the pod's network namespace too.
+    assert_eq!(http_get(addr, "/metrics", None).map(|r| r.0), Some(401));
+
+    // The programs it holds, then a stop (the image's stop signal, SIGINT): exit 0, and none of
+    // them left in the kernel.
+    let host_pid: u32 = String::from_utf8_lossy(
+        &run_ok(Command::new(&podman).args(["inspect", "--format", "{{.State.Pid}}", &name]))
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .expect("the container's host PID");
+    let progs = bpf_prog_ids_held(host_pid);
+    assert!(!progs.is_empty(), "the agent holds no BPF program");
+    run_ok(Command::new(&podman).args(["stop", "--time", "20", &name]));
+    let code =
+        run_ok(Command::new(&podman).args(["inspect", "--format", "{{.State.ExitCode}}", &name]));
+    assert_eq!(
+        String::from_utf8_lossy(&code.stdout).trim(),
+        "0",
+        "{}",
+        logs()
+    );
+    let bpftool = require("bpftool");
+    for id in progs {
+        let out = Command::new(&bpftool)
+            .args(["prog", "show", "id", &id.to_string()])
+            .output()
+            .expect("bpftool");
+        assert!(
+            !out.status.success(),
+            "BPF program {id} outlived the agent's container"
+        );
+    }
+    drop(container);
+
+    // Fewer privileges: one clear line, not a silent failure. With BPF + PERFMON in place of
+    // SYS_ADMIN, the runtime's default seccomp profile refuses bpf(2) (podman's allows it only
+    // with SYS_ADMIN); were it allowed, the kernel would refuse the uprobes (EACCES).
+    let mut flags = daemonset_podman_flags(&dir.0, &config, free_port());
+    flags.retain(|f| !f.starts_with("--cap-add="));
+    flags.extend(["--cap-add=BPF", "--cap-add=PERFMON", "--cap-add=SYS_PTRACE"].map(String::from));
+    let name = format!("sfgi-image-test-caps-{}", std::process::id());
+    let _container = Container(name.clone());
+    let out = Command::new(&podman)
+        .args(["run", "--name", &name])
+        .args(&flags)
+        .arg(&image)
+        .args(["attach", "--pid", &pid.to_string(), "--duration", "1s"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("podman run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("sfgi: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("seccomp") || lines[0].contains("CAP_SYS_ADMIN"),
+        "{err}"
+    );
+    drop(target);
 }

@@ -14,6 +14,8 @@ mod fuzz;
 
 mod layers;
 
+mod image;
+
 /// Nightly that builds the eBPF object: its LLVM (22) must match bpf-linker's.
 const NIGHTLY: &str = "nightly-2026-05-20";
 /// bpf-linker release built from crates.io against LLVM 22.
@@ -76,6 +78,9 @@ enum Cmd {
         #[arg(last = true)]
         sfgi_args: Vec<String>,
     },
+    /// The agent's container image (`localhost/sfgi:VERSION`), assembled with buildah from the
+    /// release build: what deploy/docker/Dockerfile describes, without a Docker daemon.
+    Image(image::ImageArgs),
     /// Start the bundled leaky Go service, attach SFGI to it and print what it finds.
     Demo {
         /// How long SFGI stays attached.
@@ -108,6 +113,10 @@ fn main() {
         Cmd::BuildEbpf => build_ebpf().map(|_| ()),
         Cmd::Tools => external_tools(),
         Cmd::Build => build().map(|_| ()),
+        Cmd::Image(a) => external_tools()
+            .and_then(|()| build())
+            .and_then(|sfgi| image::build(&sfgi, &a))
+            .map(|_| ()),
         Cmd::Test { quick, full } => test(quick, full),
         Cmd::Demo {
             duration,
@@ -365,13 +374,16 @@ fn test(quick: bool, full: bool) -> Result<()> {
     }
 
     let hooks = build_test_hooks(&obj)?;
+    // tests/tests/fleet.rs runs it with the DaemonSet's security context.
+    let image = image::build(&sfgi, &image::ImageArgs::default())?;
 
     step("unit and integration tests");
     let mut t = cargo();
     t.args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .env("SFGI_BPF_OBJECT", &obj)
         .env("SFGI_BIN", &sfgi)
-        .env("SFGI_TEST_HOOKS_BIN", &hooks);
+        .env("SFGI_TEST_HOOKS_BIN", &hooks)
+        .env("SFGI_IMAGE", &image);
     let (mut passed, mut failed) = run_counting_tests(&mut t)?;
     if full {
         step("the long runs (cargo xtask test --full)");
