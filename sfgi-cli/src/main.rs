@@ -166,6 +166,10 @@ enum Command {
         /// The kubelet's pod log directory (`<namespace>_<pod>_<uid>` entries name the pods).
         #[arg(long, value_name = "DIR", default_value = "/var/log/pods")]
         pods_dir: PathBuf,
+        /// The kubelet's container log links (`<pod>_<namespace>_<container>-<id>.log` entries
+        /// name the containers).
+        #[arg(long, value_name = "DIR", default_value = "/var/log/containers")]
+        containers_dir: PathBuf,
         /// Write an evidence bundle here when a group first reaches L3 or L4.
         #[arg(long, value_name = "DIR")]
         evidence_dir: Option<PathBuf>,
@@ -649,6 +653,7 @@ fn run(cli: Cli) -> Result<()> {
             budget_retry,
             ring_size,
             pods_dir,
+            containers_dir,
             evidence_dir,
             evidence_max_bundles,
             evidence_max_size,
@@ -680,6 +685,7 @@ fn run(cli: Cli) -> Result<()> {
                 config,
                 max_targets,
                 pods_dir,
+                containers_dir,
                 evidence: evidence_dir.map(|dir| sfgi::agent::evidence::EvidenceOptions {
                     dir,
                     max_bundles: evidence_max_bundles.max(1),

@@ -1,7 +1,8 @@
 //! Finding the Go processes of a node (for `sfgi agent`) and what container each one is in.
 //!
 //! Everything here reads `/proc` (through [`crate::procfs`]'s conventions) and nothing else but
-//! the kubelet's pod log directories (see [`PodDirectory`]):
+//! the names in the kubelet's log directories, `/var/log/pods` and `/var/log/containers` (see
+//! [`PodDirectory`]):
 //!
 //! - [`Scanner`] lists the processes and recognises a Go program by reading `.go.buildinfo`
 //!   through `/proc/PID/exe` — never the path the process was started from, which may exist only
@@ -161,35 +162,88 @@ pub fn memory_limit(pid: u32) -> Option<u64> {
     )
 }
 
-/// Pod namespaces and names from the kubelet's pod log directories: `/var/log/pods` holds one
-/// directory per pod, `<namespace>_<pod name>_<pod UID>`, on every node (mount it read-only into
-/// the agent's pod). No API server is asked.
+/// Pod namespaces and names, and container names, from the names in the kubelet's log
+/// directories, on every node (mount both read-only into the agent's pod; no file is opened, no
+/// link followed, no API server asked):
+/// - `/var/log/pods` holds one directory per pod, `<namespace>_<pod name>_<pod UID>`;
+/// - `/var/log/containers` one link per container, `<pod name>_<namespace>_<container name>-<container
+///   id>.log`.
 #[derive(Clone, Debug, Default)]
 pub struct PodDirectory {
     /// UID → (namespace, name).
     pods: HashMap<String, (String, String)>,
+    /// Container id → container name.
+    containers: HashMap<String, String>,
 }
 
 impl PodDirectory {
-    /// Reads `dir` (missing or unreadable: an empty directory).
-    pub fn read(dir: &Path) -> PodDirectory {
-        let mut pods = HashMap::new();
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if let Some(name) = e.file_name().to_str() {
-                    if let Some((uid, ns, pod)) = parse_pod_dir(name) {
-                        pods.insert(uid, (ns, pod));
-                    }
-                }
-            }
-        }
-        PodDirectory { pods }
+    /// Reads the names in `pods_dir` and `containers_dir` (missing or unreadable: none).
+    pub fn read(pods_dir: &Path, containers_dir: &Path) -> PodDirectory {
+        let names = |dir: &Path| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let pods = names(pods_dir)
+            .iter()
+            .filter_map(|n| parse_pod_dir(n))
+            .map(|(uid, ns, pod)| (uid, (ns, pod)))
+            .collect();
+        let containers = names(containers_dir)
+            .iter()
+            .filter_map(|n| parse_container_log(n))
+            .map(|c| (c.id, c.name))
+            .collect();
+        PodDirectory { pods, containers }
     }
 
     /// `(namespace, pod name)` of the pod with `uid`.
     pub fn lookup(&self, uid: &str) -> Option<(&str, &str)> {
         self.pods.get(uid).map(|(n, p)| (n.as_str(), p.as_str()))
     }
+
+    /// The name of the container with id `id` (its pod spec's `containers[].name`).
+    pub fn container_name(&self, id: &str) -> Option<&str> {
+        self.containers.get(id).map(String::as_str)
+    }
+}
+
+/// One `/var/log/containers` entry's name, taken apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerLog {
+    /// Pod name.
+    pub pod: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Container name.
+    pub name: String,
+    /// Container id (64 hex digits).
+    pub id: String,
+}
+
+/// `<pod>_<namespace>_<container>-<64 hex id>.log` → its parts. Pod, namespace and container
+/// names are DNS labels or subdomains: no `_`; a container name may hold `-`, the id never.
+pub fn parse_container_log(name: &str) -> Option<ContainerLog> {
+    let stem = name.strip_suffix(".log")?;
+    let (rest, id) = stem.rsplit_once('-')?;
+    if id.len() != 64 || !is_container_id(id) {
+        return None;
+    }
+    let mut it = rest.splitn(3, '_');
+    let (pod, namespace, container) = (it.next()?, it.next()?, it.next()?);
+    if pod.is_empty() || namespace.is_empty() || container.is_empty() || container.contains('_') {
+        return None;
+    }
+    Some(ContainerLog {
+        pod: pod.into(),
+        namespace: namespace.into(),
+        name: container.into(),
+        id: id.into(),
+    })
 }
 
 /// `<namespace>_<pod>_<uid>` → (uid, namespace, pod). Namespaces and pod names cannot hold `_`.
@@ -402,6 +456,36 @@ mod tests {
         );
         assert_eq!(parse_pod_dir("default_web"), None);
         assert_eq!(parse_pod_dir("a_b_notauid"), None);
+    }
+
+    #[test]
+    fn container_log_links() {
+        let id = "3f2ab8b3c5d1e4f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e";
+        assert_eq!(
+            parse_container_log(&format!("web-7d9f_team-a_istio-proxy-{id}.log")),
+            Some(ContainerLog {
+                pod: "web-7d9f".into(),
+                namespace: "team-a".into(),
+                name: "istio-proxy".into(),
+                id: id.into(),
+            })
+        );
+        assert_eq!(parse_container_log(&format!("web_ns_app-{id}")), None);
+        assert_eq!(parse_container_log("web_ns_app-3f2ab8b3c5d1.log"), None);
+        assert_eq!(parse_container_log(&format!("web_app-{id}.log")), None);
+        let dir = std::env::temp_dir().join(format!("sfgi-pod-dir-{}", std::process::id()));
+        let (pods, containers) = (dir.join("pods"), dir.join("containers"));
+        std::fs::create_dir_all(pods.join(format!("team-a_web-7d9f_{UID}"))).unwrap();
+        std::fs::create_dir_all(&containers).unwrap();
+        std::fs::write(containers.join(format!("web-7d9f_team-a_app-{id}.log")), "").unwrap();
+        std::fs::write(containers.join("not-a-container.log"), "").unwrap();
+        let d = PodDirectory::read(&pods, &containers);
+        assert_eq!(d.lookup(UID), Some(("team-a", "web-7d9f")));
+        assert_eq!(d.container_name(id), Some("app"));
+        assert_eq!(d.container_name(&id.replace('3', "4")), None);
+        let none = PodDirectory::read(&dir.join("missing"), &dir.join("missing"));
+        assert_eq!(none.lookup(UID), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

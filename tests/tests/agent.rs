@@ -117,6 +117,13 @@ fn agent_traces_the_node() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("ns-bin")).expect("mkdir");
     std::fs::create_dir_all(dir.join(format!("pods/team-a_web-7d9f_{UID}"))).expect("mkdir");
+    std::fs::create_dir_all(dir.join("containers")).expect("mkdir");
+    // The kubelet's link for B's container (a name only: its target is never read).
+    std::os::unix::fs::symlink(
+        format!("/var/log/pods/team-a_web-7d9f_{UID}/api/0.log"),
+        dir.join(format!("containers/web-7d9f_team-a_api-{CID}.log")),
+    )
+    .expect("symlink");
     let mut clean = Cleanup {
         cgroups: Vec::new(),
         dir: dir.clone(),
@@ -215,6 +222,8 @@ fn agent_traces_the_node() {
             &config.to_string_lossy(),
             "--pods-dir",
             &dir.join("pods").to_string_lossy(),
+            "--containers-dir",
+            &dir.join("containers").to_string_lossy(),
             "--evidence-dir",
             &evidence.to_string_lossy(),
             "--on-alert",
@@ -259,6 +268,7 @@ fn agent_traces_the_node() {
     assert_eq!(b["pod_uid"], UID, "{b}");
     assert_eq!(b["namespace"], "team-a", "{b}");
     assert_eq!(b["pod"], "web-7d9f", "{b}");
+    assert_eq!(b["container_name"], "api", "{b}");
     assert_eq!(b["ns_pid"], 1, "{b}");
     assert_eq!(b["exe"], "sfgi-agent-leaks-b", "{b}");
     assert!(

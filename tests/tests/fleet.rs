@@ -470,6 +470,9 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
             }
             "--config" => format!("--config={}", config.display()),
             "--pods-dir" => format!("--pods-dir={}", dir.0.join("pods").display()),
+            "--containers-dir" => {
+                format!("--containers-dir={}", dir.0.join("containers").display())
+            }
             "--evidence-dir" => format!("--evidence-dir={}", dir.0.join("evidence").display()),
             other => panic!("daemonset.yaml passes {other}: teach this test what it means here"),
         };
@@ -970,7 +973,12 @@ fn daemonset_is_least_privilege() {
             assert!(v["emptyDir"].is_object(), "writable mount {}", m["name"]);
         }
     }
-    assert!(volumes.iter().filter(|v| v["hostPath"].is_object()).count() <= 1);
+    // Two host paths, both the kubelet's log directories (only their entries' names are read).
+    let host_paths: Vec<&str> = volumes
+        .iter()
+        .filter_map(|v| v["hostPath"]["path"].as_str())
+        .collect();
+    assert_eq!(host_paths, ["/var/log/pods", "/var/log/containers"]);
     // The token comes from the Secret the ServiceMonitor also reads, as a file (never an
     // argument or a variable: /proc/PID/cmdline and environ are readable on the node); the
     // config from the ConfigMap.

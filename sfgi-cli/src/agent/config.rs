@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Selector fields (all optional, all must match): `exe`, `container` (id; a glob, so a 12-digit
-//! prefix works as `3f2ab8b3c5d1*`), `namespace`, `pod`, `pod_uid`. Globs: `*` and `?`.
+//! prefix works as `3f2ab8b3c5d1*`), `container_name` (from /var/log/containers), `namespace`,
+//! `pod`, `pod_uid`. Globs: `*` and `?`. Pod labels are not offered: they are known only to the
+//! API server (or the kubelet's authenticated API), which the agent does not call.
 use anyhow::{bail, Context, Result};
 use sfgi_engine::judge::JudgeConfig;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,8 @@ pub struct Facts {
     pub exe: String,
     /// Container id.
     pub container: Option<String>,
+    /// Container name.
+    pub container_name: Option<String>,
     /// Kubernetes namespace.
     pub namespace: Option<String>,
     /// Pod name.
@@ -49,6 +53,8 @@ pub struct Selector {
     pub exe: Option<String>,
     /// Container id glob.
     pub container: Option<String>,
+    /// Container name glob (the pod spec's `containers[].name`).
+    pub container_name: Option<String>,
     /// Kubernetes namespace glob.
     pub namespace: Option<String>,
     /// Pod name glob.
@@ -90,6 +96,7 @@ impl Selector {
         };
         one(&self.exe, Some(&f.exe))
             && one(&self.container, f.container.as_deref())
+            && one(&self.container_name, f.container_name.as_deref())
             && one(&self.namespace, f.namespace.as_deref())
             && one(&self.pod, f.pod.as_deref())
             && one(&self.pod_uid, f.pod_uid.as_deref())
@@ -286,6 +293,8 @@ exe = "leaks*"
 namespace = "payments"
 [[exclude]]
 pod = "*-canary-*"
+[[exclude]]
+container_name = "istio-*"
 [[settings]]
 match = { namespace = "payments" }
 threshold = "2m"
@@ -310,6 +319,12 @@ min_repeat = 5
         assert_eq!(e.judge.min_repeat, 5);
         f.namespace = None;
         assert_eq!(c.effective(&f, &base, &[]).judge, base);
+        // A sidecar of a selected pod is left out by its container name.
+        f.exe = "leaks".into();
+        f.pod = Some("api-1".into());
+        assert!(c.selects(&f));
+        f.container_name = Some("istio-proxy".into());
+        assert!(!c.selects(&f));
     }
 
     #[test]

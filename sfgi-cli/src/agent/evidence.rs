@@ -44,6 +44,8 @@ pub struct TargetFacts {
     pub go_version: String,
     /// Container id.
     pub container: Option<String>,
+    /// Container name (from the kubelet's `/var/log/containers`).
+    pub container_name: Option<String>,
     /// Kubernetes pod UID.
     pub pod_uid: Option<String>,
     /// Pod name (from the kubelet's pod log directories).
@@ -141,6 +143,10 @@ impl Evidence {
             o.insert("pid".into(), target.pid.into());
             o.insert("exe".into(), target.exe.clone().into());
             o.insert("container".into(), target.container.clone().into());
+            o.insert(
+                "container_name".into(),
+                target.container_name.clone().into(),
+            );
             o.insert("pod_uid".into(), target.pod_uid.clone().into());
         }
         let gtext = serde_json::to_string_pretty(&gjson).context("group JSON")?;

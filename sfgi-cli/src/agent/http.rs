@@ -2,8 +2,8 @@
 //!
 //! | endpoint | answer |
 //! | --- | --- |
-//! | `GET /sfgi/targets` | JSON array: `pid`, `ns_pid`, `exe`, `go_version`, `container`, `pod_uid`, `pod`, `namespace`, `state` (`tracing`, `inventory-only`, `failed`), `reason`, `attached_since`, `cgroup`; targets refused by `--max-targets` are listed `failed` with reason `refused: …` |
-//! | `GET /sfgi/leaks` | every target's leak groups, each the engine's `Leak` JSON plus `pid`, `exe`, `container`, `pod_uid`; `?pid=`, `?status=`, `?min_severity=` |
+//! | `GET /sfgi/targets` | JSON array: `pid`, `ns_pid`, `exe`, `go_version`, `container`, `container_name`, `pod_uid`, `pod`, `namespace`, `state` (`tracing`, `inventory-only`, `failed`), `reason`, `attached_since`, `cgroup`; targets refused by `--max-targets` are listed `failed` with reason `refused: …` |
+//! | `GET /sfgi/leaks` | every target's leak groups, each the engine's `Leak` JSON plus `pid`, `exe`, `container`, `container_name`, `pod_uid`; `?pid=`, `?status=`, `?min_severity=` |
 //! | `GET /sfgi/groups` | the same over every group |
 //! | `POST /sfgi/trigger-scan` | re-reads every target's inventory (or `?pid=`'s): JSON array of `{pid, scanned, leaked, duration_ms, fresh}` |
 //! | `GET /metrics` | Prometheus: every `watch` series with `pid`, `exe`, `container`, `pod`, `namespace` labels, plus `sfgi_agent_targets{state}` and `sfgi_agent_target_info` |
@@ -82,6 +82,10 @@ fn groups_inner(st: &St, q: QueryParams, allowed: &[Status]) -> Result<Response,
                 o.insert("pid".into(), view.target.pid.into());
                 o.insert("exe".into(), view.target.exe.clone().into());
                 o.insert("container".into(), view.target.container.clone().into());
+                o.insert(
+                    "container_name".into(),
+                    view.target.container_name.clone().into(),
+                );
                 o.insert("pod_uid".into(), view.target.pod_uid.clone().into());
                 o.insert("pod".into(), view.target.pod.clone().into());
                 o.insert("namespace".into(), view.target.namespace.clone().into());

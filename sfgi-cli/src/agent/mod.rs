@@ -60,6 +60,8 @@ pub struct AgentOptions {
     pub max_targets: usize,
     /// The kubelet's pod log directory (pod namespace and name).
     pub pods_dir: PathBuf,
+    /// The kubelet's container log links (container names).
+    pub containers_dir: PathBuf,
     /// Evidence bundles (`None`: none written).
     pub evidence: Option<EvidenceOptions>,
 }
@@ -98,6 +100,7 @@ impl TargetView {
         Facts {
             exe: self.target.exe.clone(),
             container: self.target.container.clone(),
+            container_name: self.target.container_name.clone(),
             namespace: self.target.namespace.clone(),
             pod: self.target.pod.clone(),
             pod_uid: self.target.pod_uid.clone(),
@@ -368,7 +371,7 @@ impl Supervisor {
             }
         }
         let cfg = self.config();
-        let pods = PodDirectory::read(&self.opts.pods_dir);
+        let pods = PodDirectory::read(&self.opts.pods_dir, &self.opts.containers_dir);
         let procs = self.scanner.scan();
         let live: HashMap<u32, &discover::GoProcess> = procs.iter().map(|p| (p.pid, p)).collect();
         self.stopping.retain(|t| !t.is_finished());
@@ -419,6 +422,11 @@ impl Supervisor {
                     ns_pid: discover::ns_pid(p.pid),
                     exe: p.exe.clone(),
                     go_version: p.go_version.clone(),
+                    container_name: placement
+                        .container
+                        .as_deref()
+                        .and_then(|c| pods.container_name(c))
+                        .map(str::to_string),
                     container: placement.container,
                     pod_uid: placement.pod_uid,
                     pod,
