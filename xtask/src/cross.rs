@@ -150,7 +150,7 @@ pub fn arm64_release() -> Result<PathBuf> {
     });
     match leaky {
         Some(g) if g["count"] == 76 => eprintln!(
-            "sfgi analyze {}: {} goroutines leaked in main.leakySend ({}), as on amd64",
+            "sfgi analyze {}: {} goroutines in main.leakySend ({})",
             dump.display(),
             g["count"],
             g["status"]
