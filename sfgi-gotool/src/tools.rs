@@ -124,7 +124,7 @@ pub const CROSS_TOOLS: &[Tool] = &[
         why: "cargo xtask cross: compiles ring's C (rustls' crypto) for aarch64-apple-darwin, which build scripts do even under cargo check",
     },
     Tool {
-        program: "/usr/lib/llvm-14/bin/llvm-ar",
+        program: LLVM_AR,
         package: "llvm-14",
         version_args: &["--version"],
         why: "cargo xtask cross: archives those Mach-O objects (GNU ar cannot index them)",
@@ -142,6 +142,9 @@ pub const CROSS_TOOLS: &[Tool] = &[
         why: "cargo xtask cross: runs the arm64 sfgi on a checked-in dump",
     },
 ];
+
+/// Debian's `llvm-ar` (package `llvm-14`, the LLVM of Debian 12's `clang`).
+pub const LLVM_AR: &str = "/usr/lib/llvm-14/bin/llvm-ar";
 
 /// A file of Debian's gRPC-Go sources (`golang-google-grpc-dev`), under [`GOCODE`].
 pub const GRPC_SOURCES: &str = "/usr/share/gocode/src/google.golang.org/grpc/server.go";

@@ -99,7 +99,7 @@ pub fn darwin_check() -> Result<()> {
             "clippy", "--target", DARWIN, "-p", "sfgi-cli", "--", "-D", "warnings",
         ])
         .env("CC_aarch64_apple_darwin", "clang")
-        .env("AR_aarch64_apple_darwin", "/usr/lib/llvm-14/bin/llvm-ar")
+        .env("AR_aarch64_apple_darwin", sfgi_gotool::tools::LLVM_AR)
         .env("CFLAGS_aarch64_apple_darwin", cflags))
 }
 
