@@ -1,7 +1,8 @@
 //! `sfgi attach`: one session (see [`crate::session`]) run for a while, then its report. Also
 //! the options every session takes.
 use crate::report::Report;
-use crate::session::{drive, open_target, AttachOptions, FrontEnd, Pace, Session, Signals};
+use crate::session::{drive, open_target, AttachOptions, FrontEnd, Pace, Session};
+use crate::signals::Signals;
 use anyhow::Result;
 use std::time::Instant;
 

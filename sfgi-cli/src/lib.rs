@@ -7,13 +7,27 @@
 //! `sfgi diff`) judges saved dumps read by `sfgi-dump` with the same engine and output, and
 //! `remote` (`attach --pprof`) polls a live target's pprof endpoint into it.
 //! See docs/ARCHITECTURE.md.
+//!
+//! On every OS: `analyze`, `remote`, `report`, `signals`, `term`, `options` (the flags every
+//! build parses). Linux only (eBPF, `/proc`, `process_vm_readv`): `session`, `attach`, `watch`,
+//! `serve`, `metrics`, `snapshot`, `agent`; elsewhere `sfgi` refuses those commands in one line.
+#[cfg(target_os = "linux")]
 pub mod agent;
 pub mod analyze;
+#[cfg(target_os = "linux")]
 pub mod attach;
+#[cfg(target_os = "linux")]
 pub mod metrics;
+pub mod options;
 pub mod remote;
 pub mod report;
+#[cfg(target_os = "linux")]
 pub mod serve;
+#[cfg(target_os = "linux")]
 pub mod session;
+pub mod signals;
+#[cfg(target_os = "linux")]
 pub mod snapshot;
+pub mod term;
+#[cfg(target_os = "linux")]
 pub mod watch;

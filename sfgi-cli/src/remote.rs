@@ -11,8 +11,8 @@
 //! `goroutineleak?debug=2` instead at most every D: the same dump after a GC that marks leaked
 //! goroutines, which the judge then calls `proven`.
 use crate::report::{LeakTable, PprofStats, Report, Stats, TargetInfo};
-use crate::session::Signals;
-use crate::watch::{sparkline, terminal_width};
+use crate::signals::Signals;
+use crate::term::{sparkline, terminal_width};
 use anyhow::{Context, Result};
 use sfgi_dump::pprof::{Endpoint, EndpointOptions, PprofError, Profile};
 use sfgi_dump::{NoStackMap, SharedTable};

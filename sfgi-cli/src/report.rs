@@ -2,7 +2,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
 use sfgi_engine::engine::{EngineHealth, Leak};
 use sfgi_engine::judge::Status;
-use sfgi_trace::probe::{MissingProbe, ProbeCounters};
+use sfgi_trace::stats::{BudgetStats, DiagStats, MissingProbe, ProbeCounters};
 
 /// The traced process.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -75,11 +75,11 @@ pub struct Stats {
     /// The overhead budget: mode, probe hit rate, SFGI's own CPU and memory (see
     /// `sfgi_trace::budget`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget: Option<sfgi_trace::budget::BudgetStats>,
+    pub budget: Option<BudgetStats>,
     /// The eBPF programs' own diagnostics (`-v`): records logged and records the rate limit left
     /// out, per kind. The failures themselves are counted in `read_errors`, `stack_errors`,
     /// `dropped` and per probe, with or without `-v`.
-    pub ebpf_log: sfgi_trace::probe::DiagStats,
+    pub ebpf_log: DiagStats,
     /// `attach --pprof`: the polls of the target's pprof endpoint (absent with eBPF).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pprof: Option<PprofStats>,

@@ -7,9 +7,11 @@
 //! during an inventory read is kept, not lost), a deadline, the target's exit, or the front end's
 //! word. A flood of events cannot starve it: no pass folds more than
 //! [`MAX_RECORDS_PER_PASS`] records before signals, HTTP requests and the clock get a turn.
+use crate::options::Rescan;
 use crate::report::{ProbeStats, Report, Stats, TargetInfo};
+use crate::signals::Signals;
 use crate::snapshot::{ScanResult, TriggerRequest};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use sfgi_engine::classify::Classifier;
 use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass};
 use sfgi_engine::event::{decode, RuntimeEvent};
@@ -22,65 +24,10 @@ use sfgi_trace::symbolize::Symbolizer;
 use sfgi_trace::target::Target;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
 /// Most ring-buffer records folded into the engine per pass (≈ 1 MiB of decoded events).
 pub const MAX_RECORDS_PER_PASS: usize = 16_384;
-
-/// What ends a session loop from outside: SIGINT and SIGTERM listeners, made once per process
-/// run before anything slow (`attach`, `watch`), or a stop flag set by whoever runs the session
-/// (`agent`, whose sessions each run on a thread of their own and are stopped by the agent).
-pub struct Signals {
-    inner: SignalSource,
-}
-
-enum SignalSource {
-    Os {
-        interrupt: Signal,
-        terminate: Signal,
-    },
-    Stop(tokio::sync::watch::Receiver<bool>),
-}
-
-impl Signals {
-    /// Installs the listeners. From here on a Ctrl-C is recorded even while the session is busy
-    /// (attaching, reading the inventory) and ends it at the next turn of the loop.
-    pub fn new() -> Result<Signals> {
-        Ok(Signals {
-            inner: SignalSource::Os {
-                interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
-                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
-            },
-        })
-    }
-
-    /// Stops when `stop` turns true (or its sender is dropped): the agent's per-target sessions.
-    pub fn from_stop(stop: tokio::sync::watch::Receiver<bool>) -> Signals {
-        Signals {
-            inner: SignalSource::Stop(stop),
-        }
-    }
-
-    /// Resolves when SIGINT or SIGTERM arrived (at once if one came since the last call), or the
-    /// stop flag is set.
-    pub async fn recv(&mut self) {
-        match &mut self.inner {
-            SignalSource::Os {
-                interrupt,
-                terminate,
-            } => {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            SignalSource::Stop(rx) => {
-                let _ = rx.wait_for(|v| *v).await;
-            }
-        }
-    }
-}
 
 /// Why a session loop ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,49 +128,6 @@ async fn next_trigger(
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-/// How often the inventory is re-read. Goroutines stuck in a system call never park, so only
-/// a re-read finds them; re-reads also reconcile events the ring buffer dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rescan {
-    /// 100 times the last read's duration, within 2–30 s: a small target is re-read every 2 s,
-    /// a million-goroutine one (≈ 1.5 s a read) every 30 s — under 1% of a core either way.
-    Auto,
-    /// A fixed period.
-    Every(Duration),
-    /// Only at the start and the end (and on trigger-scan).
-    Off,
-}
-
-impl Rescan {
-    /// Parses `auto`, `0`/`off`, or a duration (`500ms`, `30s`).
-    pub fn parse(s: &str) -> Result<Rescan, String> {
-        match s.trim() {
-            "auto" => Ok(Rescan::Auto),
-            "0" | "off" => Ok(Rescan::Off),
-            d => humantime::parse_duration(d)
-                .map(|d| {
-                    if d.is_zero() {
-                        Rescan::Off
-                    } else {
-                        Rescan::Every(d)
-                    }
-                })
-                .map_err(|e| format!("{e} (auto, off, or a duration such as 10s)")),
-        }
-    }
-
-    /// The period now, given how long the last read took.
-    pub fn period(self, last_read_ms: f64) -> Option<Duration> {
-        match self {
-            Rescan::Auto => Some(Duration::from_secs_f64(
-                (last_read_ms * 100.0 / 1e3).clamp(2.0, 30.0),
-            )),
-            Rescan::Every(d) => Some(d),
-            Rescan::Off => None,
-        }
     }
 }
 
@@ -919,28 +823,5 @@ impl<'t> Session<'t> {
             groups,
             stats,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rescan_parses_and_scales_with_the_target() {
-        assert_eq!(Rescan::parse("auto"), Ok(Rescan::Auto));
-        assert_eq!(Rescan::parse("0"), Ok(Rescan::Off));
-        assert_eq!(Rescan::parse("off"), Ok(Rescan::Off));
-        assert_eq!(
-            Rescan::parse("500ms"),
-            Ok(Rescan::Every(Duration::from_millis(500)))
-        );
-        assert!(Rescan::parse("soon").is_err());
-        // A tiny target is re-read every 2 s, a 100k one (~170 ms a read) every 17 s, a 1M
-        // one (~1.5 s) every 30 s.
-        assert_eq!(Rescan::Auto.period(0.3), Some(Duration::from_secs(2)));
-        assert_eq!(Rescan::Auto.period(170.0), Some(Duration::from_secs(17)));
-        assert_eq!(Rescan::Auto.period(1500.0), Some(Duration::from_secs(30)));
-        assert_eq!(Rescan::Off.period(1.0), None);
     }
 }

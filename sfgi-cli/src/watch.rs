@@ -11,9 +11,11 @@
 //! again.
 use crate::report::{short_site, LeakTable, Report};
 use crate::serve;
-use crate::session::{drive, FrontEnd, Pace, Session, Signals, Stop};
+use crate::session::{drive, FrontEnd, Pace, Session, Stop};
 use crate::session::{open_target, AttachOptions};
+use crate::signals::Signals;
 use crate::snapshot::*;
+use crate::term::{sparkline, terminal_size, terminal_width};
 use anyhow::{Context, Result};
 use prometheus_client::metrics::histogram::Histogram;
 use sfgi_engine::engine::{Leak, SYSCALL_REASON};
@@ -43,7 +45,7 @@ pub struct WatchOptions {
     /// used: watch runs until stopped and re-reads the inventory every `rescan` below).
     pub attach: AttachOptions,
     /// Periodic inventory re-read (`None`: only on start and on `trigger-scan`).
-    pub rescan: crate::session::Rescan,
+    pub rescan: crate::options::Rescan,
     /// `--listen` address as given (`:9090`, `127.0.0.1:9090`, `[::1]:9090`, ...).
     pub listen: Option<String>,
     /// Bearer token the HTTP endpoints require.
@@ -62,43 +64,6 @@ pub struct WatchOutcome {
 
 pub use sfgi_trace::procfs::other_sfgi_attached;
 use sfgi_trace::procfs::ProcIdent;
-
-/// A sparkline of `samples` scaled between their minimum and maximum.
-pub fn sparkline(samples: impl IntoIterator<Item = usize>) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let v: Vec<usize> = samples.into_iter().collect();
-    let (Some(&lo), Some(&hi)) = (v.iter().min(), v.iter().max()) else {
-        return String::new();
-    };
-    v.iter()
-        .map(|&x| {
-            if hi == lo {
-                BARS[if hi == 0 { 0 } else { 3 }]
-            } else {
-                BARS[(x - lo) * (BARS.len() - 1) / (hi - lo)]
-            }
-        })
-        .collect()
-}
-
-/// Columns and rows of the terminal on stdout, if it is one.
-fn terminal_size() -> Option<(usize, usize)> {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into `ws`, a valid, writable one.
-    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0 && ws.ws_col > 0 && ws.ws_row > 0)
-        .then_some((usize::from(ws.ws_col), usize::from(ws.ws_row)))
-}
-
-/// Columns of the terminal on stdout, if it is one.
-pub(crate) fn terminal_width() -> Option<usize> {
-    terminal_size().map(|(w, _)| w)
-}
 
 /// State kept across refreshes by the owner of the session.
 pub(crate) struct Watcher<'a> {

@@ -137,6 +137,39 @@ pub const TOOLS: &[Tool] = &[
     },
 ];
 
+/// What `cargo xtask cross` (other platforms: the macOS type-check and the Linux arm64
+/// release, docs/ARCHITECTURE.md "Other platforms") calls besides rustup; installed by
+/// [`ensure_tools`] when that command runs, not by [`ensure`] (the tests need none of them).
+pub const CROSS_TOOLS: &[Tool] = &[
+    Tool {
+        program: "clang",
+        package: "clang",
+        version_args: &["--version"],
+        why: "cargo xtask cross: compiles ring's C (rustls' crypto) for aarch64-apple-darwin, which build scripts do even under cargo check",
+    },
+    Tool {
+        program: LLVM_AR,
+        package: "llvm-14",
+        version_args: &["--version"],
+        why: "cargo xtask cross: archives those Mach-O objects (GNU ar cannot index them)",
+    },
+    Tool {
+        program: "aarch64-linux-gnu-gcc",
+        package: "gcc-aarch64-linux-gnu",
+        version_args: &["--version"],
+        why: "cargo xtask cross: compiles ring's C for and links the aarch64-unknown-linux-gnu sfgi",
+    },
+    Tool {
+        program: "qemu-aarch64",
+        package: "qemu-user",
+        version_args: &["--version"],
+        why: "cargo xtask cross: runs the arm64 sfgi on a checked-in dump",
+    },
+];
+
+/// Debian's `llvm-ar` (package `llvm-14`, the LLVM of Debian 12's `clang`).
+pub const LLVM_AR: &str = "/usr/lib/llvm-14/bin/llvm-ar";
+
 /// A file of Debian's gRPC-Go sources (`golang-google-grpc-dev`), under [`GOCODE`].
 pub const GRPC_SOURCES: &str = "/usr/share/gocode/src/google.golang.org/grpc/server.go";
 /// The GOPATH of the Go sources Debian packages (`golang-*-dev`).
@@ -407,9 +440,29 @@ fn is_root() -> bool {
 }
 
 /// Installs every tool of [`TOOLS`] that is missing (one `apt-get install` for all of them, as
-/// root), then prints each tool's path and version.
+/// root) and the [`REGISTRY_TOOLS`], then prints each tool's path and version.
 pub fn ensure() -> Result<()> {
-    let missing: Vec<&Tool> = TOOLS.iter().filter(|t| find(t.program).is_none()).collect();
+    ensure_tools(TOOLS)?;
+    for t in REGISTRY_TOOLS {
+        let p = match find_registry_tool(t) {
+            Some(p) => p,
+            None => install_registry_tool(t)?,
+        };
+        eprintln!(
+            "{:<8} {} — {} ({})",
+            t.program,
+            p.display(),
+            t.packages.join(" "),
+            t.why
+        );
+    }
+    Ok(())
+}
+
+/// Installs every tool of `tools` (Debian packages) that is missing, with one `apt-get install`
+/// as root, then prints each one's path and version.
+pub fn ensure_tools(tools: &[Tool]) -> Result<()> {
+    let missing: Vec<&Tool> = tools.iter().filter(|t| find(t.program).is_none()).collect();
     if !missing.is_empty() {
         let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
         packages.sort_unstable();
@@ -444,7 +497,7 @@ pub fn ensure() -> Result<()> {
             bail!("apt-get install -y {} failed ({ok})", packages.join(" "));
         }
     }
-    for t in TOOLS {
+    for t in tools {
         match find(t.program) {
             Some(p) => eprintln!(
                 "{:<8} {} — {} ({})",
@@ -459,19 +512,6 @@ pub fn ensure() -> Result<()> {
                 t.package
             ),
         }
-    }
-    for t in REGISTRY_TOOLS {
-        let p = match find_registry_tool(t) {
-            Some(p) => p,
-            None => install_registry_tool(t)?,
-        };
-        eprintln!(
-            "{:<8} {} — {} ({})",
-            t.program,
-            p.display(),
-            t.packages.join(" "),
-            t.why
-        );
     }
     Ok(())
 }
@@ -495,7 +535,7 @@ mod tests {
 
     #[test]
     fn every_tool_has_a_package_and_a_reason() {
-        for t in TOOLS {
+        for t in TOOLS.iter().chain(CROSS_TOOLS) {
             assert!(!t.package.is_empty() && !t.why.is_empty(), "{t:?}");
         }
         for t in REGISTRY_TOOLS {

@@ -31,12 +31,10 @@
 //! silent. (Failed trials are recorded in the steps only.)
 use crate::probe::{Tracer, ALL_PROBES};
 use crate::procfs::peak_rss;
+pub use crate::stats::{BudgetStats, Mode, DEFAULT_MAX_EVENT_RATE, DEFAULT_RETRY};
 use sfgi_common::ProbeId;
 use std::time::{Duration, Instant};
 
-/// Default `--max-event-rate`: probe hits per second in the target. At the ≈ 1.5 µs per hit
-/// measured on the reference VM that is ≈ 3 % of one core.
-pub const DEFAULT_MAX_EVENT_RATE: u64 = 20_000;
 /// How long hit rates are measured before deciding (short: while over budget, every window
 /// costs the target).
 pub const WINDOW: Duration = Duration::from_millis(500);
@@ -44,8 +42,6 @@ pub const WINDOW: Duration = Duration::from_millis(500);
 pub const MIN_WINDOW: Duration = Duration::from_millis(100);
 /// How far over the budget a rate must be to step down after [`MIN_WINDOW`].
 pub const CLEAR_EXCESS: f64 = 4.0;
-/// Default `--budget-retry`: how long after stepping down SFGI first tries tracing fully again.
-pub const DEFAULT_RETRY: Duration = Duration::from_secs(60);
 /// Longest wait between two tries (the wait doubles after each failed one).
 pub const MAX_RETRY: Duration = Duration::from_secs(600);
 /// 1-in-N sampling of repeat parks when degraded.
@@ -56,66 +52,6 @@ pub const SAMPLE_EVERY: u32 = 16;
 pub const DEGRADED_RESCAN: Duration = Duration::from_secs(1);
 /// A degraded mode re-reads at most every this many times the last read's duration (5 %).
 pub const DEGRADED_RESCAN_SHARE: f64 = 20.0;
-
-/// How much SFGI traces now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Everything.
-    Full,
-    /// Every probe, repeat parks sampled (the ring buffer overflowed).
-    Sampled,
-    /// Park and GC probes only; wakes and exits from inventory re-reads.
-    ParksOnly,
-    /// GC probes only; everything else from inventory re-reads.
-    InventoryOnly,
-}
-
-impl Mode {
-    /// Its name in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Full => "full",
-            Mode::Sampled => "sampled",
-            Mode::ParksOnly => "parks-only",
-            Mode::InventoryOnly => "inventory-only",
-        }
-    }
-
-    /// Its number in the `sfgi_overhead_mode` metric.
-    pub fn level(self) -> i64 {
-        self as i64
-    }
-}
-
-/// The budget's state, as reports show it.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct BudgetStats {
-    /// Current mode.
-    pub mode: Mode,
-    /// The budget: probe hits per second in the target (0: none).
-    pub max_event_rate: u64,
-    /// Probe hits per second over the last window.
-    pub probe_hits_per_second: f64,
-    /// Events per second SFGI handled over the whole session.
-    pub events_per_second: f64,
-    /// Parks reported 1 in N at a repeated site (1: all).
-    pub sample_every: u32,
-    /// Probes detached by the budget.
-    pub detached: Vec<String>,
-    /// Inventory re-read interval the budget imposes, seconds.
-    pub rescan_seconds: Option<f64>,
-    /// What the budget did and why, in order.
-    pub steps: Vec<String>,
-    /// SFGI's own CPU time, seconds (user + system).
-    pub self_cpu_seconds: f64,
-    /// SFGI's own CPU over the session, percent of one core.
-    pub self_cpu_percent: f64,
-    /// SFGI's resident memory now, bytes.
-    pub self_rss_bytes: u64,
-    /// SFGI's peak resident memory, bytes.
-    pub self_peak_rss_bytes: u64,
-}
 
 /// How long a target's demand counts in a [`NodeBudget`] after it last reported one.
 pub const SHARE_EXPIRY: Duration = Duration::from_secs(5);

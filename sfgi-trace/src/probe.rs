@@ -8,6 +8,7 @@
 //! crate under the target [`EBPF_LOG_TARGET`], at debug level. The kernel side writes them only
 //! when that level is enabled when the probes load (`sfgi -v`, or `RUST_LOG=sfgi=debug`);
 //! otherwise the verifier removes that code. [`Tracer::flush_log`] forwards what was written.
+pub use crate::stats::{DiagKindStats, DiagStats, MissingProbe, ProbeCounters};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf, StackTraceMap};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
 use aya::programs::UProbe;
@@ -22,12 +23,15 @@ use sfgi_goexe::{GoBinary, GoExeError, SpawnProbeKind};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
-/// The compiled eBPF object (empty when `cargo xtask build-ebpf` has not been run).
+/// The compiled eBPF object (empty off x86_64, where the probes cannot run: see build.rs).
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sfgi.bpf.o"));
 
 /// Why tracing could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// The probes are written for amd64 (they read its registers); this is another machine.
+    #[error("{}", crate::target::AMD64_ONLY)]
+    UnsupportedArch,
     /// The CLI was built without the eBPF object.
     #[error(
         "this sfgi was built without its eBPF object: run `cargo xtask build-ebpf`, then rebuild"
@@ -108,17 +112,6 @@ pub struct ProbeSite {
     pub past_prologue: bool,
     /// Whether SFGI cannot work without it.
     pub required: bool,
-}
-
-/// A probe SFGI wanted and could not place.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct MissingProbe {
-    /// Short name of the probe.
-    pub probe: &'static str,
-    /// The Go runtime function.
-    pub function: String,
-    /// Why it is missing.
-    pub why: String,
 }
 
 /// Every probe site for a binary, plus the ones that could not be placed.
@@ -285,51 +278,6 @@ impl Default for TracerOptions {
     }
 }
 
-/// Per-probe counters summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct ProbeCounters {
-    /// Probe hits in the target.
-    pub hits: u64,
-    /// Events written.
-    pub emitted: u64,
-    /// Events lost to a full ring buffer.
-    pub dropped: u64,
-    /// Failed reads of target memory.
-    pub read_errors: u64,
-    /// Failed stack captures.
-    pub stack_errors: u64,
-    /// Hits that emitted nothing on purpose (parks sampled out, wakes of unreported parks).
-    pub filtered: u64,
-    /// Parks that reused the goroutine's previous stack instead of walking it again.
-    pub stack_reused: u64,
-}
-
-/// The eBPF programs' diagnostics of one kind (see [`Tracer::diag_stats`]).
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct DiagKindStats {
-    /// `read_error`, `state_insert`, `stack_error` or `ring_reserve`.
-    pub kind: &'static str,
-    /// Records written to the log (at most the limit per CPU).
-    pub logged: u64,
-    /// Records left out by the rate limit (counted only).
-    pub suppressed: u64,
-}
-
-/// The eBPF programs' diagnostics: whether they are on, and how many were logged or left out.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct DiagStats {
-    /// Whether the probes write debug records (`-v` or `RUST_LOG=sfgi=debug` at attach).
-    pub enabled: bool,
-    /// Records logged per kind and CPU before the rest are only counted.
-    pub limit_per_cpu: u64,
-    /// Records logged, all kinds.
-    pub logged: u64,
-    /// Records left out by the rate limit, all kinds.
-    pub suppressed: u64,
-    /// Per kind.
-    pub kinds: Vec<DiagKindStats>,
-}
-
 /// The aya-log level the eBPF side filters on before it formats anything: the most verbose
 /// level the `log` crate's logger takes for [`EBPF_LOG_TARGET`] now (0: none).
 fn ebpf_log_level() -> u8 {
@@ -386,6 +334,9 @@ impl Tracer {
         bin: &GoBinary,
         opts: &TracerOptions,
     ) -> Result<Tracer, ProbeError> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(ProbeError::UnsupportedArch);
+        }
         if BPF_OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }

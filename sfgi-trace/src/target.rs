@@ -237,11 +237,22 @@ fn has_bpf_caps(caps: u64) -> bool {
     has_cap(caps, CAP_SYS_ADMIN) || (has_cap(caps, CAP_BPF) && has_cap(caps, CAP_PERFMON))
 }
 
-/// Whether SFGI can attach on `host`: `Err` is the one-line reason it cannot. Kernel BTF is not
+/// Why `attach --pid`, `watch --pid` and `agent` refuse on a machine other than amd64: the
+/// eBPF probes read amd64 registers (`r14` = g, `rax`/`rbx` arguments, `rbp`/`rsp`/`rip`) and
+/// the globals are found by decoding amd64 code. An arm64 build carries no eBPF object.
+pub const AMD64_ONLY: &str = "eBPF attach is amd64-only for now (the probes read amd64 \
+     registers; this sfgi is built for another machine): use `sfgi attach --pprof URL` or \
+     `sfgi analyze DUMP`";
+
+/// Whether SFGI can attach on `host`: `Err` is the one-line reason it cannot. First of all
+/// the machine: anything but amd64 is refused ([`AMD64_ONLY`]). Kernel BTF is not
 /// checked as a requirement: SFGI's eBPF object has no CO-RE relocations (it reads only the
 /// target's user memory, at offsets from the Go binary), so it loads without
 /// `/sys/kernel/btf/vmlinux`; its absence is logged at `info` level only.
 pub fn check_host(host: &HostSupport) -> Result<(), String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err(AMD64_ONLY.to_string());
+    }
     if !has_bpf_caps(host.cap_eff) {
         let missing: Vec<&str> = [
             (CAP_BPF, "CAP_BPF"),

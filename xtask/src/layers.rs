@@ -3,7 +3,9 @@
 //! 1. Crates: with `cargo tree`, the pure crates depend (normal dependencies, transitively)
 //!    on none of the crates they must not: `sfgi-engine` on no tracing, async, HTTP, system-call
 //!    or symbolization crate; `sfgi-goexe` on none of those nor on the engine; `sfgi-dump` (the
-//!    dump source, for every platform) on no eBPF, Linux-only or async crate.
+//!    dump source, for every platform) on no eBPF, Linux-only or async crate; and `sfgi-cli`
+//!    resolved for macOS (`--target aarch64-apple-darwin`) on none of the Linux-only crates
+//!    (the traced commands are compiled out there; `cargo xtask cross` type-checks the rest).
 //! 2. Modules: in every crate of the workspace, the graph of its top-level modules (an edge
 //!    `a → b` when a file of module `a` names `crate::b`, or a sibling `b` through `super::b` /
 //!    `use super::{b…}` from a top-level module) has no cycle.
@@ -65,21 +67,42 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("sfgi-heap", &["tokio", "axum", "hyper", "sfgi-cli"]),
 ];
 
+/// Crates `sfgi` must not be made of off Linux (resolved for [`crate::cross::DARWIN`]): the
+/// eBPF loader, the symbolizer, the reachability prover and the HTTP server of `watch
+/// --listen` and `agent` are Linux-only.
+const FORBIDDEN_OFF_LINUX: &[(&str, &[&str])] = &[(
+    "sfgi-cli",
+    &[
+        "aya",
+        "aya-log",
+        "blazesym",
+        "sfgi-heap",
+        "axum",
+        "hyper",
+        "prometheus-client",
+    ],
+)];
+
 /// Runs both checks; prints what it checked.
 pub fn check() -> Result<()> {
     let meta = metadata()?;
-    for (krate, banned) in FORBIDDEN {
-        let deps = transitive_normal_deps(krate)?;
+    let host = FORBIDDEN.iter().map(|&(k, b)| (k, b, None));
+    let off_linux = FORBIDDEN_OFF_LINUX
+        .iter()
+        .map(|&(k, b)| (k, b, Some(crate::cross::DARWIN)));
+    for (krate, banned, target) in host.chain(off_linux) {
+        let deps = transitive_normal_deps(krate, target)?;
         let bad: Vec<&str> = banned
             .iter()
             .copied()
             .filter(|b| deps.contains(*b))
             .collect();
+        let on = target.map(|t| format!(" for {t}")).unwrap_or_default();
         if !bad.is_empty() {
-            bail!("{krate} depends on {} (not allowed)", bad.join(", "));
+            bail!("{krate}{on} depends on {} (not allowed)", bad.join(", "));
         }
         eprintln!(
-            "layers: {krate}: {} dependencies, none of {}",
+            "layers: {krate}{on}: {} dependencies, none of {}",
             deps.len(),
             banned.join(", ")
         );
@@ -134,14 +157,17 @@ fn metadata() -> Result<serde_json::Value> {
 /// Names of every package `krate` needs to build on its own (normal dependencies,
 /// transitively): `cargo tree -p KRATE -e normal`, which resolves features for that crate alone
 /// (the workspace-wide resolve of `cargo metadata` unifies `sfgi-common`'s `user` feature, which
-/// only the tracing crate asks for).
-fn transitive_normal_deps(krate: &str) -> Result<BTreeSet<String>> {
-    let out = crate::cargo()
-        .args([
-            "tree", "-p", krate, "-e", "normal", "--prefix", "none", "-f", "{p}",
-        ])
-        .output()
-        .context("running cargo tree")?;
+/// only the tracing crate asks for). For the host, or for `target` (`--target`; no standard
+/// library for it is needed).
+fn transitive_normal_deps(krate: &str, target: Option<&str>) -> Result<BTreeSet<String>> {
+    let mut cmd = crate::cargo();
+    cmd.args([
+        "tree", "-p", krate, "-e", "normal", "--prefix", "none", "-f", "{p}",
+    ]);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    let out = cmd.output().context("running cargo tree")?;
     if !out.status.success() {
         bail!("cargo tree -p {krate} failed");
     }

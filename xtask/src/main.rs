@@ -16,6 +16,8 @@ mod layers;
 
 mod image;
 
+mod cross;
+
 /// Nightly that builds the eBPF object: its LLVM (22) must match bpf-linker's.
 const NIGHTLY: &str = "nightly-2026-05-20";
 /// bpf-linker release built from crates.io against LLVM 22.
@@ -97,6 +99,10 @@ enum Cmd {
     Eval(eval::EvalArgs),
     /// A short run of every fuzz target in fuzz/ (cargo-fuzz, pinned nightly).
     Fuzz(fuzz::FuzzArgs),
+    /// Other platforms: type-check `sfgi` for macOS (aarch64-apple-darwin) and build the release
+    /// `sfgi` for Linux arm64, run under qemu on a real dump (installs the rustup targets and
+    /// Debian's clang, cross gcc and qemu-user). docs/ARCHITECTURE.md "Other platforms".
+    Cross(cross::CrossArgs),
     /// Check the layering: the pure crates' dependencies (cargo metadata) and no import cycle
     /// between the modules of any crate.
     Layers {
@@ -132,6 +138,7 @@ fn main() {
         } => bench_cmd(quick, sfgi, only, baseline, sfgi_args),
         Cmd::Eval(a) => eval::eval(&a),
         Cmd::Fuzz(a) => fuzz::fuzz(&a),
+        Cmd::Cross(a) => cross::cross(&a),
         Cmd::Layers { src: None } => layers::check(),
         Cmd::Layers { src: Some(dir) } => layers::report_dir(&dir),
     };
@@ -352,6 +359,12 @@ fn test(quick: bool, full: bool) -> Result<()> {
         ])
         .env("SFGI_BPF_OBJECT", &obj))?;
 
+    if !quick {
+        // Other platforms: `sfgi` must keep type-checking for macOS (≈ 2 min cold; the arm64
+        // release build and its qemu run are a --full step below).
+        cross::darwin_check()?;
+    }
+
     step("Go toolchains for the test targets");
     let versions: &[&str] = if quick {
         &[sfgi_gotool::OLDEST, sfgi_gotool::NEWEST]
@@ -405,6 +418,9 @@ fn test(quick: bool, full: bool) -> Result<()> {
             passed += p;
             failed += f;
         }
+    }
+    if full {
+        cross::arm64_release()?;
     }
     if !quick {
         step("accuracy evaluation, quick mode (docs/ACCURACY.md)");

@@ -18,7 +18,8 @@ pub mod evidence;
 mod http;
 
 use crate::metrics::Labels;
-use crate::session::{drive, open_target_with, FrontEnd, Pace, Session, Signals, Stop};
+use crate::session::{drive, open_target_with, FrontEnd, Pace, Session, Stop};
+use crate::signals::Signals;
 use crate::snapshot::{ScanResult, Snapshot, TriggerRequest};
 use crate::watch::{WatchOptions, Watcher};
 use anyhow::{Context, Result};
@@ -37,10 +38,6 @@ use tokio::sync::{mpsc, watch};
 
 /// How often `/proc` is scanned for new and exited Go processes (and the config re-checked).
 pub const DISCOVER_EVERY: Duration = Duration::from_secs(1);
-/// Default `--max-targets`.
-pub const DEFAULT_MAX_TARGETS: usize = 64;
-/// Default node-wide `--max-event-rate` of the agent (probe hits per second, all targets).
-pub const DEFAULT_NODE_EVENT_RATE: u64 = 50_000;
 /// Default ring buffer per agent target (the CLI's 16 MiB is for one target).
 pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
 
