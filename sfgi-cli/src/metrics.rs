@@ -51,6 +51,11 @@ pub struct TargetFamilies {
     unreadable: Family<Labels, Gauge>,
     inventory_failed: Family<Labels, Gauge>,
     gc: Family<Labels, Counter>,
+    proofs: Family<Labels, Counter>,
+    proof_candidates: Family<Labels, Gauge>,
+    proof_bytes: Family<Labels, Gauge>,
+    proof_ms: Family<Labels, Gauge>,
+    proof_refused: Family<Labels, Gauge>,
     mode: Family<Labels, Gauge>,
     rate: Family<Labels, Gauge>,
 }
@@ -125,6 +130,23 @@ impl TargetFamilies {
                 self.diag
                     .get_or_create(&with(target, &[("kind", k.kind), ("outcome", outcome)]))
                     .inc_by(n);
+            }
+        }
+        if let Some(h) = &s.report.stats.inventory {
+            self.proofs.get_or_create(&t).inc_by(h.proofs);
+            if let Some(p) = &h.last_proof {
+                self.proof_candidates
+                    .get_or_create(&t)
+                    .set(p.candidates as i64);
+                self.proof_bytes
+                    .get_or_create(&t)
+                    .set(i64::try_from(p.bytes_read).unwrap_or(i64::MAX));
+                self.proof_ms
+                    .get_or_create(&t)
+                    .set(i64::try_from(p.pass_ns / 1_000_000).unwrap_or(i64::MAX));
+                self.proof_refused
+                    .get_or_create(&t)
+                    .set(i64::from(p.refused.is_some()));
             }
         }
         let (unreadable, failed) = match &s.report.stats.inventory {
@@ -221,6 +243,31 @@ impl TargetFamilies {
             "sfgi_gc_cycles",
             "Completed GC cycles of the target seen while attached",
             self.gc,
+        );
+        reg.register(
+            "sfgi_proofs",
+            "Reachability proofs run (--prove): two passes over the target's heap each",
+            self.proofs,
+        );
+        reg.register(
+            "sfgi_proof_candidates",
+            "Goroutines blocked on channels or sync objects in the last proof's second pass",
+            self.proof_candidates,
+        );
+        reg.register(
+            "sfgi_proof_bytes_read",
+            "Bytes of target memory the last proof read (both passes)",
+            self.proof_bytes,
+        );
+        reg.register(
+            "sfgi_proof_duration_milliseconds",
+            "Time the last proof's two passes took, reading included",
+            self.proof_ms,
+        );
+        reg.register(
+            "sfgi_proof_refused",
+            "1 when the last proof proved nothing because something it needed could not be read or the passes disagreed",
+            self.proof_refused,
         );
         if budget {
             reg.register(

@@ -338,6 +338,11 @@ impl WatchProc {
         serde_json::from_str(&body).with_context(|| format!("GET {path}: bad JSON"))
     }
 
+    /// `GET path` as text (`/metrics`).
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        http_get(self.addr, path)
+    }
+
     /// `GET /sfgi/leaks`: the leak groups now (none when the request fails).
     pub fn leaks(&self) -> Vec<Value> {
         self.get_json("/sfgi/leaks")

@@ -10,6 +10,7 @@
 //! every goroutine SFGI proved must be one the runtime marked leaked (SFGI-only = 0).
 //!
 //! Needs root (uprobes) and the Go toolchains.
+use sfgi_tests::scenarios::WatchProc;
 use sfgi_tests::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -245,6 +246,75 @@ fn check(version: &str, stripped: bool, runs: usize) {
         }
         t.stop();
     }
+}
+
+/// The sum of the samples of `name` in a Prometheus text exposition whose labels include all of
+/// `labels` (`None`: no such sample).
+fn metric_sum(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut sum = None;
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        if n == name && labels.iter().all(|want| rest.contains(want)) {
+            *sum.get_or_insert(0.0) += value.parse::<f64>().ok()?;
+        }
+    }
+    sum
+}
+
+/// `watch --prove --listen`: the proofs show in `/metrics` — how many ran, the last one's
+/// candidates, bytes and time, whether it was refused — and the proven goroutines as
+/// `sfgi_leaked_goroutines{status="proven"}`.
+#[test]
+fn watch_serves_the_proof_metrics() {
+    require_root();
+    let bin = build_program("proof", NEWEST, false);
+    let _slot = attach_slot();
+    let t = Target::start(&bin, &[]);
+    let extra: Vec<String> = ["--threshold", "1h", "--prove", "--interval", "250ms"]
+        .map(String::from)
+        .to_vec();
+    let w = WatchProc::start(t.pid(), &extra).expect("sfgi watch");
+    let want = (N * LEAKS.len() as u64) as f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = w.get_text("/metrics").unwrap_or_default();
+        let proven = metric_sum(&text, "sfgi_leaked_goroutines", &["status=\"proven\""]);
+        if metric_sum(&text, "sfgi_proofs_total", &[]).is_some_and(|n| n >= 1.0)
+            && proven.is_some_and(|p| p >= want - 1.0)
+        {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no proof in /metrics after 60 s:\n{text}\n{}",
+            w.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Every leak proven (a conservative scan may keep one alive for a pass: N-1 allowed, as in
+    // the proof tests), and nothing more: the look-alikes are never proven.
+    let proven = metric_sum(&text, "sfgi_leaked_goroutines", &["status=\"proven\""]);
+    assert!(proven.is_some_and(|p| p <= want), "{text}");
+    assert_eq!(
+        metric_sum(&text, "sfgi_proof_refused", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        metric_sum(&text, "sfgi_proof_candidates", &[]).is_some_and(|c| c >= want),
+        "{text}"
+    );
+    assert!(
+        metric_sum(&text, "sfgi_proof_bytes_read", &[]).is_some_and(|b| b > 0.0),
+        "{text}"
+    );
+    assert!(
+        metric_sum(&text, "sfgi_proof_duration_milliseconds", &[]).is_some(),
+        "{text}"
+    );
+    drop(w);
+    drop(t);
 }
 
 #[test]
