@@ -15,7 +15,9 @@ use crate::group::{
 use crate::judge::{GroupView, Judge, JudgeConfig, MemberView, Severity, Status, UNKNOWN_OBJECT};
 use crate::lifetime::{Creation, Lifetimes, Parked, ParkedView};
 use crate::proof::{ProofKind, ProofReport, WaitedObject};
-use std::collections::{HashMap, HashSet};
+// A fast non-cryptographic hasher: these tables are keyed by goids and sites, not by input an
+// attacker picks, and a verdict pass at a million goroutines hashes a few million keys.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// Wait reason SFGI uses for goroutines the inventory finds in a system call.
 pub const SYSCALL_REASON: &str = "syscall";
@@ -891,6 +893,8 @@ impl<'t> Engine<'t> {
             members: Vec<MemberView>,
             gc_max: u64,
             parents: HashSet<u64>,
+            /// The creator last added to `parents` (members in goid order mostly share it).
+            last_parent: u64,
             wakes: u64,
             connection: usize,
             cv: Vec<f64>,
@@ -914,7 +918,9 @@ impl<'t> Engine<'t> {
         }
         self.health.unconfirmed = unconfirmed;
         let anchors = self.connection_anchors();
-        let mut by_group: HashMap<u32, Acc> = HashMap::new();
+        // Indexed by group: no hashing per member.
+        let mut by_group: Vec<Option<Acc>> = Vec::new();
+        by_group.resize_with(self.sites.len(), || None);
         for g in self.life.parked() {
             // A park known only from events while events are untrusted may have ended unseen:
             // it is counted, but does not age into a verdict until an inventory confirms it.
@@ -923,10 +929,14 @@ impl<'t> Engine<'t> {
             if p.group == u32::MAX {
                 continue;
             }
-            let a = by_group.entry(p.group).or_insert_with(|| Acc {
+            let Some(slot) = by_group.get_mut(p.group as usize) else {
+                continue;
+            };
+            let a = slot.get_or_insert_with(|| Acc {
                 members: Vec::with_capacity(sizes.get(p.group as usize).copied().unwrap_or(0)),
                 gc_max: 0,
                 parents: HashSet::new(),
+                last_parent: 0,
                 wakes: 0,
                 connection: 0,
                 cv: Vec::new(),
@@ -935,7 +945,13 @@ impl<'t> Engine<'t> {
                 stack_bytes: 0,
                 proven_object: None,
             });
-            let proven = match self.proofs.remove(&g.goid) {
+            // Most passes have no proof at all: no lookup per member then.
+            let proof = if self.proofs.is_empty() {
+                None
+            } else {
+                self.proofs.remove(&g.goid)
+            };
+            let proven = match proof {
                 Some((since, obj)) if since == p.since_ns && !fresh => {
                     if a.proven_object.is_none() {
                         a.proven_object = Some(obj.clone());
@@ -962,7 +978,10 @@ impl<'t> Engine<'t> {
             });
             a.gc_max = a.gc_max.max(self.life.gc_cycles_blocked(p));
             if let Some(parent) = g.parent {
-                a.parents.insert(parent);
+                if parent != a.last_parent {
+                    a.parents.insert(parent);
+                    a.last_parent = parent;
+                }
             }
             if !anchors.is_empty()
                 && (anchors.contains(&g.goid)
@@ -987,8 +1006,12 @@ impl<'t> Engine<'t> {
             a.stack_bytes += g.stack_bytes;
         }
         self.proofs = live_proofs;
-        let mut out = Vec::with_capacity(by_group.len());
-        for (gidx, mut a) in by_group {
+        let mut out = Vec::new();
+        for (gidx, a) in by_group.into_iter().enumerate() {
+            let Some(mut a) = a else {
+                continue;
+            };
+            let gidx = gidx as u32;
             let Some(site) = self.sites.get(gidx as usize) else {
                 continue;
             };

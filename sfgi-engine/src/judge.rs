@@ -472,7 +472,7 @@ impl Judge {
         let count = g.members.len();
 
         let looping = g.members.iter().filter(|m| m.repeat_parks >= 2).count();
-        let objects: std::collections::HashSet<u64> = g
+        let objects: foldhash::HashSet<u64> = g
             .members
             .iter()
             .map(|m| m.object)

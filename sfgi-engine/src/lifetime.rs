@@ -1,6 +1,7 @@
 //! One state machine per goroutine, rebuilt from runtime events.
 use crate::event::RuntimeEvent;
-use std::collections::HashMap;
+// Keyed by goid, looked up a few times per goroutine per inventory read: a fast hasher.
+use foldhash::HashMap;
 
 /// Where a goroutine came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -42,6 +42,11 @@ pub const MAX_PROCS: u64 = 1 << 14;
 pub const MAX_TIMERS: u64 = 4_000_000;
 /// `g`s read per group (bounds memory: the group's g structs and stack windows).
 const GROUP: usize = 8192;
+/// `g` headers at most this far apart are read as one piece ([`Remote::read_many_merging`]): a
+/// `g` (400–460 bytes) sits in a 416–480-byte size-class slot, and a span ends with less than
+/// one slot of slack, so the headers of a span's goroutines, and of neighbouring spans', are
+/// read in one iovec rather than one each (at a million goroutines, ~0.2 s saved per read).
+const G_MERGE_GAP: u64 = 1024;
 /// Stack bytes read per goroutine per unwinding round.
 const STACK_WINDOW: u64 = 512;
 /// The `_Gscan` bit of `g.atomicstatus`.
@@ -750,7 +755,7 @@ impl Reader<'_> {
                 }
             })
             .collect();
-        let batch = self.remote.read_many(&ranges)?;
+        let batch = self.remote.read_many_merging(&ranges, G_MERGE_GAP)?;
         let first = inv.goroutines.len();
         // (goroutine index, slot in this group, fingerprint) of those read whole to remember.
         let mut to_remember: Vec<(usize, usize, u64, Header)> = Vec::new();
@@ -811,7 +816,7 @@ impl Reader<'_> {
                 .iter()
                 .map(|(_, _, _, h)| (h.g_addr, want))
                 .collect();
-            let full = self.remote.read_many(&ranges)?;
+            let full = self.remote.read_many_merging(&ranges, G_MERGE_GAP)?;
             for (k, (gi, _, _, h)) in to_remember.iter_mut().enumerate() {
                 match full.get(k).and_then(|g| self.decode_header(g, h.g_addr)) {
                     Some(f) if f.same_park(h) => {
@@ -847,7 +852,7 @@ impl Reader<'_> {
                 .iter()
                 .map(|(_, _, _, h)| (h.g_addr, want))
                 .collect();
-            let again = self.remote.read_many(&ranges)?;
+            let again = self.remote.read_many_merging(&ranges, G_MERGE_GAP)?;
             for (k, (gi, slot, _, h)) in to_remember.iter().enumerate() {
                 let now_h = again.get(k).and_then(|g| self.decode_header(g, h.g_addr));
                 let was_torn = torn.get(gi - first).copied().unwrap_or(false);
