@@ -414,6 +414,26 @@ fn daemonset_runs_the_agent_with_the_configmap() {
     assert!(config.contains("[[exclude]]"), "{config}");
 }
 
+/// The leaking target of the live tests: 10 chan-send leaks a second (>= 60/min: L3 once
+/// growing), as `<prefix>-leaks-<test pid>` in `dir` — a name of its own, so an agent (which
+/// sees every process of the machine) can be told to trace only it. Returns it and its name.
+fn leaking_target(dir: &TempDir, prefix: &str) -> (Target, String) {
+    let bin = build_program("leaks", NEWEST, false);
+    let exe_name = format!("{prefix}-leaks-{}", std::process::id());
+    let exe = dir.0.join(&exe_name);
+    std::fs::copy(&bin, &exe).expect("copying the leaks binary");
+    let args = [
+        "chan-send",
+        "-delay",
+        "100ms",
+        "-count",
+        "100000",
+        "-interval",
+        "100ms",
+    ];
+    (Target::start(&exe, &args), exe_name)
+}
+
 #[test]
 fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
     require_root();
@@ -423,24 +443,7 @@ fn prometheus_scrapes_the_agent_and_a_leak_alert_fires() {
     let dir = TempDir::new("prom");
     let t0 = Instant::now();
 
-    // The leaking target: 10 chan-send leaks a second (>= 60/min: L3 once growing), under a name
-    // of its own so the agent (which sees every process of the machine) traces only it.
-    let bin = build_program("leaks", NEWEST, false);
-    let exe_name = format!("fleet-leaks-{}", std::process::id());
-    let exe = dir.0.join(&exe_name);
-    std::fs::copy(&bin, &exe).expect("copying the leaks binary");
-    let target = Target::start(
-        &exe,
-        &[
-            "chan-send",
-            "-delay",
-            "100ms",
-            "-count",
-            "100000",
-            "-interval",
-            "100ms",
-        ],
-    );
+    let (target, exe_name) = leaking_target(&dir, "fleet");
     let pid = target.pid().to_string();
 
     // `sfgi agent` as the DaemonSet runs it (its args, its ConfigMap), but on loopback, with
@@ -1272,24 +1275,9 @@ fn the_image_runs_the_agent_with_the_daemonsets_security_context() {
     let _slot = attach_slot();
     let dir = TempDir::new("image");
 
-    // The same target as the Prometheus test, under a name of its own: the agent in the
-    // container sees every process of the machine (hostPID) and is told to trace only it.
-    let bin = build_program("leaks", NEWEST, false);
-    let exe_name = format!("image-leaks-{}", std::process::id());
-    let exe = dir.0.join(&exe_name);
-    std::fs::copy(&bin, &exe).expect("copying the leaks binary");
-    let target = Target::start(
-        &exe,
-        &[
-            "chan-send",
-            "-delay",
-            "100ms",
-            "-count",
-            "100000",
-            "-interval",
-            "100ms",
-        ],
-    );
+    // The agent in the container sees every process of the machine (hostPID) and is told to
+    // trace only this one.
+    let (target, exe_name) = leaking_target(&dir, "image");
     let pid = u64::from(target.pid());
 
     let port = free_port();
