@@ -76,8 +76,8 @@ enum Command {
         /// PID of the Go process.
         #[arg(long, required_unless_present = "pprof", conflicts_with = "pprof")]
         pid: Option<u32>,
-        /// With --pprof: a live table redrawn at every poll of the endpoint (no root; no
-        /// --listen yet), then the final report.
+        /// With --pprof: a live table redrawn at every poll of the endpoint (no root), then the
+        /// final report; --listen serves the same endpoints from the polls.
         #[command(flatten)]
         pprof: PprofArgs,
         /// Stop after this long (with --pprof; default: until Ctrl-C).
@@ -93,7 +93,7 @@ enum Command {
         rules: Vec<PathBuf>,
         /// Serve the HTTP endpoints on this address (`:9090` = 127.0.0.1:9090; `[::1]:9090`,
         /// `0.0.0.0:9090` as given; port 0 picks one, printed on stderr).
-        #[arg(long, value_name = "ADDR", conflicts_with = "pprof")]
+        #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
         /// Require `Authorization: Bearer TOKEN` on every HTTP request (stacks are sensitive).
         #[arg(long, value_name = "TOKEN", requires = "listen")]
@@ -716,7 +716,7 @@ fn run(cli: Cli) -> Result<()> {
                     .enable_all()
                     .build()
                     .context("starting the async runtime")?;
-                let report = rt.block_on(sfgi::remote::watch(&opts))?;
+                let report = rt.block_on(sfgi::remote::watch(&opts, listen.as_deref(), token))?;
                 return emit(&report.to_table(stacks_shown));
             }
             // clap requires --pid when --pprof is absent.

@@ -175,7 +175,7 @@ pub async fn drive(
 }
 
 /// The next trigger request, or never when there is no channel (or it closed).
-async fn next_trigger(
+pub(crate) async fn next_trigger(
     rx: &mut Option<&mut mpsc::Receiver<TriggerRequest>>,
 ) -> Option<TriggerRequest> {
     match rx {
