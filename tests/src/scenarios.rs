@@ -8,6 +8,9 @@
 //! its first leak; the leak starts at `ready + D` (the "leak start" every time is measured from).
 //! `/sfgi/leaks` is polled every 100 ms for a fixed window; then the target gets SIGTERM and must
 //! print `ok` and exit 0 (unharmed), and `sfgi watch` must then end on its own with status 0.
+//! With [`Source::Pprof`] the target is the `sfgipprof` build (it also serves net/http/pprof)
+//! and the watch is `sfgi watch --pprof http://ADDR --listen 127.0.0.1:0 ...` instead: the same
+//! window, the same scoring, plus the polls' cost from its `/metrics`.
 //!
 //! Scoring, per run, of every group that ever appeared in `/sfgi/leaks`:
 //! - `tp`: it is one of the scenario's `role = "leak"` groups (blocking function found in

@@ -2,8 +2,9 @@
 
 // Built with `-tags sfgipprof` (`cargo xtask eval --source pprof`), every scenario also serves
 // net/http/pprof on 127.0.0.1:0 and prints "pprof http://ADDR pid=PID" before its ready line,
-// so `sfgi watch --pprof` can judge it. The default build (the eBPF evaluation and the tests)
-// has no HTTP server and no extra goroutine.
+// so `sfgi watch --pprof` can judge it; helper processes (`_name`, which print their own first
+// line to their parent) do not. The default build (the eBPF evaluation and the tests) has no
+// HTTP server and no extra goroutine.
 
 package main
 
@@ -13,9 +14,13 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"strings"
 )
 
 func init() {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "_") {
+		return
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "scenarios: pprof: %v\n", err)
