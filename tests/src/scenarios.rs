@@ -171,6 +171,9 @@ pub struct EvalConfig {
     pub healthy_window: Duration,
     /// Where `sfgi watch` reads the target from.
     pub source: Source,
+    /// With [`Source::Pprof`]: `sfgi watch --pause-budget` (`None`: sfgi's default, 1 %).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_budget: Option<String>,
 }
 
 impl Default for EvalConfig {
@@ -183,6 +186,7 @@ impl Default for EvalConfig {
             leak_window: Duration::from_secs(7),
             healthy_window: Duration::from_secs(12),
             source: Source::Ebpf,
+            pause_budget: None,
         }
     }
 }
@@ -680,6 +684,10 @@ fn run_inner(spec: &RunSpec, cfg: &EvalConfig, res: &mut RunResult) -> Result<()
                 .context("the sfgipprof build printed no `pprof http://ADDR` line")?,
         ],
     };
+    let mut extra = extra.to_vec();
+    if let (Source::Pprof, Some(b)) = (cfg.source, &cfg.pause_budget) {
+        extra.extend(["--pause-budget".to_string(), b.clone()]);
+    }
     let mut watch = WatchProc::start_source(&source, &extra)?;
     let attached = Instant::now();
     res.attached_s = round3(since(attached));
