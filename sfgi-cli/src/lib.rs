@@ -8,9 +8,9 @@
 //! `remote` (`attach --pprof`) polls a live target's pprof endpoint into it.
 //! See docs/ARCHITECTURE.md.
 //!
-//! On every OS: `analyze`, `remote`, `report`, `signals`, `term`, `options` (the flags every
-//! build parses). Linux only (eBPF, `/proc`, `process_vm_readv`): `session`, `attach`, `watch`,
-//! `serve`, `metrics`, `snapshot`, `agent`; elsewhere `sfgi` refuses those commands in one line.
+//! On every OS: `analyze`, `remote`, `report`, `snapshot`, `signals`, `term`, `options` (the
+//! flags every build parses). Linux only (eBPF, `/proc`, `process_vm_readv`): `session`,
+//! `attach`, `watch`, `serve`, `metrics`, `agent` (so `watch --pprof --listen` is Linux only); elsewhere `sfgi` refuses those commands in one line.
 #[cfg(target_os = "linux")]
 pub mod agent;
 pub mod analyze;
@@ -26,7 +26,6 @@ pub mod serve;
 #[cfg(target_os = "linux")]
 pub mod session;
 pub mod signals;
-#[cfg(target_os = "linux")]
 pub mod snapshot;
 pub mod term;
 #[cfg(target_os = "linux")]

@@ -126,8 +126,8 @@ struct WatchArgs {
     /// PID of the Go process.
     #[arg(long, required_unless_present = "pprof", conflicts_with = "pprof")]
     pid: Option<u32>,
-    /// With --pprof: a live table redrawn at every poll of the endpoint (no root; no
-    /// --listen yet), then the final report.
+    /// With --pprof: a live table redrawn at every poll of the endpoint (no root), then the
+    /// final report; --listen serves the same endpoints from the polls (Linux).
     #[command(flatten)]
     pprof: PprofArgs,
     /// Stop after this long (with --pprof; default: until Ctrl-C).
@@ -143,7 +143,7 @@ struct WatchArgs {
     rules: Vec<PathBuf>,
     /// Serve the HTTP endpoints on this address (`:9090` = 127.0.0.1:9090; `[::1]:9090`,
     /// `0.0.0.0:9090` as given; port 0 picks one, printed on stderr).
-    #[arg(long, value_name = "ADDR", conflicts_with = "pprof")]
+    #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Require `Authorization: Bearer TOKEN` on every HTTP request (stacks are sensitive).
     #[arg(long, value_name = "TOKEN", requires = "listen")]
@@ -538,7 +538,8 @@ fn run(cli: Cli) -> Result<()> {
                     .enable_all()
                     .build()
                     .context("starting the async runtime")?;
-                let report = rt.block_on(sfgi::remote::watch(&opts))?;
+                let token = token_or_file(w.token.clone(), w.token_file.clone())?;
+                let report = rt.block_on(sfgi::remote::watch(&opts, w.listen.as_deref(), token))?;
                 return emit(&report.to_table(w.stacks_shown));
             }
             traced::watch(w)
@@ -584,13 +585,32 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `--token`, or the first line of `--token-file` (one clear line if it cannot be read or is
+/// empty).
+fn token_or_file(token: Option<String>, file: Option<PathBuf>) -> Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(token);
+    };
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("reading --token-file {}", path.display()))?;
+    if meta.len() > 4096 {
+        anyhow::bail!("--token-file {}: longer than 4096 bytes", path.display());
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading --token-file {}", path.display()))?;
+    let t = text.lines().next().unwrap_or("").trim();
+    if t.is_empty() {
+        anyhow::bail!("--token-file {}: empty", path.display());
+    }
+    Ok(Some(t.to_string()))
+}
+
 /// The commands that trace a process (`attach|watch --pid`, `agent`) and `inspect --pid`:
 /// Linux only (eBPF, `/proc`, `process_vm_readv`). On a Linux that is not amd64 they are
 /// built but refuse to attach in one line (`sfgi_trace::target::check_host`).
 #[cfg(target_os = "linux")]
 mod traced {
     use super::*;
-    use anyhow::bail;
     use sfgi::attach;
     use sfgi::session::{AttachOptions, ProofOptions};
     use sfgi_trace::probe::TracerOptions;
@@ -787,26 +807,6 @@ mod traced {
                 ..ProofOptions::default()
             }
         }
-    }
-
-    /// `--token`, or the first line of `--token-file` (one clear line if it cannot be read or is
-    /// empty).
-    fn token_or_file(token: Option<String>, file: Option<PathBuf>) -> Result<Option<String>> {
-        let Some(path) = file else {
-            return Ok(token);
-        };
-        let meta = std::fs::metadata(&path)
-            .with_context(|| format!("reading --token-file {}", path.display()))?;
-        if meta.len() > 4096 {
-            bail!("--token-file {}: longer than 4096 bytes", path.display());
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading --token-file {}", path.display()))?;
-        let t = text.lines().next().unwrap_or("").trim();
-        if t.is_empty() {
-            bail!("--token-file {}: empty", path.display());
-        }
-        Ok(Some(t.to_string()))
     }
 
     /// Refuses early, in one line, on a host or process that cannot attach (no CAP_BPF/CAP_PERFMON,

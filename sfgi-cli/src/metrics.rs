@@ -4,6 +4,7 @@
 //! Label cardinality is bounded in `/metrics`: states, statuses, severities, patterns and probes
 //! only — never goroutine or group ids. The profile is an explicit per-group view and does carry
 //! group ids (at most [`crate::snapshot::PROFILE_GROUPS`] per sample).
+use crate::report::PprofStats;
 use crate::snapshot::Snapshot;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -167,8 +168,10 @@ impl TargetFamilies {
         }
     }
 
-    /// Registers every family (the scan histogram and SFGI's own usage are the caller's).
-    pub fn register(self, reg: &mut Registry, budget: bool) {
+    /// Registers every family (the scan histogram and SFGI's own usage are the caller's). The
+    /// families only eBPF gives (probe counters, events, GC cycles, memory inventory reads) only
+    /// with `ebpf`; the overhead budget's only with `budget`.
+    pub fn register(self, reg: &mut Registry, budget: bool, ebpf: bool) {
         reg.register(
             "sfgi_goroutines",
             "Goroutines of the target by state (running = not parked as far as SFGI knows)",
@@ -194,81 +197,83 @@ impl TargetFamilies {
             "Goroutines per leak group (the 20 largest per target), with its blocking and creation sites",
             self.group_goroutines,
         );
-        reg.register(
-            "sfgi_events",
-            "Events the probes wrote to the ring buffer, by probe",
-            self.events,
-        );
-        reg.register(
-            "sfgi_events_dropped",
-            "Events lost to a full ring buffer, by probe",
-            self.dropped,
-        );
-        reg.register(
-            "sfgi_probe_read_errors",
-            "Failed reads of target memory inside probes, by probe",
-            self.read_errors,
-        );
-        reg.register(
-            "sfgi_probe_stack_errors",
-            "Failed user-stack captures inside probes, by probe",
-            self.stack_errors,
-        );
-        reg.register(
-            "sfgi_probe_missing",
-            "1 for each probe SFGI wanted and could not place",
-            self.missing,
-        );
-        reg.register(
-            "sfgi_event_decode_errors",
-            "Ring-buffer records that could not be decoded",
-            self.decode_errors,
-        );
-        reg.register(
-            "sfgi_ebpf_log_records",
-            "The probes' diagnostics while -v is on, by kind: logged, or left out by the rate limit",
-            self.diag,
-        );
-        reg.register(
-            "sfgi_inventory_unreadable_goroutines",
-            "Goroutines the last inventory read could not read consistently",
-            self.unreadable,
-        );
-        reg.register(
-            "sfgi_inventory_failed",
-            "1 when the last inventory read failed (SFGI then works from events alone)",
-            self.inventory_failed,
-        );
-        reg.register(
-            "sfgi_gc_cycles",
-            "Completed GC cycles of the target seen while attached",
-            self.gc,
-        );
-        reg.register(
-            "sfgi_proofs",
-            "Reachability proofs run (--prove): two passes over the target's heap each",
-            self.proofs,
-        );
-        reg.register(
-            "sfgi_proof_candidates",
-            "Goroutines blocked on channels or sync objects in the last proof's second pass",
-            self.proof_candidates,
-        );
-        reg.register(
-            "sfgi_proof_bytes_read",
-            "Bytes of target memory the last proof read (both passes)",
-            self.proof_bytes,
-        );
-        reg.register(
-            "sfgi_proof_duration_milliseconds",
-            "Time the last proof's two passes took, reading included",
-            self.proof_ms,
-        );
-        reg.register(
-            "sfgi_proof_refused",
-            "1 when the last proof proved nothing because something it needed could not be read or the passes disagreed",
-            self.proof_refused,
-        );
+        if ebpf {
+            reg.register(
+                "sfgi_events",
+                "Events the probes wrote to the ring buffer, by probe",
+                self.events,
+            );
+            reg.register(
+                "sfgi_events_dropped",
+                "Events lost to a full ring buffer, by probe",
+                self.dropped,
+            );
+            reg.register(
+                "sfgi_probe_read_errors",
+                "Failed reads of target memory inside probes, by probe",
+                self.read_errors,
+            );
+            reg.register(
+                "sfgi_probe_stack_errors",
+                "Failed user-stack captures inside probes, by probe",
+                self.stack_errors,
+            );
+            reg.register(
+                "sfgi_probe_missing",
+                "1 for each probe SFGI wanted and could not place",
+                self.missing,
+            );
+            reg.register(
+                "sfgi_event_decode_errors",
+                "Ring-buffer records that could not be decoded",
+                self.decode_errors,
+            );
+            reg.register(
+                "sfgi_ebpf_log_records",
+                "The probes' diagnostics while -v is on, by kind: logged, or left out by the rate limit",
+                self.diag,
+            );
+            reg.register(
+                "sfgi_inventory_unreadable_goroutines",
+                "Goroutines the last inventory read could not read consistently",
+                self.unreadable,
+            );
+            reg.register(
+                "sfgi_inventory_failed",
+                "1 when the last inventory read failed (SFGI then works from events alone)",
+                self.inventory_failed,
+            );
+            reg.register(
+                "sfgi_gc_cycles",
+                "Completed GC cycles of the target seen while attached",
+                self.gc,
+            );
+            reg.register(
+                "sfgi_proofs",
+                "Reachability proofs run (--prove): two passes over the target's heap each",
+                self.proofs,
+            );
+            reg.register(
+                "sfgi_proof_candidates",
+                "Goroutines blocked on channels or sync objects in the last proof's second pass",
+                self.proof_candidates,
+            );
+            reg.register(
+                "sfgi_proof_bytes_read",
+                "Bytes of target memory the last proof read (both passes)",
+                self.proof_bytes,
+            );
+            reg.register(
+                "sfgi_proof_duration_milliseconds",
+                "Time the last proof's two passes took, reading included",
+                self.proof_ms,
+            );
+            reg.register(
+                "sfgi_proof_refused",
+                "1 when the last proof proved nothing because something it needed could not be read or the passes disagreed",
+                self.proof_refused,
+            );
+        }
         if budget {
             reg.register(
                 "sfgi_overhead_mode",
@@ -318,14 +323,67 @@ pub fn encode_metrics(s: &Snapshot, scans: &Histogram) -> String {
     let mut fams = TargetFamilies::default();
     fams.add(s, &[]);
     let budget = s.report.stats.budget.is_some();
-    fams.register(&mut reg, budget);
+    let pprof = s.report.stats.pprof.as_ref();
+    fams.register(&mut reg, budget, pprof.is_none());
     reg.register(
         "sfgi_inventory_scan_seconds",
-        "Duration of goroutine inventory scans (start, periodic, triggered)",
+        if pprof.is_some() {
+            "Duration of the polls of the target's pprof endpoint (goroutine?debug=2, periodic and triggered): upper bounds of the target's stop-the-world pauses"
+        } else {
+            "Duration of goroutine inventory scans (start, periodic, triggered)"
+        },
         scans.clone(),
     );
+    if let Some(p) = pprof {
+        register_pprof(&mut reg, p);
+    }
     register_self_usage(&mut reg);
     encode_registry(&reg)
+}
+
+/// The polls of `watch --pprof`: what the source costs the target and how it answers (in place
+/// of the probe and event families, which a pprof source does not have).
+fn register_pprof(reg: &mut Registry, p: &PprofStats) {
+    let counter = |v: u64| {
+        let c: Counter = Counter::default();
+        c.inc_by(v);
+        c
+    };
+    let gauge = |v: f64| {
+        let g: Gauge<f64, AtomicU64> = Gauge::default();
+        g.set(v);
+        g
+    };
+    reg.register(
+        "sfgi_pprof_polls",
+        "Polls of the target's net/http/pprof endpoint answered",
+        counter(p.polls),
+    );
+    reg.register(
+        "sfgi_pprof_poll_failures",
+        "Polls of the target's net/http/pprof endpoint that failed",
+        counter(p.failed),
+    );
+    reg.register(
+        "sfgi_pprof_leak_polls",
+        "Of the answered polls, goroutineleak profiles (each costs the target a GC cycle)",
+        counter(p.leak_polls),
+    );
+    reg.register(
+        "sfgi_pprof_last_poll_seconds",
+        "Duration of the last poll: an upper bound of the target's stop-the-world pause for it",
+        gauge(p.last_poll_ms / 1e3),
+    );
+    reg.register(
+        "sfgi_pprof_longest_poll_seconds",
+        "Duration of the longest poll so far",
+        gauge(p.max_poll_ms / 1e3),
+    );
+    reg.register(
+        "sfgi_pprof_poll_interval_seconds",
+        "Time between two polls the pause budget chose last",
+        gauge(p.interval_seconds),
+    );
 }
 
 /// Escapes a label value for the text format.

@@ -1,6 +1,7 @@
 //! `sfgi attach --pprof URL` and `sfgi watch --pprof URL`: the same engine, judge and report
 //! fed by a live target's `net/http/pprof` endpoint instead of eBPF — no root, no Linux, only
-//! HTTP to the target. `watch` redraws the one leak table at every poll.
+//! HTTP to the target. `watch` redraws the one leak table at every poll and, with `--listen`,
+//! serves `watch --listen`'s endpoints from the same snapshots.
 //!
 //! Each poll fetches `goroutine?debug=2` (see [`sfgi_dump::pprof`] for why that form), parses
 //! it with the dump source and folds it into the engine as an inventory read at the time the
@@ -12,7 +13,11 @@
 //! goroutines, which the judge then calls `proven`.
 use crate::report::{LeakTable, PprofStats, Report, Stats, TargetInfo};
 use crate::signals::Signals;
-use crate::term::{sparkline, terminal_width};
+use crate::snapshot::{
+    next_trigger, ScanReply, ScanResult, Snapshot, SnapshotBuilder, TriggerRequest,
+    SCAN_MIN_SPACING,
+};
+use crate::term::terminal_width;
 use anyhow::{Context, Result};
 use sfgi_dump::pprof::{Endpoint, EndpointOptions, PprofError, Profile};
 use sfgi_dump::{NoStackMap, SharedTable};
@@ -21,11 +26,11 @@ use sfgi_engine::engine::{Engine, EngineConfig, InventoryPass, Leak};
 use sfgi_engine::format::go_duration;
 use sfgi_engine::judge::JudgeConfig;
 use sfgi_trace::clock::wall_ns;
-use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// Polls that may fail in a row (after the first succeeded) before the session ends.
 const MAX_FAILURES_IN_A_ROW: u32 = 3;
@@ -64,51 +69,48 @@ pub fn next_wait(interval: Duration, took: Duration, pause_budget: f64) -> Durat
 
 /// One poll, as a front end sees it.
 pub struct Refresh<'a> {
-    /// Every group judged at this poll.
-    pub groups: &'a [Leak],
-    /// The polls so far.
-    pub stats: &'a PprofStats,
-    /// Goroutines in this poll's dump.
-    pub goroutines: usize,
-    /// Of those, parked.
-    pub parked: usize,
+    /// The report as of this poll (every group judged, the polls so far in `stats.pprof`).
+    pub report: Report,
+    /// The engine the polls feed (its goroutines, for the snapshot's members).
+    pub engine: &'a Engine<'static>,
+    /// When the poll was sent: the engine's clock (wall-clock ns).
+    pub now_ns: u64,
+    /// How long the poll took.
+    pub took: Duration,
     /// Since the first poll.
     pub elapsed: Duration,
 }
 
 /// Runs `sfgi attach --pprof` and returns the report.
 pub async fn run(opts: &PprofOptions) -> Result<Report> {
-    poll_loop(opts, &mut |_: &Refresh<'_>| true).await
+    poll_loop(opts, None, &mut |_: Refresh<'_>| true).await
 }
 
 /// Runs `sfgi watch --pprof`: a live table of the leak groups redrawn at every poll (in place
 /// on a terminal), until Ctrl-C/SIGTERM, the deadline or stdout closing; returns the final
-/// report.
-pub async fn watch(opts: &PprofOptions) -> Result<Report> {
+/// report. With `listen`, serves the endpoints of `watch --listen` ([`crate::serve`]) from the
+/// same snapshots, built by the same [`SnapshotBuilder`]; `POST /sfgi/trigger-scan` polls at
+/// once when the pause budget allows it (else it answers with the last poll).
+pub async fn watch(
+    opts: &PprofOptions,
+    listen: Option<&str>,
+    token: Option<String>,
+) -> Result<Report> {
+    // Bound before the first poll: a bad or busy address fails at once.
+    let (trig_tx, trig_rx) = mpsc::channel::<TriggerRequest>(256);
+    let mut http = Http::bind(listen, token, trig_tx)?;
+    let mut trig_rx = http.serving().then_some(trig_rx);
+    let mut listen_note = String::new();
+    let mut snapshots = SnapshotBuilder::new(Instant::now());
     let tty = std::io::stdout().is_terminal();
-    let mut trends: HashMap<String, VecDeque<usize>> = HashMap::new();
     let mut frames = 0u64;
-    poll_loop(opts, &mut |r: &Refresh<'_>| {
-        for g in r.groups {
-            let t = trends.entry(g.id.clone()).or_default();
-            if t.len() == TREND_LEN {
-                t.pop_front();
-            }
-            t.push_back(g.count);
-        }
-        trends.retain(|id, _| r.groups.iter().any(|g| &g.id == id));
-        let leaks: Vec<Leak> = r
-            .groups
-            .iter()
-            .filter(|g| g.status.is_leak())
-            .cloned()
-            .collect();
-        let trend = |id: &str| {
-            trends
-                .get(id)
-                .map(|t| sparkline(t.iter().copied()))
-                .unwrap_or_default()
-        };
+    let mut failed: Option<anyhow::Error> = None;
+    let report = poll_loop(opts, trig_rx.as_mut(), &mut |r: Refresh<'_>| {
+        http.observe(r.took);
+        let snap = Arc::new(snapshots.build(r.report, r.engine, r.now_ns, r.elapsed, Vec::new()));
+        let leaks = &snap.report.leaks;
+        let stats = snap.report.stats.pprof.clone().unwrap_or_default();
+        let trend = |id: &str| snapshots.trend(id);
         let table = LeakTable {
             width: terminal_width()
                 .and_then(|w| u16::try_from(w).ok())
@@ -119,20 +121,30 @@ pub async fn watch(opts: &PprofOptions) -> Result<Report> {
         if tty {
             text.push_str(if frames == 0 { "\x1b[2J\x1b[H" } else { "\x1b[H\x1b[J" });
         }
+        // The server starts with the first snapshot: until then requests wait in the backlog.
+        match http.publish(&snap) {
+            Ok(Some(url)) => listen_note = format!(", serving on {url}"),
+            Ok(None) => {}
+            Err(e) => {
+                failed = Some(e);
+                return false;
+            }
+        }
         text.push_str(&format!(
-            "sfgi watch  {}  {} polls over {}, every {:.1}s, last {:.1} ms ({} failed)  goroutines {} ({} parked)  leak groups {}\n",
-            r.stats.endpoint,
-            r.stats.polls,
+            "sfgi watch  {}  {} polls over {}, every {:.1}s, last {:.1} ms ({} failed){}  goroutines {} ({} parked)  leak groups {}\n",
+            stats.endpoint,
+            stats.polls,
             go_duration(r.elapsed.as_secs_f64().round()),
-            r.stats.interval_seconds,
-            r.stats.last_poll_ms,
-            r.stats.failed,
-            r.goroutines,
-            r.parked,
+            stats.interval_seconds,
+            stats.last_poll_ms,
+            stats.failed,
+            listen_note,
+            snap.report.stats.goroutines,
+            snap.report.stats.parked,
             leaks.len()
         ));
         if !leaks.is_empty() {
-            text.push_str(&table.render(&leaks));
+            text.push_str(&table.render(leaks));
             text.push('\n');
         }
         text.push_str(if tty { "Ctrl-C to stop\n" } else { "\n" });
@@ -143,17 +155,179 @@ pub async fn watch(opts: &PprofOptions) -> Result<Report> {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe
         )
     })
-    .await
+    .await;
+    drop(trig_rx);
+    http.stop();
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    report
 }
 
-/// Counts kept per group for the live table's trend.
-const TREND_LEN: usize = 30;
+/// The HTTP side of `watch --pprof --listen`: `watch --listen`'s server ([`crate::serve`]) fed
+/// the polls' snapshots. Linux only, like the server and the metrics encoder.
+#[cfg(target_os = "linux")]
+struct Http {
+    listener: Option<std::net::TcpListener>,
+    trigger: Option<mpsc::Sender<TriggerRequest>>,
+    token: Option<String>,
+    scans: prometheus_client::metrics::histogram::Histogram,
+    snap_tx: Option<tokio::sync::watch::Sender<Arc<Snapshot>>>,
+    server: Option<crate::serve::Server>,
+}
+
+#[cfg(target_os = "linux")]
+impl Http {
+    /// Binds `listen` now, if given.
+    fn bind(
+        listen: Option<&str>,
+        token: Option<String>,
+        trigger: mpsc::Sender<TriggerRequest>,
+    ) -> Result<Http> {
+        Ok(Http {
+            listener: listen.map(crate::serve::bind).transpose()?,
+            trigger: Some(trigger),
+            token,
+            scans: crate::watch::scan_histogram(),
+            snap_tx: None,
+            server: None,
+        })
+    }
+
+    fn serving(&self) -> bool {
+        self.listener.is_some()
+    }
+
+    /// Counts a poll's duration in `sfgi_inventory_scan_seconds`.
+    fn observe(&self, took: Duration) {
+        if self.serving() || self.server.is_some() {
+            self.scans.observe(took.as_secs_f64());
+        }
+    }
+
+    /// Publishes `snap`; on the first one, starts the server and returns its URL.
+    fn publish(&mut self, snap: &Arc<Snapshot>) -> Result<Option<String>> {
+        if let Some(tx) = &self.snap_tx {
+            let _ = tx.send(Arc::clone(snap));
+            return Ok(None);
+        }
+        let (Some(l), Some(trigger)) = (self.listener.take(), self.trigger.take()) else {
+            return Ok(None);
+        };
+        let (tx, rx) = tokio::sync::watch::channel(Arc::clone(snap));
+        let state = crate::serve::ServeState {
+            snapshot: rx,
+            trigger,
+            scans: self.scans.clone(),
+            token: self.token.clone(),
+        };
+        let (server, url) = crate::serve::serve_announced(l, state)?;
+        self.server = Some(server);
+        self.snap_tx = Some(tx);
+        Ok(Some(url))
+    }
+
+    fn stop(self) {
+        if let Some(s) = self.server {
+            s.stop(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Off Linux there is no server (`serve` and `metrics` are Linux only): `--listen` is refused.
+#[cfg(not(target_os = "linux"))]
+struct Http;
+
+#[cfg(not(target_os = "linux"))]
+impl Http {
+    fn bind(
+        listen: Option<&str>,
+        _token: Option<String>,
+        _trigger: mpsc::Sender<TriggerRequest>,
+    ) -> Result<Http> {
+        if listen.is_some() {
+            anyhow::bail!("watch --pprof --listen needs Linux for now: watch without --listen");
+        }
+        Ok(Http)
+    }
+
+    fn serving(&self) -> bool {
+        false
+    }
+
+    fn observe(&self, _took: Duration) {}
+
+    fn publish(&mut self, _snap: &Arc<Snapshot>) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn stop(self) {}
+}
+
+/// The report as of now: the groups judged, the polls' stats, the warnings (and the note on
+/// ages every pprof report carries).
+fn make_report(
+    base: &str,
+    groups: Vec<Leak>,
+    engine: &Engine<'_>,
+    pprof: &PprofStats,
+    counts: (usize, usize),
+    elapsed: Duration,
+    warnings: &[String],
+) -> Report {
+    let mut warnings = warnings.to_vec();
+    if pprof.failed > 0 {
+        warnings.push(format!("{} polls failed", pprof.failed));
+    }
+    warnings.push(
+        "ages come from the polls and the dumps' own wait times (whole minutes): see docs/ACCURACY.md"
+            .to_string(),
+    );
+    Report {
+        target: TargetInfo {
+            pid: 0,
+            binary: base.to_string(),
+            go_version: "unknown (pprof)".to_string(),
+            stripped: false,
+            pie: false,
+            rss_bytes: None,
+        },
+        leaks: groups
+            .iter()
+            .filter(|g| g.status.is_leak())
+            .cloned()
+            .collect(),
+        groups,
+        stats: Stats {
+            goroutines: counts.0,
+            parked: counts.1,
+            duration_seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            inventory: Some(engine.health.clone()),
+            warnings,
+            pprof: Some(pprof.clone()),
+            ..Stats::default()
+        },
+    }
+}
+
+/// Answers every trigger request in `pending` with `result` (`fresh`: a poll made for them).
+fn answer(pending: &mut Vec<TriggerRequest>, result: &ScanResult, fresh: bool) {
+    for tx in pending.drain(..) {
+        let _ = tx.send(ScanReply {
+            result: result.clone(),
+            fresh,
+        });
+    }
+}
 
 /// Polls until a stop, folding each answer into one engine and handing every poll to
-/// `front`, which returns false to stop (stdout gone); returns the final report.
+/// `front`, which returns false to stop (stdout gone); returns the final report. A request on
+/// `triggers` polls at once if the last poll is at least [`SCAN_MIN_SPACING`] old and the
+/// pause budget allows one now; otherwise it gets the last poll's result.
 async fn poll_loop(
     opts: &PprofOptions,
-    front: &mut dyn FnMut(&Refresh<'_>) -> bool,
+    mut triggers: Option<&mut mpsc::Receiver<TriggerRequest>>,
+    front: &mut dyn FnMut(Refresh<'_>) -> bool,
 ) -> Result<Report> {
     let mut signals = Signals::new()?;
     let endpoint = Arc::new(Endpoint::new(&opts.url, opts.endpoint.clone())?);
@@ -186,7 +360,16 @@ async fn poll_loop(
     let mut goroutines = 0usize;
     let mut parked = 0usize;
     let mut incomplete = false;
-    loop {
+    // Trigger requests waiting for the next poll, the last poll's result, and the earliest
+    // instant the pause budget allows another poll.
+    let mut pending: Vec<TriggerRequest> = Vec::new();
+    let mut last_result = ScanResult {
+        scanned: 0,
+        leaked: 0,
+        duration_ms: 0.0,
+    };
+    let mut budget_free = Instant::now();
+    'polls: loop {
         let leak_due = opts.leak_every.is_some_and(|every| {
             stats.leak_profile != Some(false) && last_leak.is_none_or(|t| t.elapsed() >= every)
         });
@@ -202,7 +385,9 @@ async fn poll_loop(
             _ = signals.recv() => break,
             r = tokio::task::spawn_blocking(move || ep.fetch(profile)) => r.context("the poll thread")?,
         };
+        let last_poll = Instant::now();
         let mut wait = opts.interval;
+        let mut fresh = false;
         match polled {
             Err(PprofError::NotFound { .. }) if profile == Profile::GoroutineLeak => {
                 stats.leak_profile = Some(false);
@@ -229,6 +414,7 @@ async fn poll_loop(
                 stats.last_poll_ms = (took.as_secs_f64() * 1e4).round() / 10.0;
                 stats.max_poll_ms = stats.max_poll_ms.max(stats.last_poll_ms);
                 wait = next_wait(opts.interval, took, opts.pause_budget);
+                budget_free = last_poll + next_wait(Duration::ZERO, took, opts.pause_budget);
                 stats.interval_seconds = (wait.as_secs_f64() * 100.0).round() / 100.0;
                 let parsed = table.with(|t| sfgi_dump::parse(&poll.body, t, &opts.endpoint.limits));
                 match parsed {
@@ -268,72 +454,83 @@ async fn poll_loop(
                         engine.tick(now);
                         // Judged at every poll: the judge's hysteresis needs its history.
                         let groups = engine.verdicts(now, &NoStackMap, incomplete);
-                        let more = front(&Refresh {
-                            groups: &groups,
-                            stats: &stats,
-                            goroutines,
-                            parked,
+                        last_result = ScanResult {
+                            scanned: goroutines,
+                            leaked: groups
+                                .iter()
+                                .filter(|g| g.status.is_leak())
+                                .map(|g| g.count)
+                                .sum(),
+                            duration_ms: stats.last_poll_ms,
+                        };
+                        fresh = true;
+                        let report = make_report(
+                            endpoint.base(),
+                            groups,
+                            &engine,
+                            &stats,
+                            (goroutines, parked),
+                            started.elapsed(),
+                            &warnings,
+                        );
+                        let more = front(Refresh {
+                            report,
+                            engine: &engine,
+                            now_ns: now,
+                            took,
                             elapsed: started.elapsed(),
                         });
                         if !more {
+                            answer(&mut pending, &last_result, true);
                             break;
                         }
                     }
                 }
             }
         }
-        let next = Instant::now() + wait;
-        if deadline.is_some_and(|d| next >= d) {
-            // Sleep out the rest of the time, then stop (no poll past the deadline).
-            if let Some(d) = deadline {
-                tokio::select! {
-                    biased;
-                    _ = signals.recv() => {}
-                    _ = tokio::time::sleep_until(d.into()) => {}
+        answer(&mut pending, &last_result, fresh);
+        // Wait for the next poll (or the deadline), polling early for a trigger the pause
+        // budget allows.
+        let next = last_poll + wait;
+        let until = deadline.map_or(next, |d| next.min(d));
+        loop {
+            tokio::select! {
+                biased;
+                _ = signals.recv() => break 'polls,
+                Some(req) = next_trigger(&mut triggers) => {
+                    let now = Instant::now();
+                    if now >= budget_free && now.duration_since(last_poll) >= SCAN_MIN_SPACING {
+                        pending.push(req);
+                        if let Some(rx) = triggers.as_deref_mut() {
+                            while let Ok(r) = rx.try_recv() {
+                                pending.push(r);
+                            }
+                        }
+                        break;
+                    }
+                    answer(&mut vec![req], &last_result, false);
                 }
+                _ = tokio::time::sleep_until(until.into()) => break,
             }
-            break;
         }
-        tokio::select! {
-            biased;
-            _ = signals.recv() => break,
-            _ = tokio::time::sleep_until(next.into()) => {}
+        // No poll past the deadline.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
         }
     }
     let now = wall_ns();
     let groups = engine.verdicts(now, &NoStackMap, incomplete);
-    if stats.failed > 0 {
-        warnings.push(format!("{} polls failed", stats.failed));
-    }
-    warnings.push(
-        "ages come from the polls and the dumps' own wait times (whole minutes): see docs/ACCURACY.md"
-            .to_string(),
-    );
-    Ok(Report {
-        target: TargetInfo {
-            pid: 0,
-            binary: endpoint.base().to_string(),
-            go_version: "unknown (pprof)".to_string(),
-            stripped: false,
-            pie: false,
-            rss_bytes: None,
-        },
-        leaks: groups
-            .iter()
-            .filter(|g| g.status.is_leak())
-            .cloned()
-            .collect(),
+    // Requests still waiting get the last poll.
+    answer(&mut pending, &last_result, false);
+    Ok(make_report(
+        endpoint.base(),
         groups,
-        stats: Stats {
-            goroutines,
-            parked,
-            duration_seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-            inventory: Some(engine.health.clone()),
-            warnings,
-            pprof: Some(stats),
-            ..Stats::default()
-        },
-    })
+        &engine,
+        &stats,
+        (goroutines, parked),
+        started.elapsed(),
+        &warnings,
+    ))
 }
 
 #[cfg(test)]

@@ -83,6 +83,31 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr> {
         .with_context(|| format!("--listen address {s:?} resolves to nothing"))
 }
 
+/// Binds the `--listen` address (before anything slow, so a bad or busy address fails in
+/// milliseconds).
+pub fn bind(text: &str) -> Result<std::net::TcpListener> {
+    let addr = parse_listen(text)?;
+    std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))
+}
+
+/// Serves the endpoints on `listener` ([`start`]), warns on stderr when stacks go out on a
+/// non-loopback address without a token, and says where it serves (`sfgi: serving on
+/// http://ADDR`, the line scripts and tests wait for). Returns the server and its URL.
+pub fn serve_announced(
+    listener: std::net::TcpListener,
+    state: ServeState,
+) -> Result<(Server, String)> {
+    let bound = listener.local_addr().context("reading the bound address")?;
+    if !bound.ip().is_loopback() && state.token.is_none() {
+        eprintln!(
+            "sfgi: warning: serving goroutine stacks on {bound} (not loopback) without --token"
+        );
+    }
+    let server = start(listener, state)?;
+    eprintln!("sfgi: serving on http://{bound}");
+    Ok((server, format!("http://{bound}")))
+}
+
 /// A running HTTP server.
 pub struct Server {
     stop: Option<oneshot::Sender<()>>,

@@ -93,7 +93,7 @@ pub async fn drive(
         tokio::select! {
             biased;
             _ = signals.recv() => return Stop::Signal,
-            Some(req) = next_trigger(&mut triggers) => {
+            Some(req) = crate::snapshot::next_trigger(&mut triggers) => {
                 if let Some(rx) = triggers.as_deref_mut() {
                     refresh = front.trigger(session, req, rx);
                 }
@@ -118,16 +118,6 @@ pub async fn drive(
         if let Some(stop) = front.after_pass(session, refresh) {
             return stop;
         }
-    }
-}
-
-/// The next trigger request, or never when there is no channel (or it closed).
-async fn next_trigger(
-    rx: &mut Option<&mut mpsc::Receiver<TriggerRequest>>,
-) -> Option<TriggerRequest> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 

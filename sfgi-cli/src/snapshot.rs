@@ -1,14 +1,21 @@
 //! What a running session publishes: an immutable [`Snapshot`] per refresh (read by the live
 //! table, the HTTP handlers and the metrics encoder without touching the session), and the
-//! request/reply types of a triggered scan.
+//! request/reply types of a triggered scan; [`SnapshotBuilder`] makes them, whatever feeds the
+//! engine (on every OS: `watch --pprof` builds them too).
 use crate::report::Report;
-use sfgi_engine::engine::Leak;
+use crate::term::sparkline;
+use sfgi_engine::engine::{Engine, Leak, SYSCALL_REASON};
 use sfgi_engine::format::{go_duration, rfc3339};
 use sfgi_engine::judge::Status;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// Triggered scans closer together than this share the earlier result.
+pub const SCAN_MIN_SPACING: Duration = Duration::from_secs(1);
+/// Samples of a group's population kept for its trend sparkline.
+pub const TREND_SAMPLES: usize = 20;
 /// Spacing of the samples `GET /sfgi/profile` serves.
 pub const PROFILE_EVERY: Duration = Duration::from_secs(300);
 /// How many profile samples are kept (one hour at [`PROFILE_EVERY`]).
@@ -166,3 +173,145 @@ pub struct ScanReply {
 
 /// A `trigger-scan` request: where to send the result.
 pub type TriggerRequest = oneshot::Sender<ScanReply>;
+
+/// Builds the [`Snapshot`]s a session publishes, whatever feeds its engine (the eBPF session of
+/// `watch` and of each agent target, or the polls of `watch --pprof`), and keeps what spans
+/// refreshes: each group's recent populations (its trend), the profile samples, the event count
+/// of the last snapshot.
+pub struct SnapshotBuilder {
+    trends: HashMap<String, VecDeque<usize>>,
+    profile: Arc<Vec<ProfileSample>>,
+    last_profile: Option<Instant>,
+    last_events: (u64, Instant),
+}
+
+impl SnapshotBuilder {
+    /// A builder whose event rate counts from `started`.
+    pub fn new(started: Instant) -> SnapshotBuilder {
+        SnapshotBuilder {
+            trends: HashMap::new(),
+            profile: Arc::new(Vec::new()),
+            last_profile: None,
+            last_events: (0, started),
+        }
+    }
+
+    /// The snapshot of `report`, judged by `engine` at `now_ns` (the engine's clock: monotonic
+    /// for eBPF, wall-clock for dumps), `attached` after the session began; advances the trends
+    /// and the profile.
+    pub fn build(
+        &mut self,
+        report: Report,
+        engine: &Engine<'_>,
+        now_ns: u64,
+        attached: Duration,
+        peers: Vec<u32>,
+    ) -> Snapshot {
+        let now = Instant::now();
+        let ts_ms = (sfgi_trace::clock::wall_ns() / 1_000_000) as i64;
+
+        // Engine group index → report group index, through the member goids each group lists.
+        let mut group_of_goid: HashMap<u64, u32> = HashMap::new();
+        for (i, g) in report.groups.iter().enumerate() {
+            for &goid in &g.goroutine_ids {
+                group_of_goid.insert(goid, i as u32);
+            }
+        }
+        let life = &engine.life;
+        let mut group_of_site: HashMap<u32, u32> = HashMap::new();
+        for g in life.parked() {
+            if let Some(&i) = group_of_goid.get(&g.goid) {
+                group_of_site.insert(g.park.group, i);
+            }
+        }
+        let mut states = StateCounts::default();
+        let mut members = Vec::new();
+        let mut parked = 0;
+        for g in life.parked() {
+            let p = &g.park;
+            parked += 1;
+            let group = group_of_site.get(&p.group).copied();
+            if g.leaked {
+                states.leaked += 1;
+            } else if group.is_some_and(|i| report.groups[i as usize].wait_reason == SYSCALL_REASON)
+            {
+                states.syscall += 1;
+            } else {
+                states.waiting += 1;
+            }
+            if let Some(group) = group {
+                members.push(Member {
+                    goid: g.goid,
+                    group,
+                    since_ns: p.since_ns,
+                });
+            }
+        }
+        states.running = life.len().saturating_sub(parked);
+        members.sort_unstable_by_key(|m| (m.group, m.since_ns, m.goid));
+
+        let (ev0, t0) = self.last_events;
+        let dt = now.duration_since(t0).as_secs_f64();
+        let events_per_sec = if dt > 0.0 {
+            report.stats.events.saturating_sub(ev0) as f64 / dt
+        } else {
+            0.0
+        };
+        self.last_events = (report.stats.events, now);
+
+        let mut seen = HashMap::with_capacity(report.groups.len());
+        for g in &report.groups {
+            let t = self.trends.entry(g.id.clone()).or_default();
+            if t.len() == TREND_SAMPLES {
+                t.pop_front();
+            }
+            t.push_back(g.count);
+            seen.insert(g.id.as_str(), ());
+        }
+        self.trends.retain(|id, _| seen.contains_key(id.as_str()));
+
+        let snap = Snapshot {
+            ts_ms,
+            now_ns,
+            wall_minus_mono_ns: engine.wall_minus_mono_ns(),
+            attached_secs: attached.as_secs_f64(),
+            report,
+            states,
+            members,
+            events_per_sec,
+            profile: Arc::clone(&self.profile),
+            peers,
+        };
+        if self
+            .last_profile
+            .is_none_or(|t| t.elapsed() >= PROFILE_EVERY)
+        {
+            self.last_profile = Some(now);
+            let mut p: Vec<ProfileSample> = self.profile.as_ref().clone();
+            p.push(snap.profile_sample());
+            if p.len() > PROFILE_KEEP {
+                p.drain(..p.len() - PROFILE_KEEP);
+            }
+            self.profile = Arc::new(p);
+        }
+        snap
+    }
+
+    /// A group's trend sparkline (empty for a group not seen yet).
+    pub fn trend(&self, id: &str) -> String {
+        self.trends
+            .get(id)
+            .map(|t| sparkline(t.iter().copied()))
+            .unwrap_or_default()
+    }
+}
+
+/// The next trigger request, or never when there is no channel (or it closed).
+pub(crate) async fn next_trigger(
+    rx: &mut Option<&mut tokio::sync::mpsc::Receiver<TriggerRequest>>,
+) -> Option<TriggerRequest> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

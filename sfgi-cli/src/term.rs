@@ -37,3 +37,17 @@ pub(crate) fn terminal_size() -> Option<(usize, usize)> {
 pub(crate) fn terminal_width() -> Option<usize> {
     terminal_size().map(|(w, _)| w)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_scales_between_min_and_max() {
+        assert_eq!(sparkline([1, 2, 3, 4, 5, 6, 7, 8]), "▁▂▃▄▅▆▇█");
+        assert_eq!(sparkline([0, 0, 0]), "▁▁▁");
+        assert_eq!(sparkline([5, 5]), "▄▄");
+        assert_eq!(sparkline(Vec::<usize>::new()), "");
+        assert_eq!(sparkline([10, 20]), "▁█");
+    }
+}

@@ -15,24 +15,19 @@ use crate::session::{drive, FrontEnd, Pace, Session, Stop};
 use crate::session::{open_target, AttachOptions};
 use crate::signals::Signals;
 use crate::snapshot::*;
-use crate::term::{sparkline, terminal_size, terminal_width};
-use anyhow::{Context, Result};
+use crate::term::{terminal_size, terminal_width};
+use anyhow::Result;
 use prometheus_client::metrics::histogram::Histogram;
-use sfgi_engine::engine::{Leak, SYSCALL_REASON};
+use sfgi_engine::engine::Leak;
 use sfgi_engine::format::go_duration;
 use sfgi_engine::judge::Status;
 use sfgi_trace::clock::monotonic_ns;
 use sfgi_trace::target::Target;
-use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 
-/// Samples of a group's population kept for its trend sparkline.
-pub const TREND_SAMPLES: usize = 20;
-/// Triggered scans closer together than this share the earlier result.
-pub const SCAN_MIN_SPACING: Duration = Duration::from_secs(1);
 /// Most leak groups drawn in the live table.
 const TABLE_ROWS: usize = 25;
 /// How often /proc is searched for other sfgi processes attached to the same PID.
@@ -65,6 +60,13 @@ pub struct WatchOutcome {
 pub use sfgi_trace::procfs::other_sfgi_attached;
 use sfgi_trace::procfs::ProcIdent;
 
+/// The histogram of scan (or poll) durations `/metrics` serves, s.
+pub(crate) fn scan_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ])
+}
+
 /// State kept across refreshes by the owner of the session.
 pub(crate) struct Watcher<'a> {
     opts: &'a WatchOptions,
@@ -72,10 +74,7 @@ pub(crate) struct Watcher<'a> {
     draw: bool,
     pid: u32,
     ident: Option<ProcIdent>,
-    trends: HashMap<String, VecDeque<usize>>,
-    profile: Arc<Vec<ProfileSample>>,
-    last_profile: Option<Instant>,
-    last_events: (u64, Instant),
+    snapshots: SnapshotBuilder,
     scans: Histogram,
     /// When the inventory was last read (by any scan), and the last triggered or periodic
     /// scan's result (`None` until one ran: the initial scan's is not kept).
@@ -163,70 +162,6 @@ impl Watcher<'_> {
     /// Takes a snapshot of the session now (and advances trends and the profile).
     pub(crate) fn snapshot(&mut self, session: &mut Session<'_>) -> Snapshot {
         let report = session.report();
-        let now_ns = monotonic_ns();
-        let now = Instant::now();
-        let ts_ms = (sfgi_trace::clock::wall_ns() / 1_000_000) as i64;
-
-        // Engine group index → report group index, through the member goids each group lists.
-        let mut group_of_goid: HashMap<u64, u32> = HashMap::new();
-        for (i, g) in report.groups.iter().enumerate() {
-            for &goid in &g.goroutine_ids {
-                group_of_goid.insert(goid, i as u32);
-            }
-        }
-        let life = &session.engine.life;
-        let mut group_of_site: HashMap<u32, u32> = HashMap::new();
-        for g in life.parked() {
-            if let Some(&i) = group_of_goid.get(&g.goid) {
-                group_of_site.insert(g.park.group, i);
-            }
-        }
-        let mut states = StateCounts::default();
-        let mut members = Vec::new();
-        let mut parked = 0;
-        for g in life.parked() {
-            let p = &g.park;
-            parked += 1;
-            let group = group_of_site.get(&p.group).copied();
-            if g.leaked {
-                states.leaked += 1;
-            } else if group.is_some_and(|i| report.groups[i as usize].wait_reason == SYSCALL_REASON)
-            {
-                states.syscall += 1;
-            } else {
-                states.waiting += 1;
-            }
-            if let Some(group) = group {
-                members.push(Member {
-                    goid: g.goid,
-                    group,
-                    since_ns: p.since_ns,
-                });
-            }
-        }
-        states.running = life.len().saturating_sub(parked);
-        members.sort_unstable_by_key(|m| (m.group, m.since_ns, m.goid));
-
-        let (ev0, t0) = self.last_events;
-        let dt = now.duration_since(t0).as_secs_f64();
-        let events_per_sec = if dt > 0.0 {
-            report.stats.events.saturating_sub(ev0) as f64 / dt
-        } else {
-            0.0
-        };
-        self.last_events = (report.stats.events, now);
-
-        let mut seen = HashMap::with_capacity(report.groups.len());
-        for g in &report.groups {
-            let t = self.trends.entry(g.id.clone()).or_default();
-            if t.len() == TREND_SAMPLES {
-                t.pop_front();
-            }
-            t.push_back(g.count);
-            seen.insert(g.id.as_str(), ());
-        }
-        self.trends.retain(|id, _| seen.contains_key(id.as_str()));
-
         // (Not in the agent: a /proc scan per target every 2 s; the agent never attaches to
         // another sfgi's target twice itself.)
         if self.draw
@@ -234,42 +169,20 @@ impl Watcher<'_> {
                 .last_peer_check
                 .is_none_or(|t| t.elapsed() >= PEER_CHECK_EVERY)
         {
-            self.last_peer_check = Some(now);
+            self.last_peer_check = Some(Instant::now());
             self.peers = other_sfgi_attached(self.pid);
         }
-
-        let snap = Snapshot {
-            ts_ms,
-            now_ns,
-            wall_minus_mono_ns: session.engine.wall_minus_mono_ns(),
-            attached_secs: session.elapsed().as_secs_f64(),
+        self.snapshots.build(
             report,
-            states,
-            members,
-            events_per_sec,
-            profile: Arc::clone(&self.profile),
-            peers: self.peers.clone(),
-        };
-        if self
-            .last_profile
-            .is_none_or(|t| t.elapsed() >= PROFILE_EVERY)
-        {
-            self.last_profile = Some(now);
-            let mut p: Vec<ProfileSample> = self.profile.as_ref().clone();
-            p.push(snap.profile_sample());
-            if p.len() > PROFILE_KEEP {
-                p.drain(..p.len() - PROFILE_KEEP);
-            }
-            self.profile = Arc::new(p);
-        }
-        snap
+            &session.engine,
+            monotonic_ns(),
+            session.elapsed(),
+            self.peers.clone(),
+        )
     }
 
     fn trend(&self, id: &str) -> String {
-        self.trends
-            .get(id)
-            .map(|t| sparkline(t.iter().copied()))
-            .unwrap_or_default()
+        self.snapshots.trend(id)
     }
 
     /// Target and Go version.
@@ -447,10 +360,7 @@ impl<'a> Watcher<'a> {
             draw: false,
             pid,
             ident: ProcIdent::read(pid),
-            trends: HashMap::new(),
-            profile: Arc::new(Vec::new()),
-            last_profile: None,
-            last_events: (0, Instant::now()),
+            snapshots: SnapshotBuilder::new(Instant::now()),
             scans,
             last_scan_at: session.last_scan(),
             last_scan: None,
@@ -509,15 +419,7 @@ impl FrontEnd for Watcher<'_> {
 pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
     let mut signals = Signals::new()?;
     // Bound before anything is attached: a bad or busy address fails in milliseconds.
-    let listener = match opts.listen.as_deref() {
-        Some(text) => {
-            let addr = serve::parse_listen(text)?;
-            let listener = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("listening on {addr}"))?;
-            Some(listener)
-        }
-        None => None,
-    };
+    let listener = opts.listen.as_deref().map(serve::bind).transpose()?;
     let target: Target = open_target(opts.attach.pid)?;
     let pid = target.pid;
     let ident = ProcIdent::read(pid);
@@ -540,9 +442,7 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
             m.probe, m.function, m.why
         );
     }
-    let scans = Histogram::new([
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ]);
+    let scans = scan_histogram();
     if session.engine.health.inventories > 0 {
         scans.observe(session.engine.health.inventory_ms / 1e3);
     }
@@ -551,10 +451,7 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
         draw: true,
         pid,
         ident,
-        trends: HashMap::new(),
-        profile: Arc::new(Vec::new()),
-        last_profile: None,
-        last_events: (0, started),
+        snapshots: SnapshotBuilder::new(started),
         scans: scans.clone(),
         last_scan_at: session.last_scan(),
         last_scan: None,
@@ -571,13 +468,7 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
     let (trig_tx, mut trig_rx) = mpsc::channel::<TriggerRequest>(256);
     let server = match listener {
         Some(listener) => {
-            let bound = listener.local_addr().context("reading the bound address")?;
-            if !bound.ip().is_loopback() && opts.token.is_none() {
-                eprintln!(
-                    "sfgi: warning: serving goroutine stacks on {bound} (not loopback) without --token"
-                );
-            }
-            let server = serve::start(
+            let (server, url) = serve::serve_announced(
                 listener,
                 serve::ServeState {
                     snapshot: snap_rx,
@@ -586,8 +477,7 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
                     token: opts.token.clone(),
                 },
             )?;
-            eprintln!("sfgi: serving on http://{bound}");
-            w.listen_note = Some(format!("http://{bound}"));
+            w.listen_note = Some(url);
             Some(server)
         }
         None => {
@@ -631,18 +521,4 @@ pub async fn run(opts: &WatchOptions) -> Result<WatchOutcome> {
         message,
         report,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparkline_scales_between_min_and_max() {
-        assert_eq!(sparkline([1, 2, 3, 4, 5, 6, 7, 8]), "▁▂▃▄▅▆▇█");
-        assert_eq!(sparkline([0, 0, 0]), "▁▁▁");
-        assert_eq!(sparkline([5, 5]), "▄▄");
-        assert_eq!(sparkline(Vec::<usize>::new()), "");
-        assert_eq!(sparkline([10, 20]), "▁█");
-    }
 }

@@ -175,6 +175,30 @@ pub fn build_dir(dir: &Path, version: &str, stripped: bool) -> PathBuf {
     .unwrap_or_else(|e| panic!("building {} with Go {version}: {e:#}", dir.display()))
 }
 
+/// The `http://ADDR` a target announced on its `pprof http://ADDR ...` stdout line (the dumps
+/// program, and the scenarios built with the `sfgipprof` tag), if it did.
+pub fn pprof_base(t: &Target) -> Option<String> {
+    t.stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("pprof "))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string)
+}
+
+/// `tests/programs/dumps serve` (Go [`NEWEST`]): serves net/http/pprof and leaks one goroutine
+/// every `interval` (blocked sending in `main.leakySend`, created by `main.spawnLeaks`).
+/// Returns it and its `http://ADDR`.
+pub fn serve_dumps(interval: &str) -> (Target, String) {
+    let bin = build_program("dumps", NEWEST, false);
+    let t = Target::start_until(
+        &bin,
+        &["serve", "-interval", interval, "-traceback", "all"],
+        "pprof http://",
+    );
+    let base = pprof_base(&t).expect("pprof address");
+    (t, base)
+}
+
 /// The `sfgi` binary under test: `$SFGI_BIN` if set, else the newer of `target/release/sfgi` and
 /// `target/debug/sfgi`; if neither exists, `cargo build -p sfgi-cli` builds the debug one.
 pub fn sfgi_bin() -> PathBuf {

@@ -8,6 +8,9 @@
 //! its first leak; the leak starts at `ready + D` (the "leak start" every time is measured from).
 //! `/sfgi/leaks` is polled every 100 ms for a fixed window; then the target gets SIGTERM and must
 //! print `ok` and exit 0 (unharmed), and `sfgi watch` must then end on its own with status 0.
+//! With [`Source::Pprof`] the target is the `sfgipprof` build (it also serves net/http/pprof)
+//! and the watch is `sfgi watch --pprof http://ADDR --listen 127.0.0.1:0 ...` instead: the same
+//! window, the same scoring, plus the polls' cost from its `/metrics`.
 //!
 //! Scoring, per run, of every group that ever appeared in `/sfgi/leaks`:
 //! - `tp`: it is one of the scenario's `role = "leak"` groups (blocking function found in
@@ -87,14 +90,58 @@ pub fn manifest() -> Result<Manifest> {
 
 /// Builds `tests/programs/scenarios` with Go `version`.
 pub fn build_scenarios(version: &str, stripped: bool) -> Result<PathBuf> {
+    build_scenarios_for(version, stripped, Source::Ebpf)
+}
+
+/// Builds `tests/programs/scenarios` with Go `version` for `source`: with [`Source::Pprof`],
+/// with the `sfgipprof` tag (`pprof.go`: every scenario also serves net/http/pprof and prints
+/// `pprof http://ADDR` before its ready line), as `scenarios[-stripped]-pprof`.
+pub fn build_scenarios_for(version: &str, stripped: bool, source: Source) -> Result<PathBuf> {
+    let (extra_flags, tag): (&[&str], &str) = match source {
+        Source::Ebpf => (&[], ""),
+        Source::Pprof => (&["-tags", "sfgipprof"], "pprof"),
+    };
     sfgi_gotool::build(
         &crate::program_dir("scenarios"),
         &sfgi_gotool::Build {
             version,
             stripped,
+            extra_flags,
+            tag,
             ..Default::default()
         },
     )
+}
+
+/// Where `sfgi watch` gets the goroutines of a run's target from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// eBPF probes and memory reads (`sfgi watch --pid`, root).
+    #[default]
+    Ebpf,
+    /// The target's net/http/pprof endpoint, polled (`sfgi watch --pprof`, default pause
+    /// budget).
+    Pprof,
+}
+
+impl Source {
+    /// `ebpf` or `pprof`.
+    pub fn parse(s: &str) -> Result<Source, String> {
+        match s {
+            "ebpf" => Ok(Source::Ebpf),
+            "pprof" => Ok(Source::Pprof),
+            o => Err(format!("--source is ebpf or pprof, not {o:?}")),
+        }
+    }
+
+    /// `ebpf` or `pprof`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Ebpf => "ebpf",
+            Source::Pprof => "pprof",
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,6 +169,11 @@ pub struct EvalConfig {
     /// How long after attach a healthy scenario is watched.
     #[serde(with = "secs")]
     pub healthy_window: Duration,
+    /// Where `sfgi watch` reads the target from.
+    pub source: Source,
+    /// With [`Source::Pprof`]: `sfgi watch --pause-budget` (`None`: sfgi's default, 1 %).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_budget: Option<String>,
 }
 
 impl Default for EvalConfig {
@@ -133,6 +185,8 @@ impl Default for EvalConfig {
             delay: Duration::from_millis(1500),
             leak_window: Duration::from_secs(7),
             healthy_window: Duration::from_secs(12),
+            source: Source::Ebpf,
+            pause_budget: None,
         }
     }
 }
@@ -273,6 +327,48 @@ pub struct RunResult {
     /// For a miss: `/sfgi/groups` at the end (every group, with its status), as evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups_at_end: Option<Value>,
+    /// With `--source pprof`: what the polls of the target's endpoint cost, from the watch's
+    /// `/metrics` at the end of the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pprof: Option<PprofPolls>,
+}
+
+/// The polls of one `sfgi watch --pprof` run (its `sfgi_pprof_*` and poll-duration metrics).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PprofPolls {
+    /// Polls answered.
+    pub polls: u64,
+    /// Polls that failed.
+    pub failed: u64,
+    /// Mean poll duration, ms (an upper bound of the target's pause per poll).
+    pub mean_ms: f64,
+    /// Longest poll, ms.
+    pub longest_ms: f64,
+    /// Time between polls the pause budget chose last, s.
+    pub interval_s: f64,
+}
+
+impl PprofPolls {
+    /// Reads them from a `/metrics` text.
+    pub fn from_metrics(text: &str) -> Option<PprofPolls> {
+        let value = |name: &str| -> Option<f64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        };
+        let count = value("sfgi_inventory_scan_seconds_count")?;
+        let sum = value("sfgi_inventory_scan_seconds_sum")?;
+        Some(PprofPolls {
+            polls: value("sfgi_pprof_polls_total")? as u64,
+            failed: value("sfgi_pprof_poll_failures_total")? as u64,
+            mean_ms: if count > 0.0 {
+                round3(sum / count * 1e3)
+            } else {
+                0.0
+            },
+            longest_ms: round3(value("sfgi_pprof_longest_poll_seconds")? * 1e3),
+            interval_s: value("sfgi_pprof_poll_interval_seconds")?,
+        })
+    }
 }
 
 impl RunResult {
@@ -298,9 +394,16 @@ pub struct WatchProc {
 impl WatchProc {
     /// Starts it and waits (15 s) for `sfgi: serving on http://ADDR`.
     pub fn start(pid: u32, extra: &[String]) -> Result<WatchProc> {
-        let pid_s = pid.to_string();
+        Self::start_source(&["--pid".to_string(), pid.to_string()], extra)
+    }
+
+    /// `sfgi watch SOURCE... --listen 127.0.0.1:0 EXTRA...` (`--pid P` or `--pprof URL`);
+    /// waits (15 s) for `sfgi: serving on http://ADDR`.
+    pub fn start_source(source: &[String], extra: &[String]) -> Result<WatchProc> {
         let mut child = Command::new(sfgi_bin())
-            .args(["watch", "--pid", &pid_s, "--listen", "127.0.0.1:0"])
+            .arg("watch")
+            .args(source)
+            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -529,6 +632,7 @@ pub fn run_one(spec: &RunSpec, cfg: &EvalConfig) -> RunResult {
         wall_s: 0.0,
         error: None,
         groups_at_end: None,
+        pprof: None,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_inner(spec, cfg, &mut res)
@@ -577,7 +681,19 @@ fn run_inner(spec: &RunSpec, cfg: &EvalConfig, res: &mut RunResult) -> Result<()
         "--threshold".to_string(),
         format!("{}ms", cfg.threshold.as_millis()),
     ];
-    let mut watch = WatchProc::start(target.pid(), &extra)?;
+    let source = match cfg.source {
+        Source::Ebpf => vec!["--pid".to_string(), target.pid().to_string()],
+        Source::Pprof => vec![
+            "--pprof".to_string(),
+            crate::pprof_base(&target)
+                .context("the sfgipprof build printed no `pprof http://ADDR` line")?,
+        ],
+    };
+    let mut extra = extra.to_vec();
+    if let (Source::Pprof, Some(b)) = (cfg.source, &cfg.pause_budget) {
+        extra.extend(["--pause-budget".to_string(), b.clone()]);
+    }
+    let mut watch = WatchProc::start_source(&source, &extra)?;
     let attached = Instant::now();
     res.attached_s = round3(since(attached));
     let end = if sc.is_leak() {
@@ -635,6 +751,11 @@ fn run_inner(spec: &RunSpec, cfg: &EvalConfig, res: &mut RunResult) -> Result<()
     }
     res.groups = groups;
     res.watch_warnings = watch.warnings();
+    if cfg.source == Source::Pprof {
+        res.pprof = http_get(watch.addr, "/metrics")
+            .ok()
+            .and_then(|m| PprofPolls::from_metrics(&m));
+    }
 
     let out = target.stop();
     let st = target.exit_status();
@@ -807,6 +928,14 @@ pub struct Totals {
     pub watch_bad_exit: u64,
     /// Runs that failed outright.
     pub run_errors: u64,
+    /// `--source pprof`: runs with poll figures.
+    pub pprof_runs: u64,
+    /// Median over runs of the mean poll duration, ms.
+    pub median_poll_ms: Option<f64>,
+    /// Longest poll of any run, ms.
+    pub max_poll_ms: Option<f64>,
+    /// Median time between polls the pause budget chose (last of each run), s.
+    pub median_poll_interval_s: Option<f64>,
 }
 
 fn median(v: &mut [f64]) -> Option<f64> {
@@ -835,7 +964,14 @@ pub fn totals<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Totals {
     let mut t = Totals::default();
     let mut detect = Vec::new();
     let mut past = Vec::new();
+    let (mut poll_mean, mut poll_interval) = (Vec::new(), Vec::new());
     for r in runs {
+        if let Some(p) = &r.pprof {
+            t.pprof_runs += 1;
+            poll_mean.push(p.mean_ms);
+            poll_interval.push(p.interval_s);
+            t.max_poll_ms = Some(t.max_poll_ms.unwrap_or(0.0).max(p.longest_ms));
+        }
         if r.error.is_some() {
             t.run_errors += 1;
         }
@@ -895,6 +1031,8 @@ pub fn totals<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Totals {
     t.median_detect_s = median(&mut detect);
     t.max_past_threshold_s = past.iter().copied().reduce(f64::max);
     t.median_past_threshold_s = median(&mut past);
+    t.median_poll_ms = median(&mut poll_mean);
+    t.median_poll_interval_s = median(&mut poll_interval);
     t
 }
 
@@ -995,7 +1133,7 @@ pub fn totals_table(cols: &[(String, Totals)]) -> String {
     s.push('\n');
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
     type Row = (&'static str, fn(&Totals, &dyn Fn(f64) -> String) -> String);
-    let rows: &[Row] = &[
+    let mut rows: Vec<Row> = vec![
         ("recall (expected leak group reported)", |t, p| {
             format!("{} ({}/{})", p(t.recall), t.detected, t.leak_runs)
         }),
@@ -1047,6 +1185,18 @@ pub fn totals_table(cols: &[(String, Totals)]) -> String {
         }),
         ("runs failed", |t, _| t.run_errors.to_string()),
     ];
+    if cols.iter().any(|(_, t)| t.pprof_runs > 0) {
+        rows.push((
+            "pprof poll (upper bound of the target's pause): median of run means / longest",
+            |t, _| {
+                let ms = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+                format!("{} / {}", ms(t.median_poll_ms), ms(t.max_poll_ms))
+            },
+        ));
+        rows.push(("time between polls (pause budget): median", |t, _| {
+            opt_s(t.median_poll_interval_s)
+        }));
+    }
     for (name, f) in rows {
         s.push_str(&format!("| {name} |"));
         for (_, t) in cols {

@@ -5,7 +5,7 @@
 //! the live endpoint polled, and bad input and bad endpoints (each refused in one line, quickly,
 //! without a panic). The assertions leave room for a loaded machine: rates are lower bounds.
 use serde_json::Value;
-use sfgi_tests::{build_program, groups, pretty, sfgi_bin, signal, Target, NEWEST};
+use sfgi_tests::{build_program, groups, pretty, serve_dumps, sfgi_bin, signal, Target, NEWEST};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -119,24 +119,6 @@ fn get(url: &str) -> Vec<u8> {
     resp[split + 4..].to_vec()
 }
 
-/// The dumps program serving net/http/pprof, leaking one goroutine every `interval`.
-fn serve(interval: &str) -> (Target, String) {
-    let bin = build_program("dumps", NEWEST, false);
-    let t = Target::start_until(
-        &bin,
-        &["serve", "-interval", interval, "-traceback", "all"],
-        "pprof http://",
-    );
-    let base = t
-        .stdout()
-        .lines()
-        .find_map(|l| l.strip_prefix("pprof "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("pprof address")
-        .to_string();
-    (t, base)
-}
-
 /// The group blocked in `func`, from a report's `groups` (or a diff's `changes`).
 fn group_in<'a>(list: &'a [Value], func: &str) -> &'a Value {
     list.iter()
@@ -171,7 +153,7 @@ fn assert_leaky_send(g: &Value) {
 fn a_growing_leak_from_pprof_dumps_as_nobody() {
     // Ten a second: fast growth (L3), not an avalanche (L4 needs the whole process
     // to gain 1000 goroutines a minute).
-    let (mut target, base) = serve("100ms");
+    let (mut target, base) = serve_dumps("100ms");
     let nobody = Nobody::new("series");
     let mut files = Vec::new();
     // Ten debug=2 dumps half a second apart: the files' modification times are when they
@@ -237,7 +219,7 @@ fn a_growing_leak_from_pprof_dumps_as_nobody() {
 
 #[test]
 fn diff_of_two_dumps_of_a_growing_leak() {
-    let (mut target, base) = serve("50ms");
+    let (mut target, base) = serve_dumps("50ms");
     let nobody = Nobody::new("diff");
     let a = nobody.file(
         "a.txt",
@@ -281,7 +263,7 @@ fn diff_of_two_dumps_of_a_growing_leak() {
 fn sigquit_deadlock_and_panic_dumps() {
     let nobody = Nobody::new("crash");
     // SIGQUIT with GOTRACEBACK=all: every goroutine on stderr, then exit 2.
-    let (mut target, _) = serve("20ms");
+    let (mut target, _) = serve_dumps("20ms");
     std::thread::sleep(Duration::from_millis(1000));
     assert!(signal(target.pid(), libc::SIGQUIT));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -365,7 +347,7 @@ fn sigquit_deadlock_and_panic_dumps() {
 
 #[test]
 fn goroutineleak_and_protobuf_profiles() {
-    let (mut target, base) = serve("50ms");
+    let (mut target, base) = serve_dumps("50ms");
     let nobody = Nobody::new("profiles");
     std::thread::sleep(Duration::from_millis(500));
     let p1 = nobody.file(
@@ -643,7 +625,7 @@ frames_any = ['^main\.worker$']
 /// `sfgi attach --pprof`: a live target polled over HTTP by nobody, judged as a live session.
 #[test]
 fn attach_pprof_polls_a_live_target_as_nobody() {
-    let (mut target, base) = serve("100ms");
+    let (mut target, base) = serve_dumps("100ms");
     let nobody = Nobody::new("pprof");
     // No pause budget here: on a loaded machine a slow poll would stretch the spacing past
     // what a 4 s threshold can judge (the budget has its own check below).
@@ -729,7 +711,7 @@ fn attach_pprof_polls_a_live_target_as_nobody() {
 /// final report.
 #[test]
 fn watch_pprof_redraws_at_every_poll_as_nobody() {
-    let (mut target, base) = serve("100ms");
+    let (mut target, base) = serve_dumps("100ms");
     let nobody = Nobody::new("watch-pprof");
     let r = nobody.run(
         &[
@@ -767,10 +749,14 @@ fn watch_pprof_redraws_at_every_poll_as_nobody() {
         "{}",
         r.stdout
     );
-    // No --listen with --pprof yet: refused by the argument parser.
-    let l = nobody.run(&["watch", "--pprof", &base, "--listen", ":0"], None);
+    // --listen with --pprof: a bad address is refused before the first poll, in one line.
+    let l = nobody.run(&["watch", "--pprof", &base, "--listen", "nonsense"], None);
     assert!(!l.status.success());
-    assert!(l.stderr.contains("cannot be used with"), "{}", l.stderr);
+    assert!(
+        l.stderr.trim_end().lines().count() == 1 && l.stderr.contains("bad --listen address"),
+        "{}",
+        l.stderr
+    );
 }
 
 /// `sfgi attach --pprof https://…`: TLS with a private CA given by `--pprof-ca`, and refused

@@ -1,6 +1,8 @@
 //! The evaluation harness behind `cargo xtask eval` (tests/src/scenarios.rs), exercised on a
 //! small sample so CI runs it: one leak scenario, one healthy look-alike and one stripped leak
-//! scenario under `sfgi watch`, plus its scoring on synthetic `/sfgi/leaks` objects. Needs root.
+//! scenario under `sfgi watch`, two leaks and a healthy look-alike through `sfgi watch --pprof`
+//! (`--source pprof`), plus its scoring on synthetic `/sfgi/leaks` objects. Needs root (the
+//! pprof one does not).
 use serde_json::json;
 use sfgi_tests::scenarios::{self, EvalConfig, RunSpec};
 use sfgi_tests::*;
@@ -120,4 +122,67 @@ fn eval_harness_on_three_scenarios() {
     assert!(t.recall == 1.0 && t.tp_groups >= 2, "{dump}");
     let table = scenarios::totals_table(&[("smoke".into(), t)]);
     assert!(table.contains("| recall"), "{table}");
+}
+
+/// `--source pprof`: the scenarios' sfgipprof build, judged by `sfgi watch --pprof` from its
+/// net/http/pprof alone (no root). No pause budget here: on a loaded machine one slow poll
+/// would otherwise space the next ones past the short window (docs/ACCURACY.md).
+#[test]
+fn eval_harness_through_pprof() {
+    let cfg = EvalConfig {
+        leak_window: Duration::from_secs(5),
+        healthy_window: Duration::from_secs(6),
+        source: scenarios::Source::Pprof,
+        pause_budget: Some("0".to_string()),
+        ..EvalConfig::default()
+    };
+    let bin = scenarios::build_scenarios_for(NEWEST, false, scenarios::Source::Pprof)
+        .expect("building scenarios");
+    let spec = |name: &str| RunSpec {
+        scenario: scenario(name),
+        go: NEWEST.to_string(),
+        stripped: false,
+        run: 1,
+        bin: bin.clone(),
+    };
+    let specs = vec![
+        spec("chan-send-timeout"),
+        spec("tcp-no-deadline"),
+        spec("http-keepalive"),
+    ];
+    let results = scenarios::run_all(specs, &cfg, 3, &|_| {});
+    let dump = serde_json::to_string_pretty(&results).unwrap();
+    for r in &results {
+        assert!(r.error.is_none(), "{}: {:?}\n{dump}", r.scenario, r.error);
+        assert!(
+            r.target_ok && r.watch_ok,
+            "{}: not clean\n{dump}",
+            r.scenario
+        );
+        let p = r
+            .pprof
+            .as_ref()
+            .unwrap_or_else(|| panic!("no poll figures\n{dump}"));
+        assert!(
+            p.polls >= 5 && p.failed == 0,
+            "{}: polls\n{dump}",
+            r.scenario
+        );
+        assert!(p.longest_ms > 0.0, "{dump}");
+    }
+    for r in results.iter().filter(|r| r.kind == "leak") {
+        assert!(r.detected, "{}: missed\n{dump}", r.scenario);
+        assert_eq!(r.pattern_ok, Some(true), "{}: pattern\n{dump}", r.scenario);
+    }
+    let t = scenarios::totals(&results);
+    assert_eq!(
+        (t.leak_runs, t.detected, t.healthy_runs),
+        (2, 2, 1),
+        "{dump}"
+    );
+    assert_eq!(
+        t.healthy_runs_flagged, 0,
+        "healthy keep-alive flagged\n{dump}"
+    );
+    assert_eq!(t.pprof_runs, 3, "{dump}");
 }

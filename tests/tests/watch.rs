@@ -1050,6 +1050,191 @@ fn watch_with_token_and_a_second_sfgi_on_the_same_target() {
     drop(target);
 }
 
+/// `sfgi watch --pprof URL --listen`: the same endpoints, JSON and metrics from the polls of a
+/// real Go program's net/http/pprof (no probes: the eBPF-only families are absent, the polls'
+/// own are there), behind the same bearer token (from `--token-file` here).
+#[test]
+fn watch_pprof_serves_the_same_endpoints() {
+    let (mut target, base) = serve_dumps("100ms");
+    let dir = std::env::temp_dir().join(format!("sfgi-watch-pprof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let token_path = token_file.to_string_lossy().into_owned();
+    let mut w = Watch::start(&[
+        "--pprof",
+        &base,
+        "--listen",
+        ":0",
+        "--token-file",
+        &token_path,
+        "--threshold",
+        "2s",
+        "--interval",
+        "250ms",
+        "--pause-budget",
+        "0",
+    ]);
+    let addr = w.addr.expect("addr");
+    assert!(addr.ip().is_loopback(), ":0 must bind loopback, got {addr}");
+    let auth = [("Authorization", "Bearer s3cret")];
+
+    // Without the token, or with a wrong one: 401 on every endpoint.
+    for path in ["/sfgi/leaks", "/sfgi/groups", "/metrics", "/sfgi/profile"] {
+        let r = http(addr, "GET", path, &[]);
+        assert_eq!(r.status, 401, "GET {path} without a token: {}", r.body);
+        assert!(r
+            .header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer")));
+    }
+    assert_eq!(
+        http(addr, "GET", "/metrics", &[("Authorization", "Bearer nope")]).status,
+        401
+    );
+    assert_eq!(http(addr, "POST", "/sfgi/trigger-scan", &[]).status, 401);
+
+    // The leak group appears, growing, with its pattern and sites, in the engine's Leak JSON.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leak = loop {
+        let r = http(addr, "GET", "/sfgi/leaks", &auth);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: Value = serde_json::from_str(&r.body).expect("JSON");
+        let found = v.as_array().and_then(|a| {
+            a.iter()
+                .find(|g| {
+                    g["status"] == "growing"
+                        && g["blocked_at"]
+                            .as_str()
+                            .is_some_and(|s| s.starts_with("main.leakySend at "))
+                })
+                .cloned()
+        });
+        if let Some(g) = found {
+            break g;
+        }
+        if Instant::now() >= deadline {
+            w.fail(&format!("no growing main.leakySend group: {}", pretty(&v)));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for f in LEAK_FIELDS {
+        assert!(
+            leak.get(*f).is_some(),
+            "leak JSON lacks {f}: {}",
+            pretty(&leak)
+        );
+    }
+    assert_eq!(leak["pattern"], "chan-send-blocked", "{}", pretty(&leak));
+    assert_eq!(leak["wait_reason"], "chan send");
+    assert!(leak["created_by"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("main.spawnLeaks at ")));
+    let id = leak["id"].as_str().expect("id").to_string();
+
+    // Its members, and every group (the pool workers and the rest too).
+    let r = http(addr, "GET", "/sfgi/leaks?view=goroutines&limit=5", &auth);
+    let page: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert!(
+        page["total"].as_u64().is_some_and(|n| n >= 5),
+        "{}",
+        pretty(&page)
+    );
+    assert_eq!(page["goroutines"].as_array().map(Vec::len), Some(5));
+    assert!(page["goroutines"][0]["stack_trace"]
+        .as_str()
+        .is_some_and(|s| s.contains("main.leakySend")));
+    let r = http(addr, "GET", "/sfgi/groups", &auth);
+    let groups: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert!(
+        groups.as_array().is_some_and(|a| a.len() >= 2),
+        "{}",
+        pretty(&groups)
+    );
+
+    // /metrics: the same series as the eBPF watch for the verdicts, the polls' in place of the
+    // probes'.
+    let r = http(addr, "GET", "/metrics", &auth);
+    assert_eq!(r.status, 200);
+    let (m, types) = parse_ok("/metrics", &r.body);
+    for (fam, ty) in [
+        ("sfgi_goroutines", "gauge"),
+        ("sfgi_leak_groups", "gauge"),
+        ("sfgi_leaked_goroutines", "gauge"),
+        ("sfgi_leak_status_seconds", "gauge"),
+        ("sfgi_leak_group_goroutines", "gauge"),
+        ("sfgi_inventory_scan_seconds", "histogram"),
+        ("sfgi_pprof_polls_total", "counter"),
+        ("sfgi_pprof_poll_failures_total", "counter"),
+        ("sfgi_pprof_last_poll_seconds", "gauge"),
+        ("sfgi_pprof_longest_poll_seconds", "gauge"),
+        ("sfgi_pprof_poll_interval_seconds", "gauge"),
+        ("sfgi_process_resident_memory_bytes", "gauge"),
+    ] {
+        assert_eq!(
+            types.get(fam).map(String::as_str),
+            Some(ty),
+            "{fam} in\n{}",
+            r.body
+        );
+    }
+    for absent in [
+        "sfgi_events_total",
+        "sfgi_events_dropped_total",
+        "sfgi_probe_missing",
+        "sfgi_gc_cycles_total",
+        "sfgi_overhead_mode",
+    ] {
+        assert!(
+            !types.contains_key(absent),
+            "{absent} with --pprof:\n{}",
+            r.body
+        );
+    }
+    let series = m
+        .iter()
+        .find(|s| s.name == "sfgi_leak_group_goroutines" && s.labels.get("group") == Some(&id))
+        .unwrap_or_else(|| panic!("no series of group {id}:\n{}", r.body));
+    assert_eq!(series.labels["pattern"], "chan-send-blocked");
+    assert!(series.labels["blocking_site"].starts_with("main.leakySend at main.go:"));
+    assert!(series.value >= 5.0, "{series:?}");
+    assert!(value_of(
+        &m,
+        "sfgi_leak_groups",
+        &[("status", "growing"), ("pattern", "chan-send-blocked")]
+    )
+    .is_some_and(|v| v >= 1.0));
+    assert!(value_of(&m, "sfgi_goroutines", &[("state", "waiting")]).is_some_and(|v| v >= 5.0));
+    let polls = value_of(&m, "sfgi_pprof_polls_total", &[]).expect("polls");
+    assert!(polls >= 2.0, "{polls}");
+    assert_eq!(
+        value_of(&m, "sfgi_pprof_poll_failures_total", &[]),
+        Some(0.0)
+    );
+    assert!(value_of(&m, "sfgi_inventory_scan_seconds_count", &[]).is_some_and(|n| n >= 2.0));
+    let r = http(addr, "GET", "/sfgi/profile", &auth);
+    assert_eq!(r.status, 200);
+    parse_ok("/sfgi/profile", &r.body);
+
+    // trigger-scan answers with a poll (the last one when it is under a second old).
+    let r = http(addr, "POST", "/sfgi/trigger-scan", &auth);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let scan: Value = serde_json::from_str(&r.body).expect("JSON");
+    assert!(
+        scan["scanned"].as_u64().is_some_and(|n| n >= 5),
+        "{}",
+        pretty(&scan)
+    );
+    assert!(matches!(r.header("x-sfgi-scan"), Some("new" | "reused")));
+
+    // SIGTERM: the final report, exit 0.
+    assert!(signal(w.child.id(), libc::SIGTERM));
+    let (st, out, err) = w.wait_exit(Duration::from_secs(15));
+    assert!(st.success(), "{st}\n{err}");
+    assert!(out.contains("main.leakySend at main.go:"), "{out}");
+    target.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Regenerates `docs/watch-capture.txt`: `sfgi watch` on the demo service in tmux, the screen
 /// after ~15 s. Run by hand: `cargo test -p sfgi-tests --test watch -- --ignored capture`.
 #[test]

@@ -41,6 +41,11 @@ pub struct EvalArgs {
     /// Skip Go's own testgoroutineleakprofile programs.
     #[arg(long)]
     no_runtime_suite: bool,
+    /// Where `sfgi watch` reads the targets from: `ebpf` (probes, root) or `pprof` (each
+    /// scenario serves net/http/pprof and is polled by `sfgi watch --pprof`; no root, and no
+    /// Go leak-test suite).
+    #[arg(long)]
+    source: Option<String>,
 }
 
 /// Runs the evaluation.
@@ -63,12 +68,13 @@ impl EvalArgs {
             only: None,
             runtime_suite: false,
             no_runtime_suite: false,
+            source: None,
         }
     }
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    if !crate::is_root() {
+    if !crate::is_root() && a.source.as_deref() != Some("pprof") {
         bail!("the evaluation attaches eBPF probes: run `cargo xtask eval` as root (sudo -E)");
     }
     crate::external_tools()?;
@@ -86,6 +92,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         ("--stripped", &a.stripped),
         ("--threshold", &a.threshold),
         ("--only", &a.only),
+        ("--source", &a.source),
     ] {
         if let Some(v) = v {
             c.args([flag, v]);

@@ -203,7 +203,7 @@ pub(crate) fn encode(st: &Shared) -> String {
         l.push(("state".into(), view.state.into()));
         info.get_or_create(&l).set(1);
     }
-    fams.register(&mut reg, true);
+    fams.register(&mut reg, true, true);
     reg.register(
         "sfgi_inventory_scan_seconds",
         "Duration of goroutine inventory scans (start, periodic, triggered)",

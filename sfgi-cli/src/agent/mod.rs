@@ -123,12 +123,6 @@ pub(crate) struct Shared {
     binaries: sfgi_trace::target::BinaryCache,
 }
 
-fn new_histogram() -> Histogram {
-    Histogram::new([
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ])
-}
-
 /// Locks `m`, whatever a panicking thread left (the table stays usable).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -583,7 +577,7 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
     };
     let shared = Arc::new(Shared {
         targets: Mutex::new(BTreeMap::new()),
-        scans: Family::new_with_constructor(new_histogram as fn() -> Histogram),
+        scans: Family::new_with_constructor(crate::watch::scan_histogram as fn() -> Histogram),
         budget: Mutex::new(NodeBudget::new(opts.watch.attach.max_event_rate)),
         evidence,
         token: opts.token.clone(),

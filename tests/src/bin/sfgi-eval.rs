@@ -46,6 +46,11 @@ struct Args {
     /// Skip Go's own goroutine-leak test programs.
     #[arg(long)]
     no_runtime_suite: bool,
+    /// Where `sfgi watch` reads each target from: `ebpf` (`--pid`, root) or `pprof` (every
+    /// scenario built with the `sfgipprof` tag serves net/http/pprof; `sfgi watch --pprof`
+    /// polls it at the default pause budget). Go's own leak tests run with `ebpf` only.
+    #[arg(long, default_value = "ebpf", value_parser = scenarios::Source::parse)]
+    source: scenarios::Source,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -90,7 +95,13 @@ fn uname_r() -> String {
 
 fn real_main() -> Result<()> {
     let args = Args::parse();
-    require_root();
+    let pprof = args.source == scenarios::Source::Pprof;
+    if args.runtime_suite && pprof {
+        bail!("Go's own leak tests run with --source ebpf only (their programs serve no pprof)");
+    }
+    if !pprof {
+        require_root();
+    }
     let started = Instant::now();
     let sfgi = sfgi_bin();
     let versions: Vec<String> = if args.go.is_empty() {
@@ -115,12 +126,14 @@ fn real_main() -> Result<()> {
         };
     let cfg = EvalConfig {
         threshold: args.threshold,
+        source: args.source,
         ..EvalConfig::default()
     };
     let mut md = String::new();
     md.push_str(&format!(
-        "Command: `sfgi-eval {}`; sfgi: {}; kernel {}; {} CPUs; threshold {:?}, interval {:?}, poll {:?}, leak -delay {:?}; {} runs at once.\n\n",
+        "Command: `sfgi-eval {}`; source {}; sfgi: {}; kernel {}; {} CPUs; threshold {:?}, interval {:?}, poll {:?}, leak -delay {:?}; {} runs at once.\n\n",
         std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        args.source.as_str(),
         sfgi.display(),
         uname_r(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -151,7 +164,7 @@ fn real_main() -> Result<()> {
                 "sfgi-eval: building scenarios with Go {go}{}",
                 if *strip { " (stripped)" } else { "" }
             );
-            let bin = scenarios::build_scenarios(go, *strip)
+            let bin = scenarios::build_scenarios_for(go, *strip, args.source)
                 .with_context(|| format!("building scenarios with Go {go}"))?;
             for sc in &chosen {
                 let runs = if sc.is_leak() { 1 } else { args.runs.max(1) };
@@ -242,7 +255,7 @@ fn real_main() -> Result<()> {
         json.insert("runs".into(), serde_json::to_value(&results)?);
     }
 
-    let suite = args.runtime_suite || (!args.no_runtime_suite && args.only.is_empty());
+    let suite = args.runtime_suite || (!args.no_runtime_suite && args.only.is_empty() && !pprof);
     if suite {
         let go = NEWEST;
         eprintln!("sfgi-eval: building Go {go}'s testgoroutineleakprofile programs");
