@@ -56,8 +56,20 @@ pub struct PprofOptions {
     pub rules: Vec<PathBuf>,
 }
 
-/// The wait before the next poll: `interval`, or longer when the last poll stopped the target
-/// longer than the budget allows.
+/// Polls whose durations estimate the target's pause (see [`pause_estimate`]).
+pub const PAUSE_WINDOW: usize = 3;
+
+/// The pause a poll is taken to cost the target: the shortest of the last [`PAUSE_WINDOW`]
+/// polls' durations. Each duration is an upper bound of its poll's stop-the-world pause (the
+/// request also waits for the network and, on a loaded machine, for a CPU), so one slow request
+/// does not push the next poll a hundred times its pause away, while a target whose dumps really
+/// take long makes every poll long.
+pub fn pause_estimate(recent: &[Duration]) -> Duration {
+    recent.iter().copied().min().unwrap_or(Duration::ZERO)
+}
+
+/// The wait before the next poll: `interval`, or longer when a poll stops the target (`took`,
+/// see [`pause_estimate`]) longer than the budget allows.
 pub fn next_wait(interval: Duration, took: Duration, pause_budget: f64) -> Duration {
     if pause_budget <= 0.0 || !pause_budget.is_finite() {
         return interval;
@@ -357,6 +369,8 @@ async fn poll_loop(
     let mut warnings: Vec<String> = Vec::new();
     let mut last_leak: Option<Instant> = None;
     let mut in_a_row = 0u32;
+    let mut recent_polls: std::collections::VecDeque<Duration> =
+        std::collections::VecDeque::with_capacity(PAUSE_WINDOW);
     let mut goroutines = 0usize;
     let mut parked = 0usize;
     let mut incomplete = false;
@@ -410,9 +424,13 @@ async fn poll_loop(
                 }
             }
             Ok(poll) => {
-                let took = poll.took;
-                stats.last_poll_ms = (took.as_secs_f64() * 1e4).round() / 10.0;
+                stats.last_poll_ms = (poll.took.as_secs_f64() * 1e4).round() / 10.0;
                 stats.max_poll_ms = stats.max_poll_ms.max(stats.last_poll_ms);
+                if recent_polls.len() == PAUSE_WINDOW {
+                    recent_polls.pop_front();
+                }
+                recent_polls.push_back(poll.took);
+                let took = pause_estimate(recent_polls.make_contiguous());
                 wait = next_wait(opts.interval, took, opts.pause_budget);
                 budget_free = last_poll + next_wait(Duration::ZERO, took, opts.pause_budget);
                 stats.interval_seconds = (wait.as_secs_f64() * 100.0).round() / 100.0;
@@ -549,5 +567,23 @@ mod tests {
         assert_eq!(next_wait(s(2), s(10), 0.0), s(2));
         // Bounded: an hour at most.
         assert_eq!(next_wait(s(1), s(100), 0.0001), s(3600));
+    }
+
+    #[test]
+    fn one_slow_request_does_not_stretch_the_polls() {
+        let ms = Duration::from_millis;
+        // A 283 ms request among 2 ms ones (the machine, not the target): paced on 2 ms.
+        assert_eq!(pause_estimate(&[ms(2), ms(283), ms(3)]), ms(2));
+        assert_eq!(
+            next_wait(
+                Duration::from_secs(1),
+                pause_estimate(&[ms(2), ms(283)]),
+                0.01
+            ),
+            Duration::from_secs(1)
+        );
+        // A target whose dumps take 400 ms makes every poll that long: paced on it.
+        assert_eq!(pause_estimate(&[ms(420), ms(400), ms(450)]), ms(400));
+        assert_eq!(pause_estimate(&[]), Duration::ZERO);
     }
 }
