@@ -312,13 +312,12 @@ fn unsafe_free_kill(pid: u32, sig: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-#[test]
-#[ignore = "long run (~2 min, Go's 85 leak tests): cargo xtask test --full"]
-fn sfgi_proves_nothing_the_runtime_does_not() {
-    let version = sfgi_gotool::NEWEST;
-    let (root, goker, goroot) = build(version, version, false);
-    let cases = suite_cases(&goroot).expect("suite cases");
-    let bins: BTreeMap<&str, (PathBuf, GoBinary)> = [
+/// The suite's two programs by the name `suite_cases` gives them, opened; and the GOROOT their
+/// sources came from.
+type Suite = (BTreeMap<&'static str, (PathBuf, GoBinary)>, PathBuf);
+
+fn open_suite((root, goker, goroot): (PathBuf, PathBuf, PathBuf)) -> Suite {
+    let bins = [
         ("testgoroutineleakprofile", root),
         ("testgoroutineleakprofile/goker", goker),
     ]
@@ -328,6 +327,15 @@ fn sfgi_proves_nothing_the_runtime_does_not() {
         (k, (p, b))
     })
     .collect();
+    (bins, goroot)
+}
+
+#[test]
+#[ignore = "long run (~2 min, Go's 85 leak tests): cargo xtask test --full"]
+fn sfgi_proves_nothing_the_runtime_does_not() {
+    let version = sfgi_gotool::NEWEST;
+    let (bins, goroot) = open_suite(build(version, version, false));
+    let cases = suite_cases(&goroot).expect("suite cases");
     let (mut agree, mut runtime_only, mut sfgi_only, mut failed) = (0usize, 0usize, 0usize, 0usize);
     let mut sfgi_only_cases = Vec::new();
     eprintln!("| case | runtime's leaks | SFGI's candidates | SFGI's proofs | agreements | runtime-only | SFGI-only |");
@@ -412,19 +420,7 @@ fn sfgi_proves_nothing_the_runtime_does_not() {
 fn sfgi_proves_on_go1_21_what_the_1_27_runtime_finds() {
     let newest = sfgi_gotool::NEWEST;
     let oldest = sfgi_gotool::OLDEST;
-    let open = |(root, goker, goroot): (PathBuf, PathBuf, PathBuf)| {
-        let bins: BTreeMap<&str, (PathBuf, GoBinary)> = [
-            ("testgoroutineleakprofile", root),
-            ("testgoroutineleakprofile/goker", goker),
-        ]
-        .into_iter()
-        .map(|(k, p)| {
-            let b = GoBinary::open(&p).expect("open");
-            (k, (p, b))
-        })
-        .collect();
-        (bins, goroot)
-    };
+    let open = open_suite;
     let (truth_bins, goroot) = open(build(newest, newest, false));
     let builds = [
         ("go1.21", open(build(newest, oldest, false)).0),
