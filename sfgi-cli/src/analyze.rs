@@ -233,11 +233,7 @@ pub fn analyze(opts: &AnalyzeOptions) -> Result<AnalyzeReport> {
     Ok(AnalyzeReport {
         notes: notes(&s.kinds, &s.dumps),
         dumps: s.dumps,
-        leaks: groups
-            .iter()
-            .filter(|g| g.status.is_leak())
-            .cloned()
-            .collect(),
+        leaks: crate::report::leaks_of(&groups),
         groups,
     })
 }

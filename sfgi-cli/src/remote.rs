@@ -304,11 +304,7 @@ fn make_report(
             pie: false,
             rss_bytes: None,
         },
-        leaks: groups
-            .iter()
-            .filter(|g| g.status.is_leak())
-            .cloned()
-            .collect(),
+        leaks: crate::report::leaks_of(&groups),
         groups,
         stats: Stats {
             goroutines: counts.0,

@@ -106,6 +106,16 @@ pub struct PprofStats {
     pub interval_seconds: f64,
 }
 
+/// The groups of `groups` that are leaks (`growing`, `suspect`, `proven`), in their order: a
+/// report's `leaks`.
+pub fn leaks_of(groups: &[Leak]) -> Vec<Leak> {
+    groups
+        .iter()
+        .filter(|g| g.status.is_leak())
+        .cloned()
+        .collect()
+}
+
 /// The whole report.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Report {

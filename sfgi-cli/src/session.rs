@@ -805,11 +805,7 @@ impl<'t> Session<'t> {
                 pie: self.target.binary.is_pie(),
                 rss_bytes: sfgi_trace::procfs::rss_bytes(Some(self.target.pid)),
             },
-            leaks: groups
-                .iter()
-                .filter(|g| g.status.is_leak())
-                .cloned()
-                .collect(),
+            leaks: crate::report::leaks_of(&groups),
             groups,
             stats,
         }

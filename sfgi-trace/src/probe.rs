@@ -80,8 +80,8 @@ fn attach_error(e: &aya::programs::ProgramError) -> String {
 
 /// Whether this process holds CAP_SYS_ADMIN (effective).
 fn has_sys_admin() -> bool {
-    const CAP_SYS_ADMIN: u32 = 21;
-    crate::procfs::effective_caps() & (1 << CAP_SYS_ADMIN) != 0
+    use crate::target::{has_cap, CAP_SYS_ADMIN};
+    has_cap(crate::procfs::effective_caps(), CAP_SYS_ADMIN)
 }
 
 fn privilege_hint() -> &'static str {

@@ -178,7 +178,7 @@ fn load_bias(pid: u32, exe: &Path, bin: &GoBinary) -> Option<u64> {
 
 /// Capability numbers (`linux/capability.h`).
 const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SYS_ADMIN: u32 = 21;
+pub(crate) const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
@@ -229,7 +229,7 @@ impl HostSupport {
     }
 }
 
-fn has_cap(caps: u64, cap: u32) -> bool {
+pub(crate) fn has_cap(caps: u64, cap: u32) -> bool {
     caps & (1u64 << cap) != 0
 }
 
