@@ -34,6 +34,8 @@ pub const UNSTAMPED_WAIT_NS: u64 = 180_000_000_000;
 pub const OVERFLOW_GROUP_ID: &str = "g-overflow";
 /// Wait reason shown for the overflow group.
 pub const OVERFLOW_REASON: &str = "(many sites: over the group limit)";
+/// Most goids listed per group in [`Leak::proven_goroutine_ids`].
+pub const MAX_PROVEN_IDS: usize = 10_000;
 /// Distinct inventory-unwound stacks whose resolved site is cached; past this, stacks are
 /// resolved each time (never keyed together).
 pub const MAX_UNWOUND_CACHED: usize = 1 << 20;
@@ -98,6 +100,9 @@ pub struct Leak {
     pub proof: Option<ProofKind>,
     /// Members proven leaked (either way).
     pub proven: usize,
+    /// Goids of the members proven leaked, oldest first, up to [`MAX_PROVEN_IDS`]: to find
+    /// them in a goroutine dump, or to compare with the runtime's own `goroutineleak` profile.
+    pub proven_goroutine_ids: Vec<u64>,
     /// What a member proven unreachable waits on (type and address), when one was.
     pub proven_object: Option<WaitedObject>,
 }
@@ -1112,6 +1117,12 @@ impl<'t> Engine<'t> {
                     None
                 },
                 proven: views.iter().filter(|m| m.leaked || m.proven).count(),
+                proven_goroutine_ids: views
+                    .iter()
+                    .filter(|m| m.leaked || m.proven)
+                    .take(MAX_PROVEN_IDS)
+                    .map(|m| m.goid)
+                    .collect(),
                 proven_object: a.proven_object.take(),
             });
         }
@@ -1578,6 +1589,9 @@ mod tests {
         let json = serde_json::to_value(&v[0]).unwrap();
         assert_eq!(json["proof"], "unreachable");
         assert_eq!(json["proven_object"]["type"], "chan");
+        let mut ids = v[0].proven_goroutine_ids.clone();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 2], "{v:#?}");
         // Goroutine 1 parks elsewhere, 2 is gone: the proofs no longer stand.
         let gs = vec![parked(1, vec![400, 600]), parked(3, vec![400, 500])];
         ingest(&mut e, &gs, 20);

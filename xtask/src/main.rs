@@ -56,7 +56,7 @@ enum Cmd {
         /// Developer loop: oldest and newest Go only, no fuzz run, no evaluation.
         #[arg(long)]
         quick: bool,
-        /// Also the long runs CI leaves out (the `#[ignore]`d proof corpus and Go runtime suite on Go 1.27 and 1.21, ~13 min more).
+        /// Also the long runs CI leaves out (the `#[ignore]`d proof corpus and Go runtime suite on Go 1.27 and 1.21, ~22 min more).
         #[arg(long, conflicts_with = "quick")]
         full: bool,
     },

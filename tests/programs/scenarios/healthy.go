@@ -63,8 +63,14 @@ func startPool(n int, jobs <-chan job) {
 	}
 }
 
+// idlePoolJobs is the idle pool's submit side, held by its owner as a real pool's is (a server
+// struct, a package variable): work could arrive at any time, so its workers are not leaked —
+// for reachability too, which a pool whose channel nothing references would fail.
+var idlePoolJobs chan<- job
+
 func setupPoolIdle(cfg *config) {
 	jobs := make(chan job)
+	idlePoolJobs = jobs
 	startPool(16, jobs) // no job ever arrives; jobs stays open for the process lifetime
 }
 
