@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
     mem.put(span_array, array);
     let _ = Spans::read(&mem, &l, MHEAP);
     // Module data: data and bss inside the input-filled region (or wherever the input says).
-    let mut md = bytes(data, 5, (l.md_next + 8) as usize);
+    let mut md = bytes(data, 5, (l.md_next.max(l.md_gcbssmask) + 16) as usize);
     if data[2] & 2 == 2 {
         let put = |s: &mut Vec<u8>, off: u64, v: u64| {
             s[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes())
@@ -87,6 +87,11 @@ fuzz_target!(|data: &[u8]| {
         put(&mut md, l.md_bss, 0x70_0100);
         put(&mut md, l.md_ebss, 0x70_0200);
         put(&mut md, l.md_next, 0);
+        // Pointer masks (32 words of data, 32 of bss) from the input, or a wrong size.
+        put(&mut md, l.md_gcdatamask, if data[2] & 4 == 4 { 32 } else { 31 });
+        put(&mut md, l.md_gcdatamask + 8, 0x70_01f8);
+        put(&mut md, l.md_gcbssmask, 32);
+        put(&mut md, l.md_gcbssmask + 8, 0x70_01fc);
     }
     mem.put(MD, md);
     mem.put(0x70_0000, bytes(data, 17, 512));

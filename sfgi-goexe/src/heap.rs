@@ -79,6 +79,11 @@ pub struct HeapLayout {
     pub md_ebss: u64,
     /// `moduledata.next`.
     pub md_next: u64,
+    /// `moduledata.gcdatamask`: the runtime's pointer bitmap of `[data, edata)`, a
+    /// `bitvector{n int32, bytedata *uint8}` (one bit per word, built at start-up).
+    pub md_gcdatamask: u64,
+    /// `moduledata.gcbssmask`: the same for `[bss, ebss)`.
+    pub md_gcbssmask: u64,
     /// `sudog.g`.
     pub sudog_g: u64,
     /// `sudog.next` (right child in a sema treap).
@@ -152,6 +157,8 @@ impl HeapLayout {
             self.md_bss,
             self.md_ebss,
             self.md_next,
+            self.md_gcdatamask,
+            self.md_gcbssmask,
             self.sudog_g,
             self.sudog_next,
             self.sudog_prev,
@@ -214,6 +221,16 @@ impl HeapLayout {
                 21 | 22 | 26 => 584,
                 27 => 560,
                 _ => 576,
+            },
+            md_gcdatamask: match minor {
+                26 => 544,
+                27 => 520,
+                _ => 536,
+            },
+            md_gcbssmask: match minor {
+                26 => 560,
+                27 => 536,
+                _ => 552,
             },
             sudog_g: 0,
             sudog_next: 8,
@@ -311,6 +328,8 @@ fn from_dwarf(
         md_bss: get("runtime.moduledata", "bss")?,
         md_ebss: get("runtime.moduledata", "ebss")?,
         md_next: get("runtime.moduledata", "next")?,
+        md_gcdatamask: get("runtime.moduledata", "gcdatamask")?,
+        md_gcbssmask: get("runtime.moduledata", "gcbssmask")?,
         sudog_g: get("runtime.sudog", "g")?,
         sudog_next: get("runtime.sudog", "next")?,
         sudog_prev: get("runtime.sudog", "prev")?,
@@ -344,7 +363,7 @@ mod tests {
         for minor in 21..=27 {
             let l = HeapLayout::for_minor(minor).expect("layout");
             assert!(l.span_specials < l.span_size && l.mheap_all_arenas < l.mheap_size);
-            assert_eq!(l.values().len(), 40, "{minor}");
+            assert_eq!(l.values().len(), 42, "{minor}");
             let s = SudogOffsets::for_minor(minor).expect("sudog");
             assert_eq!((l.sudog_elem, l.sudog_waitlink), (s.elem, s.waitlink));
         }

@@ -264,11 +264,17 @@ fn agree(first: Found, mut second: Found) -> Vec<ProvenGoroutine> {
     out
 }
 
-/// The data and bss ranges of every module, from `firstmoduledata` through `next`.
+/// The pointer words of the data and bss of every module, from `firstmoduledata` through
+/// `next`, as ranges: the runs of set bits of the module's `gcdatamask`/`gcbssmask` (the
+/// runtime's own pointer bitmaps, which its GC scans these sections with), so a scalar global
+/// that happens to hold a heap address — a `g.stack.hi`, a hash — keeps nothing alive. A
+/// section whose mask is missing or does not match its size is scanned whole (conservative:
+/// that can only keep more alive).
 fn modules(mem: &dyn Memory, l: &HeapLayout, first: u64) -> Result<Vec<(u64, u64)>, HeapError> {
     let mut out = Vec::new();
     let mut md = first;
     let mut n = 0;
+    let len = l.md_next.max(l.md_gcdatamask).max(l.md_gcbssmask) + 16;
     while md != 0 {
         n += 1;
         if n > MAX_MODULES {
@@ -277,17 +283,29 @@ fn modules(mem: &dyn Memory, l: &HeapLayout, first: u64) -> Result<Vec<(u64, u64
                 why: format!("more than {MAX_MODULES} modules (a cycle?)"),
             });
         }
-        let b = mem.read_one(md, (l.md_next + 8) as usize, "moduledata")?;
+        let b = mem.read_one(md, len as usize, "moduledata")?;
         let w = |o| u64_at(&b, o).unwrap_or(0);
-        for (s, e) in [(w(l.md_data), w(l.md_edata)), (w(l.md_bss), w(l.md_ebss))] {
+        let sections = [
+            (w(l.md_data), w(l.md_edata), l.md_gcdatamask),
+            (w(l.md_bss), w(l.md_ebss), l.md_gcbssmask),
+        ];
+        for (s, e, mask_at) in sections {
             if s > e || e - s > MAX_SECTION || !s.is_multiple_of(8) || (s == 0 && e != 0) {
                 return Err(HeapError::Corrupt {
                     what: "moduledata",
                     why: format!("section [{s:#x}, {e:#x})"),
                 });
             }
-            if e > s {
-                out.push((s, e));
+            if e == s {
+                continue;
+            }
+            let bits = u64_at(&b, mask_at).map(|n| n & 0xffff_ffff);
+            match pointer_mask(mem, bits, w(mask_at + 8), (e - s) / 8) {
+                Some(mask) => out.extend(pointer_runs(s, &mask, (e - s) / 8)),
+                None => {
+                    log::debug!("no pointer mask for [{s:#x}, {e:#x}): scanned whole");
+                    out.push((s, e));
+                }
             }
         }
         md = w(l.md_next);
@@ -299,6 +317,39 @@ fn modules(mem: &dyn Memory, l: &HeapLayout, first: u64) -> Result<Vec<(u64, u64
         });
     }
     Ok(out)
+}
+
+/// A section's pointer bitmap (`bitvector{n, bytedata}`), when it is there and covers exactly
+/// `words` words.
+fn pointer_mask(mem: &dyn Memory, n: Option<u64>, bytedata: u64, words: u64) -> Option<Vec<u8>> {
+    if n? != words || bytedata == 0 {
+        return None;
+    }
+    mem.read_one(bytedata, words.div_ceil(8) as usize, "gc pointer mask")
+        .ok()
+}
+
+/// The runs of set bits of `mask` (bit `i`: word `i` of the section at `start`, least
+/// significant bit first, as the runtime's `scanblock` reads it) as `[from, to)` ranges.
+fn pointer_runs(start: u64, mask: &[u8], words: u64) -> Vec<(u64, u64)> {
+    let bit = |i: u64| {
+        mask.get((i / 8) as usize)
+            .is_some_and(|b| b >> (i % 8) & 1 == 1)
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words {
+        if !bit(i) {
+            i += 1;
+            continue;
+        }
+        let from = i;
+        while i < words && bit(i) {
+            i += 1;
+        }
+        out.push((start + from * 8, start + i * 8));
+    }
+    out
 }
 
 /// Root ranges and root objects.
@@ -369,12 +420,15 @@ mod tests {
     const MHEAP: u64 = 0x60_0000;
     const MD: u64 = 0x50_0000;
     const DATA: u64 = 0x51_0000;
+    const MASK: u64 = 0x52_0000;
 
     /// A heap of one span of 32 objects of 64 bytes at HEAP; objects are 8 words.
     struct World {
         mem: FakeMemory,
         heap: Vec<u64>,
         data: Vec<u64>,
+        /// `gcdatamask` as (n, bytes); `None`: no mask (scanned whole).
+        data_mask: Option<(u64, Vec<u8>)>,
         layout: HeapLayout,
         goroutines: Vec<GoroutineInfo>,
     }
@@ -385,6 +439,7 @@ mod tests {
                 mem: FakeMemory::default(),
                 heap: vec![0; 32 * 8],
                 data: vec![0; 16],
+                data_mask: None,
                 layout: HeapLayout::for_minor(minor).unwrap(),
                 goroutines: Vec::new(),
             }
@@ -457,9 +512,14 @@ mod tests {
             let l = &self.layout;
             self.mem.put_words(HEAP, &self.heap);
             self.mem.put_words(DATA, &self.data);
-            let mut md = vec![0u64; (l.md_next / 8 + 1) as usize];
+            let mut md = vec![0u64; (l.md_next.max(l.md_gcbssmask) / 8 + 2) as usize];
             md[(l.md_data / 8) as usize] = DATA;
             md[(l.md_edata / 8) as usize] = DATA + 8 * self.data.len() as u64;
+            if let Some((n, bytes)) = &self.data_mask {
+                md[(l.md_gcdatamask / 8) as usize] = *n;
+                md[(l.md_gcdatamask / 8 + 1) as usize] = MASK;
+                self.mem.put(MASK, bytes.clone());
+            }
             self.mem.put_words(MD, &md);
             let mut span = vec![0u8; l.span_size as usize];
             let put = |b: &mut Vec<u8>, off: u64, v: u64| {
@@ -536,6 +596,34 @@ mod tests {
             w.data[5] = c0;
             assert_eq!(proven(&mut w), vec![16], "go1.{minor}");
         }
+    }
+
+    /// Globals are scanned with the runtime's pointer bitmap: a scalar word holding a heap
+    /// address keeps nothing alive; a pointer word does; no mask (or one of the wrong size)
+    /// means every word counts.
+    #[test]
+    fn globals_are_scanned_with_the_runtimes_pointer_mask() {
+        for minor in [21, 26, 27] {
+            let mut w = World::new(minor);
+            let c0 = World::obj(0);
+            w.data[3] = c0;
+            w.goroutine(12, GStatus::Waiting, "chan send", &[c0], &[]);
+            // No mask: conservative.
+            assert_eq!(proven(&mut w), Vec::<u64>::new(), "go1.{minor}");
+            // Word 3 a scalar (words 0, 1 and 9 pointers): proven.
+            w.data_mask = Some((16, vec![0b0000_0011, 0b0000_0010]));
+            assert_eq!(proven(&mut w), vec![12], "go1.{minor}");
+            // Word 3 a pointer: reachable.
+            w.data_mask = Some((16, vec![0b0000_1000, 0]));
+            assert_eq!(proven(&mut w), Vec::<u64>::new(), "go1.{minor}");
+            // A mask that does not cover the section: conservative again.
+            w.data_mask = Some((8, vec![0]));
+            assert_eq!(proven(&mut w), Vec::<u64>::new(), "go1.{minor}");
+        }
+        assert_eq!(
+            pointer_runs(0x1000, &[0b1100_1101, 0b1], 10),
+            vec![(0x1000, 0x1008), (0x1010, 0x1020), (0x1030, 0x1048)]
+        );
     }
 
     #[test]
