@@ -1,18 +1,23 @@
 //! The heap readers of reachability proofs (`sfgi_heap`) on corrupt target memory: a fake
 //! address space whose `mheap_`, span array, `mspan`s, module data, `semtable`, sudogs,
-//! specials, goroutine stacks and heap objects are all taken from the input, read with the
+//! specials, finalizer and cleanup queue blocks, goroutine stacks and heap objects are all taken
+//! from the input, read with the
 //! layout of every supported Go version. Whatever the bytes, a pass returns (a proof or a
 //! refusal) without panicking and within bounded work; spans decode or are rejected.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sfgi_engine::goroutine::{GStatus, GoroutineInfo, SudogInfo};
 use sfgi_goexe::HeapLayout;
-use sfgi_heap::{decode_span, read_semtable, FakeMemory, Globals, ProofConfig, Prover, Spans};
+use sfgi_heap::{
+    decode_span, queue_roots, read_semtable, FakeMemory, Globals, ProofConfig, Prover, Spans,
+};
 use std::time::Duration;
 
 const MHEAP: u64 = 0x10_0000;
 const MD: u64 = 0x20_0000;
 const SEMTABLE: u64 = 0x30_0000;
+const ALLFIN: u64 = 0x31_0000;
+const CLEANUPQ: u64 = 0x32_0000;
 const HEAP: u64 = 0xc0_0000_0000;
 
 /// `n` bytes of `data` from `at` (wrapping), so every region gets input bytes.
@@ -155,12 +160,47 @@ fuzz_target!(|data: &[u8]| {
             }
         })
         .collect();
+    // Finalizer and cleanup queue blocks: a chain of up to 4 blocks of each, links and counts
+    // from the input (or plausible ones), contents from the input.
+    for (head, base, size, link) in [
+        (ALLFIN, 0x33_0000u64, l.finblock_size, l.finblock_alllink),
+        (
+            CLEANUPQ + l.cleanupq_all,
+            0x38_0000u64,
+            l.cleanupblock_size,
+            l.cleanupblock_alllink,
+        ),
+    ] {
+        let first = if data[2] & 16 == 16 { word(8) } else { base };
+        mem.put(head, first.to_le_bytes().to_vec());
+        let nblocks = u64::from(data[4 % data.len()] % 5);
+        for k in 0..nblocks {
+            let mut b = bytes(data, 29 * k as usize, size.max(64) as usize);
+            if data[2] & 32 == 0 {
+                let next = if k + 1 < nblocks {
+                    base + (k + 1) * 0x1000
+                } else {
+                    0
+                };
+                let o = link as usize;
+                b[o..o + 8].copy_from_slice(&next.to_le_bytes());
+            }
+            mem.put(base + k * 0x1000, b);
+        }
+    }
+    let cleanup_queue = (l.cleanupq_all != 0 && data[3] & 4 == 0).then_some(CLEANUPQ);
+    if let Ok(ranges) = queue_roots(&mem, &l, ALLFIN, cleanup_queue) {
+        // Every range is inside a block's entries.
+        assert!(ranges.iter().all(|(s, e)| s <= e));
+    }
     let prover = Prover {
         layout: l,
         globals: Globals {
             mheap: MHEAP,
             firstmoduledata: MD,
             semtable: (data[3] & 2 == 2).then_some(SEMTABLE),
+            allfin: ALLFIN,
+            cleanup_queue,
         },
         config: ProofConfig {
             gap: Duration::ZERO,

@@ -1,7 +1,8 @@
 //! Layouts of the runtime structures a reachability pass over a live Go heap reads (amd64):
 //! `runtime.mheap` (`allspans`), `runtime.mspan`, `runtime.moduledata`, `runtime.sudog`,
-//! `runtime.semaRoot`/`semtable` and `runtime.special`, plus the version's constants (special
-//! kinds). From the binary's DWARF when it has any, else a built-in table per Go version
+//! `runtime.semaRoot`/`semtable`, `runtime.special`, the off-heap finalizer queue's
+//! `runtime.finblock` (`finBlock` from Go 1.25) and the cleanup queue's `runtime.cleanupQueue` and
+//! `runtime.cleanupBlock` (Go 1.25+), plus the version's constants (special kinds). From the binary's DWARF when it has any, else a built-in table per Go version
 //! measured from the DWARF of real builds (`/work/shared/go-runtime/heap_by_version.txt`) and
 //! checked against the DWARF of every supported toolchain by `tests/goexe_versions.rs`.
 
@@ -112,6 +113,29 @@ pub struct HeapLayout {
     pub special_size: u64,
     /// `_KindSpecialFinalizer` of this version.
     pub kind_finalizer: u8,
+    /// `finblock.alllink` (`finBlock` from Go 1.25): the next block of `runtime.allfin`'s list.
+    pub finblock_alllink: u64,
+    /// `finblock.cnt` (a `uint32`): finalizers queued in `fin[0..cnt]`.
+    pub finblock_cnt: u64,
+    /// `finblock.fin` (`[N]finalizer`).
+    pub finblock_fin: u64,
+    /// `sizeof(runtime.finblock)`: `fin` runs to its end.
+    pub finblock_size: u64,
+    /// `sizeof(runtime.finalizer)`.
+    pub finalizer_size: u64,
+    /// `cleanupQueue.all` (the list of every cleanup block, Go 1.25+); 0: no cleanup queue (Go
+    /// 1.24 queues cleanups with the finalizers, earlier versions have none).
+    pub cleanupq_all: u64,
+    /// `cleanupBlockHeader.alllink` (embedded at 0 of `cleanupBlock`).
+    pub cleanupblock_alllink: u64,
+    /// `cleanupBlockHeader.n` (a `uint32`): cleanups queued in `cleanups[0..n]`.
+    pub cleanupblock_n: u64,
+    /// `cleanupBlock.cleanups`.
+    pub cleanupblock_cleanups: u64,
+    /// `sizeof(runtime.cleanupBlock)`: `cleanups` runs to its end.
+    pub cleanupblock_size: u64,
+    /// Bytes per entry of `cleanups`: a `*funcval` in Go 1.25, a `cleanupFn` from 1.26.
+    pub cleanup_fn_size: u64,
     /// Where these came from.
     pub source: HeapLayoutSource,
 }
@@ -125,6 +149,13 @@ const WANTED: &[&str] = &[
     "runtime.sudog",
     "runtime.semaRoot",
     "runtime.special",
+    "runtime.finblock",
+    "runtime.finBlock",
+    "runtime.finalizer",
+    "runtime.cleanupQueue",
+    "runtime.cleanupBlock",
+    "runtime.cleanupBlockHeader",
+    "runtime.cleanupFn",
 ];
 
 impl HeapLayout {
@@ -173,6 +204,17 @@ impl HeapLayout {
             self.special_kind,
             self.special_size,
             u64::from(self.kind_finalizer),
+            self.finblock_alllink,
+            self.finblock_cnt,
+            self.finblock_fin,
+            self.finblock_size,
+            self.finalizer_size,
+            self.cleanupq_all,
+            self.cleanupblock_alllink,
+            self.cleanupblock_n,
+            self.cleanupblock_cleanups,
+            self.cleanupblock_size,
+            self.cleanup_fn_size,
         ]
     }
 
@@ -184,6 +226,7 @@ impl HeapLayout {
         let old_span = minor == 21;
         let wide_special = minor >= 24;
         let wide_sudog = minor >= 26;
+        let cleanup_queue = minor >= 25;
         Some(HeapLayout {
             mheap_allspans: 65864,
             mheap_sweepgen: 65856,
@@ -246,6 +289,21 @@ impl HeapLayout {
             special_kind: if wide_special { 16 } else { 10 },
             special_size: if wide_special { 24 } else { 16 },
             kind_finalizer: kind_finalizer(minor),
+            finblock_alllink: 0,
+            finblock_cnt: 16,
+            finblock_fin: 24,
+            finblock_size: 4064,
+            finalizer_size: 40,
+            cleanupq_all: if cleanup_queue { 128 } else { 0 },
+            cleanupblock_alllink: if cleanup_queue { 16 } else { 0 },
+            cleanupblock_n: if cleanup_queue { 24 } else { 0 },
+            cleanupblock_cleanups: if cleanup_queue { 32 } else { 0 },
+            cleanupblock_size: if cleanup_queue { 512 } else { 0 },
+            cleanup_fn_size: match minor {
+                ..=24 => 0,
+                25 => 8,
+                _ => 24,
+            },
             source: HeapLayoutSource::Table { minor },
         })
     }
@@ -297,6 +355,27 @@ fn from_dwarf(
     let nelems = get("runtime.mspan", "nelems")?;
     let offset = get("runtime.special", "offset")?;
     let kind = get("runtime.special", "kind")?;
+    // `finblock` became `finBlock` in Go 1.25.
+    let finblock = if size("runtime.finBlock").is_ok() {
+        "runtime.finBlock"
+    } else {
+        "runtime.finblock"
+    };
+    // The cleanup queue (Go 1.25+): all or nothing.
+    let cleanups = if size("runtime.cleanupQueue").is_ok() {
+        let header = "runtime.cleanupBlockHeader";
+        [
+            get("runtime.cleanupQueue", "all")?,
+            get("runtime.cleanupBlock", "cleanupBlockHeader")? + get(header, "alllink")?,
+            get("runtime.cleanupBlock", "cleanupBlockHeader")? + get(header, "n")?,
+            get("runtime.cleanupBlock", "cleanups")?,
+            size("runtime.cleanupBlock")?,
+            // `[N]*funcval` in Go 1.25, `[N]cleanupFn` from 1.26.
+            size("runtime.cleanupFn").unwrap_or(8),
+        ]
+    } else {
+        [0; 6]
+    };
     Ok(HeapLayout {
         mheap_allspans: get("runtime.mheap", "allspans")?,
         mheap_sweepgen: get("runtime.mheap", "sweepgen")?,
@@ -350,6 +429,17 @@ fn from_dwarf(
         special_kind: kind,
         special_size: size("runtime.special")?,
         kind_finalizer: table.kind_finalizer,
+        finblock_alllink: get(finblock, "alllink")?,
+        finblock_cnt: get(finblock, "cnt")?,
+        finblock_fin: get(finblock, "fin")?,
+        finblock_size: size(finblock)?,
+        finalizer_size: size("runtime.finalizer")?,
+        cleanupq_all: cleanups[0],
+        cleanupblock_alllink: cleanups[1],
+        cleanupblock_n: cleanups[2],
+        cleanupblock_cleanups: cleanups[3],
+        cleanupblock_size: cleanups[4],
+        cleanup_fn_size: cleanups[5],
         source: HeapLayoutSource::Dwarf,
     })
 }
@@ -363,7 +453,10 @@ mod tests {
         for minor in 21..=27 {
             let l = HeapLayout::for_minor(minor).expect("layout");
             assert!(l.span_specials < l.span_size && l.mheap_all_arenas < l.mheap_size);
-            assert_eq!(l.values().len(), 42, "{minor}");
+            assert_eq!(l.values().len(), 53, "{minor}");
+            assert!(l.finblock_fin + l.finalizer_size <= l.finblock_size);
+            assert_eq!(l.cleanupq_all != 0, minor >= 25, "{minor}");
+            assert!(l.cleanupblock_cleanups + l.cleanup_fn_size <= l.cleanupblock_size);
             let s = SudogOffsets::for_minor(minor).expect("sudog");
             assert_eq!((l.sudog_elem, l.sudog_waitlink), (s.elem, s.waitlink));
         }

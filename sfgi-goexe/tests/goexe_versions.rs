@@ -183,6 +183,14 @@ fn check_version(version: &str) {
         heap_table.values(),
         "go{version}: heap layout DWARF {heap_dwarf:?} vs table"
     );
+    // (`values()` includes the off-heap queues: `finblock`/`finBlock` on every version, the
+    // cleanup queue's `cleanupQueue`/`cleanupBlock` from Go 1.25, read from this DWARF.)
+    assert_eq!(heap_dwarf.cleanupq_all != 0, m >= 25, "go{version}");
+    assert_eq!(
+        (heap_dwarf.finblock_size, heap_dwarf.finalizer_size),
+        (4064, 40),
+        "go{version}"
+    );
     assert_eq!(
         stripped.heap_layout().map(|l| l.source),
         Some(sfgi_goexe::HeapLayoutSource::Table { minor: m })

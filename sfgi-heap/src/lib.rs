@@ -7,22 +7,25 @@
 //! lock stays unmarked can never be woken. This crate does the same from outside:
 //!
 //! - `memory`: what a pass reads through ([`Memory`], with a read budget in MB/s);
-//! - `locate`: where `runtime.mheap_`, the modules and `runtime.semtable` are in the target;
+//! - `locate`: where `runtime.mheap_`, the modules, `runtime.semtable`, `runtime.allfin` and
+//!   `runtime.gcCleanups` are in the target;
 //! - `spans`: every in-use heap span (`mheap_.allspans`), to map an address to its object;
 //! - `candidates`: which goroutines a proof may cover and what each waits on;
 //! - `reach`: the marking itself — roots are the data/bss of every module, the stacks of every
-//!   goroutine that is not a candidate, and the objects with finalizers or cleanups; heap
+//!   goroutine that is not a candidate, the objects with finalizers or cleanups, and the
+//!   finalizers and cleanups queued and not yet run (`queues`: off-heap blocks); heap
 //!   objects are scanned conservatively (every aligned word that points into an in-use span
 //!   counts); a candidate whose object becomes reachable becomes a root in turn, to a fixed
 //!   point;
 //! - `proof`: two passes some time apart, and what both agree on.
 //!
-//! Everything is bounded (bytes, objects, specials, sudogs), and whenever something a pass
+//! Everything is bounded (bytes, objects, specials, queue blocks, sudogs), and whenever something a pass
 //! needs cannot be read, the pass proves nothing and says why.
 mod candidates;
 mod locate;
 mod memory;
 pub mod proof;
+pub mod queues;
 mod reach;
 mod spans;
 
@@ -30,6 +33,7 @@ pub use candidates::{read_semtable, Candidate, Candidates, WaitKind};
 pub use locate::{locate_mheap, Globals};
 pub use memory::{FakeMemory, Memory, RemoteMemory};
 pub use proof::{ProofConfig, Prover};
+pub use queues::{queue_roots, MAX_QUEUE_BLOCKS};
 pub use reach::{reach, PassOutcome, Precise, Reach};
 pub use spans::{decode_span, Span, Spans};
 

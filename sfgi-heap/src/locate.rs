@@ -1,9 +1,11 @@
 //! Where the globals a pass starts from are in the target (runtime addresses): `runtime.mheap_`,
-//! `runtime.firstmoduledata` and `runtime.semtable`.
+//! `runtime.firstmoduledata`, `runtime.semtable`, `runtime.allfin` and `runtime.gcCleanups`.
 //!
 //! With a symbol table each is its symbol. Stripped: `firstmoduledata` is found in the file by
 //! `sfgi-goexe` (the writable word holding the `.gopclntab` address, then the module's tables),
-//! `semtable` from the code of `runtime.semacquire1`/`semrelease1` (`sfgi-trace`'s locator), and
+//! `semtable` from the code of `runtime.semacquire1`/`semrelease1`, `allfin` from the code of
+//! `runtime.queuefinalizer`/`markroot` and `gcCleanups` from that of `runtime.runCleanups`/
+//! `markroot` (`sfgi-trace`'s locators), and
 //! `mheap_` by its contents in the live `.bss`: the one place where `allspans`, `arenas` and
 //! `allArenas` are all plausible at the layout's offsets and the spans `allspans` lists read as
 //! real spans.
@@ -27,6 +29,10 @@ pub struct Globals {
     pub firstmoduledata: u64,
     /// `runtime.semtable`, when found (needed for sync waits before Go 1.26).
     pub semtable: Option<u64>,
+    /// `runtime.allfin`: the head of the list of every off-heap finalizer block.
+    pub allfin: u64,
+    /// `runtime.gcCleanups` (the off-heap cleanup queue) in Go 1.25+; `None` before.
+    pub cleanup_queue: Option<u64>,
 }
 
 impl Globals {
@@ -57,10 +63,30 @@ impl Globals {
                 None
             }
         };
+        // Queued finalizers and cleanups are roots: without them no pass may run.
+        let allfin = sfgi_trace::inventory::locate_allfin(bin)
+            .map_err(|e| HeapError::NotFound {
+                what: "runtime.allfin",
+                why: e.to_string(),
+            })?
+            .wrapping_add(bias);
+        let cleanup_queue = if layout.cleanupq_all == 0 {
+            None
+        } else {
+            let q = sfgi_trace::inventory::locate_cleanup_queue(bin, layout.cleanupq_all).map_err(
+                |e| HeapError::NotFound {
+                    what: "runtime.gcCleanups",
+                    why: e.to_string(),
+                },
+            )?;
+            Some(q.wrapping_add(bias))
+        };
         Ok(Globals {
             mheap,
             firstmoduledata,
             semtable,
+            allfin,
+            cleanup_queue,
         })
     }
 }

@@ -9,6 +9,7 @@
 use crate::candidates::{read_semtable, Candidates, WaitKind};
 use crate::locate::Globals;
 use crate::memory::Memory;
+use crate::queues::queue_roots;
 use crate::reach::{reach, Reach};
 use crate::spans::Spans;
 use crate::{u64_at, u8_at, HeapError};
@@ -118,6 +119,14 @@ impl Prover {
         let mut root_ranges = modules(mem, l, self.globals.firstmoduledata)?;
         let (special_ranges, root_objects) = specials(mem, l, &spans)?;
         root_ranges.extend(special_ranges);
+        // After the specials: the sweeper moves a finalizer or cleanup from its special to a
+        // queue, never back, so one that moves while the pass reads is seen in one or the other.
+        root_ranges.extend(queue_roots(
+            mem,
+            l,
+            self.globals.allfin,
+            self.globals.cleanup_queue,
+        )?);
         let outcome = reach(&Reach {
             mem,
             spans: &spans,
@@ -420,7 +429,11 @@ mod tests {
     const MHEAP: u64 = 0x60_0000;
     const MD: u64 = 0x50_0000;
     const DATA: u64 = 0x51_0000;
-    const MASK: u64 = 0x52_0000;
+    const ALLFIN: u64 = 0x52_0000;
+    const FINBLOCKS: u64 = 0x53_0000;
+    const CLEANUPQ: u64 = 0x58_0000;
+    const CLEANUPBLOCKS: u64 = 0x59_0000;
+    const MASK: u64 = 0x5a_0000;
 
     /// A heap of one span of 32 objects of 64 bytes at HEAP; objects are 8 words.
     struct World {
@@ -431,6 +444,10 @@ mod tests {
         data_mask: Option<(u64, Vec<u8>)>,
         layout: HeapLayout,
         goroutines: Vec<GoroutineInfo>,
+        /// Finalizer blocks on `allfin`'s list, in order: (cnt, words of `fin`).
+        fin_blocks: Vec<(u32, Vec<u64>)>,
+        /// Cleanup blocks on `gcCleanups.all`, in order: (n, words of `cleanups`).
+        cleanup_blocks: Vec<(u32, Vec<u64>)>,
     }
 
     impl World {
@@ -442,7 +459,38 @@ mod tests {
                 data_mask: None,
                 layout: HeapLayout::for_minor(minor).unwrap(),
                 goroutines: Vec::new(),
+                fin_blocks: Vec::new(),
+                cleanup_blocks: Vec::new(),
             }
+        }
+
+        /// Maps a list of off-heap blocks at `base` (one per 0x1000 bytes), linked through the
+        /// word at `link`, its head pointer at `head`.
+        #[allow(clippy::too_many_arguments)]
+        fn put_blocks(
+            &mut self,
+            head: u64,
+            base: u64,
+            blocks: &[(u32, Vec<u64>)],
+            size: u64,
+            link: u64,
+            count: u64,
+            entries: u64,
+        ) {
+            let addr = |i: usize| base + 0x1000 * i as u64;
+            for (i, (n, words)) in blocks.iter().enumerate() {
+                let mut b = vec![0u8; size as usize];
+                let next = if i + 1 < blocks.len() { addr(i + 1) } else { 0 };
+                b[link as usize..link as usize + 8].copy_from_slice(&next.to_le_bytes());
+                b[count as usize..count as usize + 4].copy_from_slice(&n.to_le_bytes());
+                for (k, w) in words.iter().enumerate() {
+                    let o = entries as usize + 8 * k;
+                    b[o..o + 8].copy_from_slice(&w.to_le_bytes());
+                }
+                self.mem.put(addr(i), b);
+            }
+            let first = if blocks.is_empty() { 0 } else { addr(0) };
+            self.mem.put_words(head, &[first]);
         }
 
         fn obj(i: u64) -> u64 {
@@ -544,12 +592,39 @@ mod tests {
             mheap[a + 1] = 1;
             mheap[a + 2] = 1;
             self.mem.put_words(MHEAP, &mheap);
+            let l = self.layout.clone();
+            let fin = std::mem::take(&mut self.fin_blocks);
+            self.put_blocks(
+                ALLFIN,
+                FINBLOCKS,
+                &fin,
+                l.finblock_size,
+                l.finblock_alllink,
+                l.finblock_cnt,
+                l.finblock_fin,
+            );
+            self.fin_blocks = fin;
+            let cleanups = std::mem::take(&mut self.cleanup_blocks);
+            if l.cleanupq_all != 0 {
+                self.put_blocks(
+                    CLEANUPQ + l.cleanupq_all,
+                    CLEANUPBLOCKS,
+                    &cleanups,
+                    l.cleanupblock_size,
+                    l.cleanupblock_alllink,
+                    l.cleanupblock_n,
+                    l.cleanupblock_cleanups,
+                );
+            }
+            self.cleanup_blocks = cleanups;
             Prover {
                 layout: self.layout.clone(),
                 globals: Globals {
                     mheap: MHEAP,
                     firstmoduledata: MD,
                     semtable: None,
+                    allfin: ALLFIN,
+                    cleanup_queue: (l.cleanupq_all != 0).then_some(CLEANUPQ),
                 },
                 config: ProofConfig {
                     gap: Duration::from_millis(1),
@@ -623,6 +698,111 @@ mod tests {
         assert_eq!(
             pointer_runs(0x1000, &[0b1100_1101, 0b1], 10),
             vec![(0x1000, 0x1008), (0x1010, 0x1020), (0x1030, 0x1048)]
+        );
+    }
+
+    /// A `finalizer` record (5 words) whose argument is `arg`.
+    fn finalizer(arg: u64) -> [u64; 5] {
+        [0x4a_0000, arg, 0, 0x4b_0000, 0x4c_0000]
+    }
+
+    #[test]
+    fn queued_finalizers_are_roots() {
+        for minor in [21, 24, 25, 27] {
+            let mut w = World::new(minor);
+            let c0 = World::obj(0);
+            // Object 6 (its finalizer queued, not yet run) references channel 0; goroutine 12
+            // waits on it: the finalizer may close it, so 12 is not proven.
+            w.set(6, 1, c0);
+            w.goroutine(12, GStatus::Waiting, "chan receive", &[c0], &[]);
+            // Two blocks: the first one's only entry is spent (cnt 0), the second holds the
+            // finalizer of object 7, then that of object 6.
+            let spent: Vec<u64> = finalizer(World::obj(6)).to_vec();
+            let queued: Vec<u64> = [finalizer(World::obj(7)), finalizer(World::obj(6))].concat();
+            w.fin_blocks = vec![(0, spent.clone()), (2, queued.clone())];
+            assert_eq!(proven(&mut w), Vec::<u64>::new(), "go1.{minor}");
+            // Once it has run (cnt excludes its slot; the words are still there), 12 is proven.
+            w.fin_blocks = vec![(0, spent), (1, queued)];
+            assert_eq!(proven(&mut w), vec![12], "go1.{minor}");
+        }
+    }
+
+    #[test]
+    fn queued_cleanups_are_roots() {
+        for minor in [25, 26, 27] {
+            let mut w = World::new(minor);
+            let c0 = World::obj(0);
+            // Object 6 (a cleanup's closure or argument) references channel 0.
+            w.set(6, 2, c0);
+            w.goroutine(12, GStatus::Waiting, "chan receive", &[c0], &[]);
+            let per = w.layout.cleanup_fn_size / 8;
+            let mut words = vec![0x4a_0000; (2 * per) as usize];
+            words[(2 * per - 1) as usize] = World::obj(6);
+            w.cleanup_blocks = vec![(2, words.clone())];
+            assert_eq!(proven(&mut w), Vec::<u64>::new(), "go1.{minor}");
+            w.cleanup_blocks = vec![(1, words)];
+            assert_eq!(proven(&mut w), vec![12], "go1.{minor}");
+        }
+    }
+
+    /// The reason a proof of `w` (goroutine 12 waiting on channel 0) was refused, with `f`
+    /// applied to its memory after it is laid out.
+    fn refusal(w: &mut World, f: impl FnOnce(&mut FakeMemory)) -> String {
+        w.goroutine(12, GStatus::Waiting, "chan send", &[World::obj(0)], &[]);
+        let p = w.prover();
+        f(&mut w.mem);
+        let gs = w.goroutines.clone();
+        let r = p.prove(&w.mem, || Ok::<_, String>(gs.clone()));
+        assert!(r.proven.is_empty(), "{r:?}");
+        r.refused.unwrap_or_default()
+    }
+
+    #[test]
+    fn unreadable_or_corrupt_queues_refuse_the_pass() {
+        let block = || (1, finalizer(World::obj(6)).to_vec());
+        // The head pointer cannot be read.
+        let mut w = World::new(27);
+        let why = refusal(&mut w, |m| {
+            m.regions.remove(&ALLFIN);
+        });
+        assert!(why.contains("finalizer block"), "{why}");
+        // A block cannot be read.
+        let mut w = World::new(21);
+        w.fin_blocks = vec![block(), block()];
+        let why = refusal(&mut w, |m| {
+            m.regions.remove(&(FINBLOCKS + 0x1000));
+        });
+        assert!(why.contains("finalizer block"), "{why}");
+        // A cycle.
+        let mut w = World::new(24);
+        w.fin_blocks = vec![block()];
+        let why = refusal(&mut w, |m| {
+            if let Some(b) = m.regions.get_mut(&FINBLOCKS) {
+                b[..8].copy_from_slice(&FINBLOCKS.to_le_bytes());
+            }
+        });
+        assert!(why.contains("loops"), "{why}");
+        // A count above the block's capacity (101 finalizers).
+        let mut w = World::new(27);
+        w.fin_blocks = vec![(102, Vec::new())];
+        assert!(refusal(&mut w, |_| {}).contains("at most 101"));
+        // A cleanup block that cannot be read; a cleanup queue not located.
+        let mut w = World::new(26);
+        w.cleanup_blocks = vec![(1, vec![World::obj(6); 3])];
+        let why = refusal(&mut w, |m| {
+            m.regions.remove(&CLEANUPBLOCKS);
+        });
+        assert!(why.contains("cleanup block"), "{why}");
+        let mut w = World::new(25);
+        w.goroutine(12, GStatus::Waiting, "chan send", &[World::obj(0)], &[]);
+        let mut p = w.prover();
+        p.globals.cleanup_queue = None;
+        let gs = w.goroutines.clone();
+        let r = p.prove(&w.mem, || Ok::<_, String>(gs.clone()));
+        assert!(r.proven.is_empty());
+        assert!(
+            r.refused.as_deref().unwrap_or("").contains("gcCleanups"),
+            "{r:?}"
         );
     }
 

@@ -35,7 +35,8 @@ pub struct Reach<'a> {
     pub mem: &'a dyn Memory,
     /// Its in-use heap spans.
     pub spans: &'a Spans,
-    /// Root ranges `[start, end)` scanned conservatively (module data/bss, special records).
+    /// Root ranges `[start, end)` scanned conservatively (module data/bss, special records, the
+    /// used part of the off-heap finalizer and cleanup queue blocks).
     pub root_ranges: Vec<(u64, u64)>,
     /// Objects that are roots themselves (objects with finalizers).
     pub root_objects: Vec<u64>,

@@ -1,7 +1,9 @@
 //! `sfgi_heap` against live Go processes of every supported version (the program of
 //! `tests/programs/proof`, normal and stripped), without probes: the globals are found in
-//! stripped binaries where the symbols say they are in normal ones, and one reachability pass
-//! over the running target finds the program's leaks unreachable and its look-alikes reachable.
+//! stripped binaries where the symbols say they are in normal ones (from code: `semtable`,
+//! `allfin`, `gcCleanups`), and one reachability pass over the running target finds the
+//! program's leaks unreachable and its look-alikes reachable (among them goroutines whose
+//! channel only a queued finalizer or cleanup references).
 //!
 //! Needs root (or CAP_SYS_PTRACE) to read the targets' memory, and the Go toolchains.
 use sfgi_goexe::GoBinary;
@@ -88,10 +90,31 @@ fn check_version(version: &str) {
                 bin.data_symbol("runtime.semtable").map(|s| s.0),
                 "{what}: semtable from code"
             );
+            // The finalizer and cleanup queues too.
+            let allfin = bin.data_symbol("runtime.allfin").map(|s| s.0);
+            assert!(allfin.is_some(), "{what}: no allfin symbol");
+            assert_eq!(
+                sfgi_trace::inventory::locate_allfin_in_code(&bin).ok(),
+                allfin,
+                "{what}: allfin from code"
+            );
+            assert_eq!(Some(g.allfin), allfin);
+            if minor >= 25 {
+                let q = bin.data_symbol("runtime.gcCleanups").map(|s| s.0);
+                assert!(q.is_some(), "{what}: no gcCleanups symbol");
+                assert_eq!(
+                    sfgi_trace::inventory::locate_cleanup_queue_in_code(&bin, layout.cleanupq_all)
+                        .ok(),
+                    q,
+                    "{what}: gcCleanups from code"
+                );
+                assert_eq!(g.cleanup_queue, q);
+            }
         } else {
             assert_eq!(by_scan.ok(), Some(g.mheap), "{what}");
         }
         assert!(g.semtable.is_some(), "{what}: semtable");
+        assert_eq!(g.cleanup_queue.is_some(), minor >= 25, "{what}: gcCleanups");
         let prover = Prover {
             layout,
             globals: g,

@@ -114,6 +114,12 @@ pub(crate) fn lea_targets(code: &[u8], entry: u64) -> BTreeSet<u64> {
     scan(code, entry).lea
 }
 
+/// Every target of a RIP-relative memory access other than `LEA` (loads, stores, compares,
+/// read-modify-writes) in the code.
+pub(crate) fn accessed_targets(code: &[u8], entry: u64) -> BTreeSet<u64> {
+    scan(code, entry).accessed
+}
+
 /// `allgs` from `runtime.allgadd`'s code: the unique A with A, A+8, A+16 all accessed.
 pub(crate) fn allgs_from_allgadd(code: &[u8], entry: u64) -> Result<u64, String> {
     let r = scan(code, entry);

@@ -279,6 +279,106 @@ pub fn locate_semtable_in_code(bin: &GoBinary) -> Result<u64, InventoryError> {
     }
 }
 
+/// Where `runtime.allfin` (the list of every off-heap finalizer block) is (link-time vaddr):
+/// the symbol if present, else from the code (see [`locate_allfin_in_code`]).
+pub fn locate_allfin(bin: &GoBinary) -> Result<u64, InventoryError> {
+    if let Some((addr, _)) = bin.data_symbol("runtime.allfin") {
+        return Ok(addr);
+    }
+    locate_allfin_in_code(bin)
+}
+
+/// Where `runtime.allfin` is according to the code alone (ignores `.symtab`): the one global in
+/// `.bss`/`.noptrbss` that both `runtime.queuefinalizer` (`finc.alllink = allfin; allfin =
+/// finc`) and `runtime.markroot` (`for fb := allfin; …`) load or store. In Go 1.21–1.27 the
+/// other globals they share (`finptrmask`) are only address-taken (`LEA`) by `markroot`.
+pub fn locate_allfin_in_code(bin: &GoBinary) -> Result<u64, InventoryError> {
+    let not_found = |why: String| InventoryError::Corrupt {
+        what: "runtime.allfin",
+        why,
+    };
+    let c =
+        shared_accessed(bin, &["runtime.queuefinalizer", "runtime.markroot"]).map_err(not_found)?;
+    match c.as_slice() {
+        [a] => Ok(*a),
+        _ => Err(not_found(format!(
+            "{} globals both queuefinalizer and markroot access: {c:x?}",
+            c.len()
+        ))),
+    }
+}
+
+/// Where `runtime.gcCleanups` (the cleanup queue, Go 1.25+) is (link-time vaddr): the symbol if
+/// present, else from the code (see [`locate_cleanup_queue_in_code`]). `all` is the offset of
+/// `cleanupQueue.all`.
+pub fn locate_cleanup_queue(bin: &GoBinary, all: u64) -> Result<u64, InventoryError> {
+    if let Some((addr, _)) = bin.data_symbol("runtime.gcCleanups") {
+        return Ok(addr);
+    }
+    locate_cleanup_queue_in_code(bin, all)
+}
+
+/// Where `runtime.gcCleanups` is according to the code alone (ignores `.symtab`): the one
+/// address Q in `.bss` that `runtime.runCleanups` takes (`LEA`, the receiver of
+/// `gcCleanups.dequeue()`) and whose `all` field (Q + `all`) `runtime.markroot` loads
+/// (`gcCleanups.all.Load()`).
+pub fn locate_cleanup_queue_in_code(bin: &GoBinary, all: u64) -> Result<u64, InventoryError> {
+    let not_found = |why: String| InventoryError::Corrupt {
+        what: "runtime.gcCleanups",
+        why,
+    };
+    if bin.arch() != Arch::Amd64 {
+        return Err(InventoryError::UnsupportedArch(bin.arch().to_string()));
+    }
+    let bss = bin
+        .section_range(".bss")
+        .ok_or_else(|| not_found("no .bss section".into()))?;
+    let (code, entry) = function_code(bin, "runtime.runCleanups").map_err(not_found)?;
+    let taken = locate::lea_targets(&code, entry);
+    let (code, entry) = function_code(bin, "runtime.markroot").map_err(not_found)?;
+    let loaded = locate::accessed_targets(&code, entry);
+    let c: Vec<u64> = taken
+        .into_iter()
+        .filter(|a| (bss.0..bss.1).contains(a))
+        .filter(|a| a.checked_add(all).is_some_and(|f| loaded.contains(&f)))
+        .collect();
+    match c.as_slice() {
+        [a] => Ok(*a),
+        _ => Err(not_found(format!(
+            "{} .bss addresses runCleanups takes whose +{all} markroot loads: {c:x?}",
+            c.len()
+        ))),
+    }
+}
+
+/// The globals in `.bss` or `.noptrbss` that every function of `funcs` accesses (not only
+/// `LEA`s), sorted.
+fn shared_accessed(bin: &GoBinary, funcs: &[&str]) -> Result<Vec<u64>, String> {
+    if bin.arch() != Arch::Amd64 {
+        return Err(format!("unsupported architecture {}", bin.arch()));
+    }
+    let ranges: Vec<(u64, u64)> = [".bss", ".noptrbss"]
+        .iter()
+        .filter_map(|s| bin.section_range(s))
+        .collect();
+    if ranges.is_empty() {
+        return Err("no .bss or .noptrbss section".into());
+    }
+    let mut common: Option<std::collections::BTreeSet<u64>> = None;
+    for f in funcs {
+        let (code, entry) = function_code(bin, f)?;
+        let t: std::collections::BTreeSet<u64> = locate::accessed_targets(&code, entry)
+            .into_iter()
+            .filter(|a| ranges.iter().any(|r| (r.0..r.1).contains(a)))
+            .collect();
+        common = Some(match common {
+            None => t,
+            Some(c) => c.intersection(&t).copied().collect(),
+        });
+    }
+    Ok(common.unwrap_or_default().into_iter().collect())
+}
+
 /// The code of function `name` (read from the binary's file) and its entry address.
 fn function_code(bin: &GoBinary, name: &str) -> Result<(Vec<u8>, u64), String> {
     let f = bin

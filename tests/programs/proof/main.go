@@ -6,7 +6,9 @@
 // a nil channel. Look-alikes (blocked as long, but what they wait on stays reachable): a
 // receive on a channel held by a global, a receive on a channel held by a live goroutine's
 // stack, a worker pool fed by a live producer, a Lock on a global mutex, a Wait on a WaitGroup
-// held by a live goroutine.
+// held by a live goroutine, a receive on a channel that only a queued finalizer references (the
+// runtime's off-heap finalizer queue is a root) and one that only a queued cleanup references
+// (`cleanup.go`: `runtime.AddCleanup`'s queue from Go 1.24; a finalizer again before).
 //
 // Prints `ready pid=PID`. On SIGUSR1 it asks its own runtime for the `goroutineleak` profile
 // (Go 1.27; nil before) and prints `runtime-leaked N` for each goroutine the runtime marked,
@@ -34,6 +36,11 @@ var (
 	globalCh = make(chan int)
 	globalMu sync.Mutex
 	sink     []byte
+	// Released on exit: the finalizer (and cleanup) goroutines block on them until then.
+	finGate     = make(chan int)
+	cleanupGate = make(chan int)
+	// Look-alikes set up before the program is ready (cleanup.go adds one).
+	setups = []func(){healthyFinalizer}
 )
 
 //go:noinline
@@ -165,6 +172,63 @@ func healthyWaitGroup() {
 	go blockWait(wg)
 }
 
+// An object with a pointer (not from the tiny allocator) to hang a finalizer or cleanup on.
+type box struct {
+	c   chan int
+	pad *int
+}
+
+// waitStarted waits (at most 5 s) for a blocking finalizer or cleanup to start running.
+func waitStarted(started chan struct{}) {
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		fmt.Fprintln(os.Stderr, "a blocking finalizer or cleanup did not start")
+	}
+}
+
+//go:noinline
+func blockFinWait(ch chan int) { <-ch }
+
+// dropBlocker drops an object whose finalizer blocks the finalizer goroutine on finGate, so that
+// every finalizer queued later stays in the runtime's queue (finq) until exit.
+//
+//go:noinline
+func dropBlocker(started chan struct{}) {
+	b := &box{pad: new(int)}
+	runtime.SetFinalizer(b, func(*box) {
+		close(started)
+		<-finGate
+	})
+}
+
+// dropFinalized drops an object whose finalizer closes ch: once queued, only the finalizer
+// queue references it (and, through it, ch).
+//
+//go:noinline
+func dropFinalized(ch chan int) {
+	x := &box{c: ch, pad: new(int)}
+	runtime.SetFinalizer(x, func(x *box) { close(x.c) })
+}
+
+// healthyFinalizer: n goroutines receive on a channel that only a queued finalizer references;
+// the finalizer will close it once the finalizer goroutine is released.
+//
+//go:noinline
+func healthyFinalizer() {
+	started := make(chan struct{})
+	dropBlocker(started)
+	runtime.GC()
+	waitStarted(started)
+	ch := make(chan int)
+	for i := 0; i < n; i++ {
+		go blockFinWait(ch)
+	}
+	dropFinalized(ch)
+	runtime.GC()
+	runtime.GC()
+}
+
 var leakedLine = regexp.MustCompile(`(?m)^goroutine (\d+) \[[^\]]*\(leaked\)`)
 
 func leakProfile() {
@@ -199,6 +263,12 @@ func main() {
 		healthyWaitGroup()
 	}
 	healthyPool()
+	// After the leaks: the collections they run would leave pointers to the leaks' objects in
+	// the runtime's buffers (write barrier, sudog caches) that Go 1.21's conservative scan of
+	// a P reads.
+	for _, setup := range setups {
+		setup()
+	}
 	// Garbage, so the heap has more than the few objects above, and GCs run.
 	go func() {
 		for !stop.Load() {
@@ -216,6 +286,8 @@ func main() {
 			continue
 		}
 		stop.Store(true)
+		close(finGate)
+		close(cleanupGate)
 		time.Sleep(100 * time.Millisecond)
 		return
 	}
