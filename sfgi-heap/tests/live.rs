@@ -123,16 +123,19 @@ fn check_version(version: &str) {
                 g_stack: bin.offsets().g_stack_lo,
             },
         };
-        // A pass is refused (rightly) when a running goroutine's stack moved while it was
-        // read — the program's ticker goroutine can, on a loaded machine: read the inventory
-        // again and retry, up to three tries, every refusal printed.
+        // A pass is refused (rightly) when a scanned goroutine's stack moved while it was
+        // read — a running one's growing, or a parked one's shrinking in a GC (the program's
+        // garbage goroutine keeps the GC busy, and a young goroutine's stack is halved at
+        // several GCs in a row): wait a little, read the inventory again and retry, up to
+        // five tries, every refusal printed.
         let mut tries = 0;
         let (inv, (found, candidates)) = loop {
             tries += 1;
             let inv = sfgi_trace::inventory::read(pid, &bin, 0).expect("inventory");
             match prover.pass(&mem, &inv.goroutines) {
-                Err(e) if e.to_string().contains("moved") && tries < 3 => {
+                Err(e) if e.to_string().contains("moved") && tries < 5 => {
                     eprintln!("{what}: pass try {tries} refused: {e}");
+                    std::thread::sleep(Duration::from_millis(300));
                 }
                 r => break (inv, r.expect("pass")),
             }
@@ -194,8 +197,9 @@ fn check_version(version: &str) {
                 sfgi_trace::inventory::read(pid, &bin, 0).map(|i| i.goroutines)
             });
             match &r.refused {
-                Some(why) if why.contains("moved") && tries < 3 => {
+                Some(why) if why.contains("moved") && tries < 5 => {
                     eprintln!("{what}: proof try {tries} refused: {why}");
+                    std::thread::sleep(Duration::from_millis(300));
                 }
                 _ => break r,
             }
