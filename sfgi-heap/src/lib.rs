@@ -34,7 +34,7 @@ pub use locate::{locate_mheap, Globals};
 pub use memory::{FakeMemory, Memory, RemoteMemory};
 pub use proof::{ProofConfig, Prover};
 pub use queues::{queue_roots, MAX_QUEUE_BLOCKS};
-pub use reach::{reach, PassOutcome, Precise, Reach};
+pub use reach::{build_type_mask, reach, PassOutcome, Precise, Reach};
 pub use spans::{decode_span, Span, Spans};
 
 /// Why a pass proved nothing.

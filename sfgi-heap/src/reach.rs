@@ -194,13 +194,26 @@ impl Marker<'_> {
         if size == 0 || ptr_bytes == 0 || ptr_bytes > size || !ptr_bytes.is_multiple_of(8) {
             return None;
         }
+        let ptr_words = ptr_bytes / 8;
+        let n = ptr_words.div_ceil(8);
+        if n > MAX_MASK {
+            return None;
+        }
         if self.precise.mask_on_demand && tflag & 16 != 0 {
             let p = self.mem.read_ranges(&[(gcdata, 8)]).ok()?.pop()??;
             gcdata = u64_at(&p, 0)?;
+            if gcdata == 0 {
+                // Not built yet (the runtime builds it at the first GC that scans such an
+                // object): build it the way the runtime would, from the type's structure.
+                let bits = build_type_mask(self.mem, typ)?;
+                return Some(TypeMask {
+                    size,
+                    ptr_words,
+                    bits,
+                });
+            }
         }
-        let ptr_words = ptr_bytes / 8;
-        let n = ptr_words.div_ceil(8);
-        if gcdata == 0 || n > MAX_MASK {
+        if gcdata == 0 {
             return None;
         }
         let bits = self
@@ -362,6 +375,119 @@ impl Marker<'_> {
     }
 }
 
+/// The pointer mask (1 bit per word of its `PtrBytes`) of the type at `typ` as the runtime's
+/// `buildGCMask` would build it, whether or not the runtime has; `None` if it cannot be read.
+pub fn build_type_mask(mem: &dyn Memory, typ: u64) -> Option<Vec<u8>> {
+    let b = mem.read_ranges(&[(typ, 16)]).ok()?.pop()??;
+    let words = u64_at(&b, 8)? / 8;
+    if words.div_ceil(8) > MAX_MASK {
+        return None;
+    }
+    let mut bits = vec![0u8; words.div_ceil(8) as usize];
+    let mut budget = MAX_MASK_STEPS;
+    build_mask(mem, typ, 0, &mut bits, 0, &mut budget)?;
+    Some(bits)
+}
+
+/// Type reads and copied mask words a [`build_mask`] may spend (a bound on hostile input).
+const MAX_MASK_STEPS: u64 = 1 << 20;
+
+/// `abi.Kind` of arrays and structs (`Kind_ & 31`).
+const KIND_ARRAY: u8 = 17;
+const KIND_STRUCT: u8 = 25;
+
+/// Writes the pointer mask of the type at `typ` into `bits` from word `at` on, as the runtime's
+/// `buildGCMask` (Go 1.24+) does for a type whose mask is built on demand: a type with its own
+/// mask (`TFlagGCMaskOnDemand` clear) copies it, an array repeats its element's, a struct places
+/// each pointerful field's at the field's offset. `None` when anything is unreadable,
+/// implausible, too deep or over budget: the caller then scans conservatively.
+fn build_mask(
+    mem: &dyn Memory,
+    typ: u64,
+    at: u64,
+    bits: &mut [u8],
+    depth: u32,
+    budget: &mut u64,
+) -> Option<()> {
+    if depth > 64 || *budget == 0 || typ == 0 || !typ.is_multiple_of(8) {
+        return None;
+    }
+    *budget -= 1;
+    let b = mem.read_ranges(&[(typ, 72)]).ok()?.pop()??;
+    let size = u64_at(&b, 0)?;
+    let ptr_bytes = u64_at(&b, 8)?;
+    let tflag = *b.get(20)?;
+    let kind = *b.get(23)? & 31;
+    let gcdata = u64_at(&b, 32)?;
+    if ptr_bytes == 0 {
+        return Some(());
+    }
+    let words = ptr_bytes / 8;
+    if ptr_bytes > size || !ptr_bytes.is_multiple_of(8) || at + words > 8 * bits.len() as u64 {
+        return None;
+    }
+    let mut set = |i: u64| {
+        if let Some(byte) = bits.get_mut((i / 8) as usize) {
+            *byte |= 1 << (i % 8);
+        }
+    };
+    if tflag & 16 == 0 {
+        *budget = budget.checked_sub(words)?;
+        let mask = mem
+            .read_ranges(&[(gcdata, words.div_ceil(8) as usize)])
+            .ok()?
+            .pop()??;
+        for i in 0..words {
+            if mask.get((i / 8) as usize)? >> (i % 8) & 1 == 1 {
+                set(at + i);
+            }
+        }
+        return Some(());
+    }
+    match kind {
+        KIND_ARRAY => {
+            let elem = u64_at(&b, 48)?;
+            let len = u64_at(&b, 64)?;
+            let elem_size = mem.read_ranges(&[(elem, 8)]).ok()?.pop()??;
+            let elem_size = u64_at(&elem_size, 0)?;
+            if elem_size == 0 || !elem_size.is_multiple_of(8) || len.checked_mul(elem_size)? > size
+            {
+                return None;
+            }
+            for i in 0..len {
+                build_mask(mem, elem, at + i * elem_size / 8, bits, depth + 1, budget)?;
+            }
+            Some(())
+        }
+        KIND_STRUCT => {
+            let fields = u64_at(&b, 56)?;
+            let n = u64_at(&b, 64)?;
+            if n > 1 << 16 {
+                return None;
+            }
+            let f = mem
+                .read_ranges(&[(fields, (n * 24) as usize)])
+                .ok()?
+                .pop()??;
+            for k in 0..n {
+                let ft = u64_at(&f, k * 24 + 8)?;
+                let off = u64_at(&f, k * 24 + 16)?;
+                let t = mem.read_ranges(&[(ft, 16)]).ok()?.pop()??;
+                let field_ptr_bytes = u64_at(&t, 8)?;
+                if field_ptr_bytes == 0 {
+                    continue;
+                }
+                if !off.is_multiple_of(8) || off.checked_add(field_ptr_bytes)? > size {
+                    return None;
+                }
+                build_mask(mem, ft, at + off / 8, bits, depth + 1, budget)?;
+            }
+            Some(())
+        }
+        _ => None,
+    }
+}
+
 /// Runs one pass: marks from the roots, promotes candidates whose objects are reachable, and
 /// returns the candidates left unreachable. Any unreadable range fails the pass.
 pub fn reach(r: &Reach<'_>) -> Result<PassOutcome, HeapError> {
@@ -439,4 +565,65 @@ pub fn reach(r: &Reach<'_>) -> Result<PassOutcome, HeapError> {
         marked: m.marked,
         promoted: n_promoted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::FakeMemory;
+
+    /// An `abi.Type` (72 bytes: the header, then an array's elem/len or a struct's fields).
+    fn ty(size: u64, ptr_bytes: u64, tflag: u8, kind: u8, gcdata: u64, extra: [u64; 3]) -> Vec<u8> {
+        let mut b = vec![0u8; 72];
+        b[0..8].copy_from_slice(&size.to_le_bytes());
+        b[8..16].copy_from_slice(&ptr_bytes.to_le_bytes());
+        b[20] = tflag;
+        b[23] = kind;
+        b[32..40].copy_from_slice(&gcdata.to_le_bytes());
+        for (k, w) in extra.iter().enumerate() {
+            b[48 + 8 * k..56 + 8 * k].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// A struct built on demand of a pointerless field and an array (built on demand) of 3
+    /// elements whose own mask is in the binary: the mask is the runtime's `buildGCMask`'s.
+    #[test]
+    fn builds_masks_built_on_demand() {
+        let mut m = FakeMemory::default();
+        const LEAF: u64 = 0x1000;
+        const LEAF_MASK: u64 = 0x1100;
+        const ARR: u64 = 0x2000;
+        const TOP: u64 = 0x3000;
+        const FIELDS: u64 = 0x4000;
+        const NOPTR: u64 = 0x5000;
+        // leaf: struct { p *int; n int }.
+        m.put(LEAF, ty(16, 8, 0, KIND_STRUCT, LEAF_MASK, [0; 3]));
+        m.put(LEAF_MASK, vec![0b01]);
+        // [3]leaf: pointers at words 0, 2, 4.
+        m.put(ARR, ty(48, 40, 16, KIND_ARRAY, 0x9999, [LEAF, 0, 3]));
+        m.put(NOPTR, ty(24, 0, 0, 25, 0, [0; 3]));
+        // struct { x [3]int; a [3]leaf; y int }: pointers at words 3, 5, 7.
+        m.put(TOP, ty(80, 64, 16, KIND_STRUCT, 0x9999, [0, FIELDS, 2]));
+        let mut f = vec![0u8; 48];
+        f[8..16].copy_from_slice(&NOPTR.to_le_bytes());
+        f[32..40].copy_from_slice(&ARR.to_le_bytes());
+        f[40..48].copy_from_slice(&24u64.to_le_bytes());
+        m.put(FIELDS, f);
+        assert_eq!(build_type_mask(&m, TOP), Some(vec![0b1010_1000]));
+        assert_eq!(build_type_mask(&m, ARR), Some(vec![0b1_0101]));
+        // An on-demand type of another kind, a field past the end, a missing element type:
+        // nothing built (the object is then scanned word by word).
+        m.put(0x6000, ty(80, 64, 16, 20, 0, [0; 3]));
+        assert_eq!(build_type_mask(&m, 0x6000), None);
+        m.put(ARR, ty(48, 40, 16, KIND_ARRAY, 0x9999, [0x7000, 0, 3]));
+        assert_eq!(build_type_mask(&m, TOP), None);
+        m.put(ARR, ty(48, 40, 16, KIND_ARRAY, 0x9999, [LEAF, 0, 3]));
+        let mut f = vec![0u8; 48];
+        f[32..40].copy_from_slice(&ARR.to_le_bytes());
+        f[40..48].copy_from_slice(&48u64.to_le_bytes());
+        f[8..16].copy_from_slice(&NOPTR.to_le_bytes());
+        m.put(FIELDS, f);
+        assert_eq!(build_type_mask(&m, TOP), None);
+    }
 }

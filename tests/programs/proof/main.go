@@ -229,6 +229,17 @@ func healthyFinalizer() {
 	runtime.GC()
 }
 
+// bigStruct's pointer mask (20 100 words) is too large to be stored in the binary: from Go 1.24
+// the runtime builds it on demand, at the first GC that scans bigTyped. sfgi-heap's live test
+// checks the mask SFGI builds itself (for a process whose GC has not run yet) against it.
+type bigStruct struct {
+	a [10000]*int
+	n [100]int
+	b [10000]*byte
+}
+
+var bigTyped = new(bigStruct)
+
 var leakedLine = regexp.MustCompile(`(?m)^goroutine (\d+) \[[^\]]*\(leaked\)`)
 
 func leakProfile() {
