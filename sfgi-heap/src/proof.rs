@@ -137,6 +137,7 @@ impl Prover {
             precise: crate::reach::Precise {
                 headers: l.malloc_headers,
                 mask_on_demand: l.gcmask_on_demand,
+                g_stack: self.config.g_stack,
             },
         })?;
         self.stacks_unmoved(mem, goroutines, &candidates, &outcome.unreachable)?;
@@ -699,6 +700,33 @@ mod tests {
             pointer_runs(0x1000, &[0b1100_1101, 0b1], 10),
             vec![(0x1000, 0x1008), (0x1010, 0x1020), (0x1030, 0x1048)]
         );
+    }
+
+    /// A goroutine's `g` is a small heap object scanned word by word but for `g.stack`: its
+    /// `stack.hi`, one past the end of the stack, may equal the start of an unrelated object.
+    #[test]
+    fn a_gs_stack_bounds_keep_nothing_alive() {
+        for minor in [21, 27] {
+            let mut w = World::new(minor);
+            let c0 = World::obj(0);
+            // Object 11 (adjacent to a stack, say) references channel 0; goroutine 12 waits on it.
+            w.set(11, 0, c0);
+            w.goroutine(12, GStatus::Waiting, "chan send", &[c0], &[]);
+            // A dead goroutine's g is object 10 (reachable from a global, as allgs is), its
+            // stack.hi = object 11, its sched.sp word too (not skipped: a real word).
+            w.goroutine(3, GStatus::Dead, "", &[], &[]);
+            let g = World::obj(10);
+            if let Some(d) = w.goroutines.last_mut() {
+                d.g_addr = g;
+            }
+            w.set(10, 0, 0x1000);
+            w.set(10, 1, World::obj(11));
+            w.data[2] = g;
+            assert_eq!(proven(&mut w), vec![12], "go1.{minor}");
+            // A pointer elsewhere in the g does keep it alive.
+            w.set(10, 5, World::obj(11));
+            assert_eq!(proven(&mut w), Vec::<u64>::new(), "go1.{minor}");
+        }
     }
 
     /// A `finalizer` record (5 words) whose argument is `arg`.

@@ -101,6 +101,11 @@ pub struct Precise {
     pub headers: bool,
     /// Whether `TFlagGCMaskOnDemand` exists.
     pub mask_on_demand: bool,
+    /// Offset of `g.stack` (`{lo, hi uintptr}`) in `runtime.g`: in the `g` of every goroutine
+    /// (a heap object of under 512 bytes, otherwise scanned word by word) these two words are
+    /// skipped, as Go's GC does (they are `uintptr`s): `stack.hi`, one past the stack's end,
+    /// can equal the start of an unrelated heap object.
+    pub g_stack: u64,
 }
 
 struct Marker<'a> {
@@ -118,6 +123,8 @@ struct Marker<'a> {
     marked: u64,
     /// With debug logging: object → where the pointer to it was found (address of the word).
     why: Option<std::collections::HashMap<u64, u64>>,
+    /// The `g` of every goroutine (see [`Precise::g_stack`]).
+    g_objects: HashSet<u64>,
 }
 
 impl Marker<'_> {
@@ -240,6 +247,14 @@ impl Marker<'_> {
             None
         };
         let Some((span, base)) = typed else {
+            if self.g_objects.contains(&start) {
+                let mut b = bytes.to_vec();
+                let at = self.precise.g_stack as usize;
+                if let Some(stack) = b.get_mut(at..at + 16) {
+                    stack.fill(0);
+                }
+                return self.scan(start, &b);
+            }
             return self.scan(start, bytes);
         };
         // A piece of a large object (objects are read in pieces of PIECE bytes) is scanned
@@ -504,6 +519,7 @@ pub fn reach(r: &Reach<'_>) -> Result<PassOutcome, HeapError> {
         work: Vec::new(),
         marked: 0,
         why: log::log_enabled!(log::Level::Trace).then(std::collections::HashMap::new),
+        g_objects: r.goroutines.iter().map(|g| g.g_addr).collect(),
     };
     let is_candidate: HashSet<usize> = r.candidates.list.iter().map(|c| c.index).collect();
     for (i, g) in r.goroutines.iter().enumerate() {
