@@ -636,6 +636,24 @@ pub fn contains_func(site: &str, func: &str) -> bool {
     })
 }
 
+/// The sum of the samples of `name` in a Prometheus text exposition whose labels include all of
+/// `labels` (`None`: no such sample).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut sum = None;
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        if n == name && labels.iter().all(|want| rest.contains(want)) {
+            if let Ok(v) = value.trim().parse::<f64>() {
+                *sum.get_or_insert(0.0) += v;
+            }
+        }
+    }
+    sum
+}
+
 /// Pretty JSON for failure messages.
 pub fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())

@@ -351,10 +351,7 @@ pub struct PprofPolls {
 impl PprofPolls {
     /// Reads them from a `/metrics` text.
     pub fn from_metrics(text: &str) -> Option<PprofPolls> {
-        let value = |name: &str| -> Option<f64> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        };
+        let value = |name: &str| crate::metric_sum(text, name, &[]);
         let count = value("sfgi_inventory_scan_seconds_count")?;
         let sum = value("sfgi_inventory_scan_seconds_sum")?;
         Some(PprofPolls {

@@ -252,20 +252,6 @@ fn check(version: &str, stripped: bool, runs: usize) {
     }
 }
 
-/// The sum of the samples of `name` in a Prometheus text exposition whose labels include all of
-/// `labels` (`None`: no such sample).
-fn metric_sum(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    let mut sum = None;
-    for l in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = l.rsplit_once(' ')?;
-        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-        if n == name && labels.iter().all(|want| rest.contains(want)) {
-            *sum.get_or_insert(0.0) += value.parse::<f64>().ok()?;
-        }
-    }
-    sum
-}
-
 /// `watch --prove --listen`: the proofs show in `/metrics` — how many ran, the last one's
 /// candidates, bytes and time, whether it was refused — and the proven goroutines as
 /// `sfgi_leaked_goroutines{status="proven"}`.
