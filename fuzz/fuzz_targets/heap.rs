@@ -93,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
         put(&mut md, l.md_ebss, 0x70_0200);
         put(&mut md, l.md_next, 0);
         // Pointer masks (32 words of data, 32 of bss) from the input, or a wrong size.
-        put(&mut md, l.md_gcdatamask, if data[2] & 4 == 4 { 32 } else { 31 });
+        put(
+            &mut md,
+            l.md_gcdatamask,
+            if data[2] & 4 == 4 { 32 } else { 31 },
+        );
         put(&mut md, l.md_gcdatamask + 8, 0x70_01f8);
         put(&mut md, l.md_gcbssmask, 32);
         put(&mut md, l.md_gcbssmask + 8, 0x70_01fc);
